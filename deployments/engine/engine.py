@@ -1,0 +1,262 @@
+"""KVEngine: prefill a context under a press into a CompressedKV, and decode from one.
+
+Contract:
+- ``prefill(context, press_spec) -> CompressedKV``: runs the context once under the press,
+  exactly as kvpress's ``kv-press-text-generation`` pipeline does (same chat-template split,
+  same forward call), and returns the pruned cache. Per-head presses are stored ragged.
+- ``generate(ckv, question, sampling)`` yields ``GenerationStep`` objects, one per token, then
+  a final step with ``finish_reason``. Positions continue at ``ckv.meta.next_position`` like the
+  pipeline. The stored ``ckv`` is never mutated: decoding works on a per-request copy.
+- One model is shared by all requests of a process. kvpress keeps per-head masks on the attention
+  modules, so every forward runs under ``self._lock`` with the request's own masks installed;
+  concurrent generations interleave token by token.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+import torch
+from transformers import DynamicCache
+
+from deployments.engine.detokenizer import StreamingDetokenizer
+from deployments.engine.model_loader import LoadedModel
+from deployments.engine.presses import ResolvedPress, resolve
+from deployments.engine.prompt import Message, PromptError, PromptFrame, PromptRenderer
+from deployments.engine.sampling import SamplingParams, TokenChoice, TokenSampler
+from kvpool.compressed_kv import CompressedKV, KVMeta, layer_from_mask
+from kvpool.errors import KVFleetError
+from kvpool.press_spec import NO_PRESS, PressSpec
+
+Context = str | list[Message] | list[int]
+ProgressCallback = Callable[[str, float], None]
+_REROTATING = ("key_rerotation",)
+
+
+class ContextTooLongError(KVFleetError, ValueError):
+    """Context (+ question + max_tokens) exceeds the model's positions (HTTP 413)."""
+
+
+@dataclass(frozen=True)
+class GenerationStep:
+    """One generated token (``text`` is the newly decided text), or the final step (token None)."""
+
+    token: TokenChoice | None
+    text: str
+    finish_reason: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class KVEngine:
+    def __init__(self, loaded: LoadedModel, model_name: str):
+        self.model = loaded.model
+        self.tokenizer = loaded.tokenizer
+        self.model_name = model_name
+        self.renderer = PromptRenderer(self.tokenizer)
+        self.device = next(self.model.parameters()).device
+        self.max_positions = int(getattr(self.model.config, "max_position_embeddings", 1 << 30))
+        self._layers = self._attention_modules()
+        self._lock = threading.RLock()
+        eos = self.model.generation_config.eos_token_id
+        self.eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+
+    # ---------------------------------------------------------------- prefill
+    def frame_for(self, context: Context) -> tuple[PromptFrame, list[int]]:
+        """Render a context (text, chat messages, or raw token ids) and tokenize it."""
+        if isinstance(context, str):
+            frame = self.renderer.document_frame(context)
+        elif context and all(isinstance(t, int) for t in context):
+            return PromptFrame("tokens", ""), list(context)
+        else:
+            frame = self.renderer.chat_frame(list(context))
+        return frame, self.renderer.encode(frame.prefix_text)
+
+    def prefill(self, context: Context, spec: PressSpec = NO_PRESS,
+                progress: ProgressCallback | None = None) -> CompressedKV:
+        """Read ``context`` once under ``spec``'s press; raises PressSpecError, ContextTooLongError."""
+        resolved = resolve(spec)
+        frame, token_ids = self.frame_for(context)
+        return self.prefill_ids(token_ids, resolved, frame, progress)
+
+    def prefill_ids(self, token_ids: list[int], resolved: ResolvedPress, frame: PromptFrame,
+                    progress: ProgressCallback | None = None) -> CompressedKV:
+        if not token_ids:
+            raise PromptError("context must not be empty")
+        if len(token_ids) >= self.max_positions:
+            raise ContextTooLongError(f"context has {len(token_ids)} tokens; this model reads at most "
+                                      f"{self.max_positions - 1} (leave room for the question)")
+        press = resolved.press
+        if len(token_ids) < resolved.spec.min_tokens or resolved.phase == "decoding":
+            press = None
+        if progress:
+            progress("prefill", 0.0)
+        ids = torch.tensor([token_ids], device=self.device)
+        cache = DynamicCache()
+        with self._lock, torch.inference_mode(), self._attn(resolved.attn_implementation):
+            with press(self.model) if press is not None else contextlib.nullcontext():
+                self.model.model(input_ids=ids, past_key_values=cache)
+            masks = self._take_masks(cache)
+        if progress:
+            progress("prefill", 1.0)
+        layers = tuple(layer_from_mask(cache.layers[i].keys, cache.layers[i].values, masks[i])
+                       for i in range(len(cache.layers)))
+        rerotated = press is not None and resolved.spec.name in _REROTATING
+        entries = sum(layer.kept_entries() for layer in layers)
+        heads = int(self.model.config.num_key_value_heads)
+        meta = KVMeta(
+            model_id=self.model_name, press=resolved.spec.model_dump(mode="json"),
+            original_tokens=len(token_ids), kept_tokens=entries / (len(layers) * heads),
+            next_position=cache.get_seq_length() if rerotated else len(token_ids),
+            dtype=str(layers[0].keys.dtype).removeprefix("torch."), num_layers=len(layers),
+            num_kv_heads=heads, head_dim=int(layers[0].keys.shape[-1]), query_agnostic=resolved.query_agnostic,
+            prompt=frame.to_json(), token_ids=tuple(token_ids),
+        )
+        return CompressedKV(layers, meta)
+
+    # ---------------------------------------------------------------- decode
+    def question_ids(self, ckv: CompressedKV, question: str | list[Message] | list[int]) -> list[int]:
+        """Token ids to feed after ``ckv`` for a question (text, chat messages, or raw ids)."""
+        if isinstance(question, list) and question and all(isinstance(t, int) for t in question):
+            return list(question)
+        frame = PromptFrame.from_json(ckv.meta.prompt)
+        return self.renderer.encode(self.renderer.question_text(frame, question))
+
+    def generate(self, ckv: CompressedKV, question: str | list[Message] | list[int],
+                 sampling: SamplingParams = SamplingParams(), decode_press: PressSpec | None = None,
+                 cancelled: Callable[[], bool] = lambda: False) -> Iterator[GenerationStep]:
+        """Stream an answer to ``question`` from the stored cache ``ckv`` (never mutated)."""
+        ids = self.question_ids(ckv, question)
+        return self.generate_ids(ckv, ids, sampling, decode_press, cancelled)
+
+    def generate_ids(self, ckv: CompressedKV, input_ids: list[int], sampling: SamplingParams = SamplingParams(),
+                     decode_press: PressSpec | None = None,
+                     cancelled: Callable[[], bool] = lambda: False) -> Iterator[GenerationStep]:
+        if not input_ids:
+            raise PromptError("the question must not be empty")
+        start = ckv.meta.next_position
+        if start + len(input_ids) + sampling.max_tokens > self.max_positions:
+            raise ContextTooLongError(
+                f"context ({ckv.meta.original_tokens}) + question ({len(input_ids)}) + max_tokens "
+                f"({sampling.max_tokens}) exceeds the model's {self.max_positions} positions")
+        if ckv.meta.model_id != self.model_name:
+            raise KVFleetError(f"cache was built by model {ckv.meta.model_id!r}, this engine serves {self.model_name!r}")
+        press = self._decoding_press(ckv, decode_press)
+        return self._decode_loop(ckv, input_ids, sampling, press, cancelled)
+
+    def _decode_loop(self, ckv: CompressedKV, input_ids: list[int], sampling: SamplingParams,
+                     press: Any, cancelled: Callable[[], bool]) -> Iterator[GenerationStep]:
+        cache, masks = self._working_cache(ckv)
+        sampler = TokenSampler(sampling, self.device)
+        detok = StreamingDetokenizer(self.tokenizer, sampling.stop)
+        ids = torch.tensor([input_ids], device=self.device)
+        positions = torch.arange(ckv.meta.next_position, ckv.meta.next_position + len(input_ids),
+                                 device=self.device).unsqueeze(0)
+        finish, produced = "length", 0
+        for step in range(sampling.max_tokens):
+            if cancelled():
+                finish = "cancelled"
+                break
+            logits = self._forward(ids, positions, cache, masks, press)
+            choice = sampler(logits)
+            produced += 1
+            text = detok.push(choice.token_id)
+            if choice.token_id in self.eos_ids and not sampling.ignore_eos:
+                finish = "stop"
+                yield GenerationStep(choice, text, None, len(input_ids), produced)
+                break
+            yield GenerationStep(choice, text, None, len(input_ids), produced)
+            if detok.stopped_by is not None:
+                finish = "stop"
+                break
+            ids = torch.tensor([[choice.token_id]], device=self.device)
+            positions = positions[:, -1:] + 1
+        yield GenerationStep(None, detok.flush(), finish, len(input_ids), produced)
+
+    def answer(self, ckv: CompressedKV, question: str | list[Message], sampling: SamplingParams = SamplingParams(),
+               decode_press: PressSpec | None = None) -> tuple[str, list[int], str]:
+        """Convenience: the whole answer as (text, token ids, finish_reason)."""
+        text, tokens, finish = [], [], None
+        for step in self.generate(ckv, question, sampling, decode_press):
+            text.append(step.text)
+            if step.token is not None:
+                tokens.append(step.token.token_id)
+            finish = step.finish_reason or finish
+        return "".join(text), tokens, finish or "length"
+
+    # ---------------------------------------------------------------- internals
+    def _attention_modules(self) -> list[torch.nn.Module]:
+        base = self.model.model
+        base = base.language_model if hasattr(base, "language_model") else base
+        return [layer.self_attn for layer in base.layers]
+
+    def _take_masks(self, cache: DynamicCache) -> list[torch.Tensor | None]:
+        """Collect (and clear) kvpress's per-head masks as ``[heads, T]`` bool tensors."""
+        masks: list[torch.Tensor | None] = []
+        for i, module in enumerate(self._layers):
+            indices = getattr(module, "masked_key_indices", None)
+            module.masked_key_indices = None
+            if indices is None:
+                masks.append(None)
+                continue
+            _, heads, length, _ = cache.layers[i].keys.shape
+            mask = torch.zeros((heads, length), dtype=torch.bool, device=cache.layers[i].keys.device)
+            mask[indices[1], indices[2]] = True
+            masks.append(mask)
+        return masks
+
+    def _working_cache(self, ckv: CompressedKV) -> tuple[DynamicCache, list[tuple | None]]:
+        """A private DynamicCache (copy) of ``ckv`` on the model device + per-layer masked indices."""
+        if ckv.device != self.device:
+            ckv = ckv.to(self.device)
+        pairs, pads = ckv.padded_layers()
+        cache = DynamicCache()
+        for i, (keys, values) in enumerate(pairs):
+            cache.update(keys, values, i)  # DynamicLayer concatenates onto an empty tensor: a copy
+        masks = []
+        for pad in pads:
+            if pad is None:
+                masks.append(None)
+            else:
+                heads, seq = torch.nonzero(pad, as_tuple=True)
+                masks.append((torch.zeros_like(heads), heads, seq))
+        return cache, masks
+
+    def _forward(self, ids: torch.Tensor, positions: torch.Tensor, cache: DynamicCache,
+                 masks: list[tuple | None], press: Any) -> torch.Tensor:
+        with self._lock, torch.inference_mode():
+            for module, mask in zip(self._layers, masks):
+                module.masked_key_indices = mask
+            try:
+                with press(self.model) if press is not None else contextlib.nullcontext():
+                    out = self.model(input_ids=ids, past_key_values=cache, position_ids=positions, logits_to_keep=1)
+            finally:
+                for module in self._layers:
+                    module.masked_key_indices = None
+        return out.logits[0, -1]
+
+    def _decoding_press(self, ckv: CompressedKV, override: PressSpec | None) -> Any:
+        spec = override or PressSpec.model_validate(ckv.meta.press)
+        resolved = resolve(spec)
+        if resolved.phase == "prefill":
+            return None
+        if ckv.is_ragged:
+            raise KVFleetError("a decoding press cannot run on a per-head (ragged) cache; "
+                               "use a dense prefill press with it")
+        return resolved.press
+
+    @contextlib.contextmanager
+    def _attn(self, required: str | None) -> Iterator[None]:
+        current = self.model.config._attn_implementation
+        if required is None or required == current:
+            yield
+            return
+        self.model.set_attn_implementation(required)
+        try:
+            yield
+        finally:
+            self.model.set_attn_implementation(current)
