@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 import torch
+from kvpress import BasePress
 from transformers import DynamicCache
 
 from deployments.engine.detokenizer import StreamingDetokenizer
@@ -232,7 +233,7 @@ class KVEngine:
             for module, mask in zip(self._layers, masks):
                 module.masked_key_indices = mask
             try:
-                with press(self.model) if press is not None else contextlib.nullcontext():
+                with self._step_hooks(press):
                     out = self.model(input_ids=ids, past_key_values=cache, position_ids=positions, logits_to_keep=1)
             finally:
                 for module in self._layers:
@@ -248,6 +249,17 @@ class KVEngine:
             raise KVFleetError("a decoding press cannot run on a per-head (ragged) cache; "
                                "use a dense prefill press with it")
         return resolved.press
+
+    def _step_hooks(self, press: Any) -> contextlib.AbstractContextManager:
+        """Register a decoding press's hooks for one forward step.
+
+        ``BasePress.__call__`` adds and removes the hooks; the press's own ``__call__`` would also
+        reset its decoding buffers on exit, which must survive across the steps of a generation
+        (other requests' steps run between ours, so hooks cannot stay registered).
+        """
+        if press is None:
+            return contextlib.nullcontext()
+        return BasePress.__call__(press, self.model)
 
     @contextlib.contextmanager
     def _attn(self, required: str | None) -> Iterator[None]:

@@ -1,0 +1,67 @@
+"""kvfleet's engine answers exactly like kvpress's own pipeline (greedy, same context and questions)."""
+
+import pytest
+
+from deployments.engine.presses import resolve
+from deployments.engine.sampling import SamplingParams
+from kvpool import PressSpec
+from tests.conftest import document
+
+QUESTIONS = ["What is the secret code of the vault?", "Where was Alice born?", "When is the meeting?"]
+
+SPECS = [
+    {"name": "none"},
+    {"name": "knorm", "compression_ratio": 0.5},
+    {"name": "snapkv", "compression_ratio": 0.5},
+    {"name": "streaming_llm", "compression_ratio": 0.5},
+    {"name": "expected_attention", "compression_ratio": 0.5},
+    {"name": "tova", "compression_ratio": 0.5},
+    {"name": "adakv", "compression_ratio": 0.5, "presses": [{"name": "snapkv"}]},  # per-head, stored ragged
+    {"name": "composed", "presses": [{"name": "knorm", "compression_ratio": 0.3},
+                                     {"name": "streaming_llm", "compression_ratio": 0.3}]},
+]
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s["name"])
+def test_greedy_answers_token_identical_to_pipeline(engine, kvpress_pipeline, spec):
+    context = document(40)
+    press_spec = PressSpec.model_validate(spec)
+    ckv = engine.prefill(context, press_spec)
+    ours = [engine.answer(ckv, q, SamplingParams(max_tokens=24))[0] for q in QUESTIONS]
+    reference = kvpress_pipeline(context, questions=QUESTIONS, press=resolve(press_spec).press,
+                                 max_new_tokens=24)["answers"]
+    assert ours == reference
+
+
+def test_per_head_press_is_stored_ragged_and_really_smaller(engine):
+    context = document(40)
+    full = engine.prefill(context, PressSpec())
+    ada = engine.prefill(context, PressSpec.model_validate(
+        {"name": "adakv", "compression_ratio": 0.5, "presses": [{"name": "snapkv"}]}))
+    assert ada.is_ragged
+    heads = ada.layers[0].head_lengths
+    assert heads is not None and len(set(heads)) > 1 or any(len(set(l.head_lengths or ())) > 1 for l in ada.layers)
+    assert abs(ada.nbytes / full.nbytes - 0.5) < 0.02
+
+
+@pytest.mark.slow
+def test_kvzip_token_identical_to_pipeline(engine, kvpress_pipeline):
+    context = document(20)
+    spec = PressSpec(name="kvzip", compression_ratio=0.5)
+    ckv = engine.prefill(context, spec)
+    ours = [engine.answer(ckv, q, SamplingParams(max_tokens=16))[0] for q in QUESTIONS[:2]]
+    reference = kvpress_pipeline(context, questions=QUESTIONS[:2], press=resolve(spec).press,
+                                 max_new_tokens=16)["answers"]
+    assert ours == reference
+
+
+def test_decoding_press_matches_pipeline(engine, kvpress_pipeline):
+    context = document(10)
+    spec = PressSpec.model_validate({"name": "decoding", "presses": [{"name": "knorm"}],
+                                     "compression_interval": 4, "target_size": 96})
+    ckv = engine.prefill(context, spec)
+    assert ckv.meta.kept_tokens == ckv.meta.original_tokens  # decoding presses leave the prefill alone
+    ours = engine.answer(ckv, QUESTIONS[0], SamplingParams(max_tokens=24))[0]
+    reference = kvpress_pipeline(context, question=QUESTIONS[0], press=resolve(spec).press,
+                                 max_new_tokens=24)["answer"]
+    assert ours == reference
