@@ -1,0 +1,70 @@
+"""ControlPlaneConfig: every control-plane setting, one closed pydantic model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class ControlPlaneConfig(BaseModel):
+    """Settings of the control plane; ``AppConfig`` composes it. Unknown keys are an error.
+
+    - ``store`` / ``store_path``: durable store backend (``sqlite`` or ``memory``) and its file (a
+      path on the head node or a mounted volume on Kubernetes).
+    - ``sqlite_synchronous``: ``NORMAL`` survives a killed process (WAL); ``FULL`` also a power cut.
+    - ``placement_policy``: ``least_bytes``, ``power_of_two`` or ``affinity`` (which falls back to
+      ``affinity_fallback`` when no replica shares the owner or context); ``placement_seed`` makes
+      randomised policies reproducible.
+    - ``pressure_threshold`` / ``pressure_target``: a replica whose device bytes exceed
+      threshold x capacity sheds sessions until it is at or below target x capacity; migration
+      targets are only filled up to the target.
+    - ``victim_order``: which sessions leave an over-full replica first (``lru`` or ``largest``).
+    - ``migration_retries``: failed transfer attempts retried before falling back to a re-prefill.
+    - ``max_migrations_per_tick``: cap on plans one ``tick`` returns (bounds the burst of transfers).
+    - ``heartbeat_timeout_s``: a replica silent this long is declared dead.
+    - ``default_ttl_s``: idle TTL of sessions created without one (None: never expire).
+    - ``disk_copies_survive_replica_death``: a dead replica's disk-tier entries are readable
+      (node-local disk or shared volume) and are transferred instead of re-prefilled.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    store: Literal["sqlite", "memory"] = "sqlite"
+    store_path: Path = Path("kvfleet-control.sqlite3")
+    sqlite_synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
+    sqlite_busy_timeout_s: float = Field(default=5.0, gt=0)
+    placement_policy: str = "power_of_two"
+    affinity_fallback: str = "power_of_two"
+    affinity_max_pressure: float = Field(default=0.9, gt=0)
+    placement_seed: int | None = None
+    pressure_threshold: float = Field(default=0.9, gt=0)
+    pressure_target: float = Field(default=0.75, gt=0)
+    victim_order: str = "lru"
+    migration_retries: int = Field(default=2, ge=0)
+    max_migrations_per_tick: int = Field(default=64, ge=1)
+    heartbeat_timeout_s: float = Field(default=15.0, gt=0)
+    default_ttl_s: float | None = Field(default=3600.0, gt=0)
+    disk_copies_survive_replica_death: bool = True
+
+    @model_validator(mode="after")
+    def _names_and_marks(self) -> "ControlPlaneConfig":
+        # Imported here: the registries import policy modules that read this config.
+        from control_plane.migration.victims import VICTIM_ORDERS
+        from control_plane.placement.registry import PLACEMENT_POLICIES
+
+        for field, value, valid in (
+            ("placement_policy", self.placement_policy, PLACEMENT_POLICIES),
+            ("affinity_fallback", self.affinity_fallback, PLACEMENT_POLICIES),
+            ("victim_order", self.victim_order, VICTIM_ORDERS),
+        ):
+            if value not in valid:
+                raise ValueError(f"{field}={value!r} is not registered; choose one of: {', '.join(sorted(valid))}")
+        if self.affinity_fallback == "affinity":
+            raise ValueError("affinity_fallback cannot be 'affinity' itself; choose least_bytes or power_of_two")
+        if self.pressure_target > self.pressure_threshold:
+            raise ValueError(f"pressure_target ({self.pressure_target}) must be <= pressure_threshold "
+                             f"({self.pressure_threshold})")
+        return self
+

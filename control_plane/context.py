@@ -1,0 +1,42 @@
+"""SessionContext: what a session was built from, kept durably so it can be re-prefilled."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, model_validator
+
+
+class SessionContext(BaseModel):
+    """Exactly one of ``token_ids``, ``text`` or ``messages`` (chat messages as OpenAI dicts).
+
+    Token ids are preferred: re-prefilling them reproduces the cache exactly, without depending on
+    the tokenizer or chat template version.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    token_ids: tuple[int, ...] | None = None
+    text: str | None = None
+    messages: tuple[dict[str, Any], ...] | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> "SessionContext":
+        given = [name for name in ("token_ids", "text", "messages") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "a session context needs exactly one of token_ids, text or messages; "
+                f"got {', '.join(given) or 'none'}"
+            )
+        return self
+
+    def canonical_json(self) -> str:
+        """Stable JSON of the one field that is set (equal contexts give equal strings)."""
+        return json.dumps(self.model_dump(mode="json", exclude_none=True), sort_keys=True, separators=(",", ":"))
+
+    def digest(self, model: str) -> str:
+        """Content hash of ``model`` + this context (hex, 16 chars); used for affinity placement."""
+        payload = f"{model}\n{self.canonical_json()}".encode()
+        return hashlib.blake2b(payload, digest_size=8).hexdigest()
