@@ -55,3 +55,7 @@ class QueryAwareCacheError(KVFleetError, ValueError):
 
 class RecompressError(KVFleetError):
     """Re-compression was asked for but is not configured, or the recompressor broke its contract."""
+
+
+class PoolConfigError(KVFleetError, ValueError):
+    """A KVPool cannot start with this configuration here (e.g. a CUDA tier on a machine without CUDA)."""

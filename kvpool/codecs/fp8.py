@@ -9,9 +9,11 @@ device cannot cast to float8 (use ``int8`` there).
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
-from kvpool.codecs.base import Codec, row_scales
+from kvpool.codecs.row_scaled import RowScaledCodec, row_scales
 from kvpool.errors import CodecError
 
 FP8_DTYPE = getattr(torch, "float8_e4m3fn", None)
@@ -19,7 +21,12 @@ FP8_MAX = 448.0
 
 
 def fp8_supported(device: torch.device | str = "cpu") -> bool:
-    """True if tensors on ``device`` can be cast to and from float8 e4m3 here."""
+    """True if tensors on ``device`` can be cast to and from float8 e4m3 here (probed once per device)."""
+    return _probe(str(torch.device(device)))
+
+
+@functools.lru_cache(maxsize=None)
+def _probe(device: str) -> bool:
     if FP8_DTYPE is None:
         return False
     try:
@@ -29,7 +36,7 @@ def fp8_supported(device: torch.device | str = "cpu") -> bool:
     return bool(probe.eq(1).all())
 
 
-class FP8Codec(Codec):
+class FP8Codec(RowScaledCodec):
     name = "fp8"
 
     def encode_tensor(self, tensor: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -39,6 +46,3 @@ class FP8Codec(Codec):
         scale = row_scales(tensor, FP8_MAX)
         scaled = (tensor.to(scale.dtype) / scale).clamp_(-FP8_MAX, FP8_MAX)
         return scaled.to(FP8_DTYPE), scale
-
-    def decode_tensor(self, encoded: torch.Tensor, scale: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-        return (encoded.to(scale.dtype) * scale).to(dtype)

@@ -1,4 +1,4 @@
-"""Codec ``int8``: symmetric per-row (per head and token) int8 with a float32 scale per row.
+"""Codec ``int8``: symmetric per-row (per head and token) int8 with a float32 scale per row (see row_scaled).
 
 ``q = round(x / s)`` clamped to [-127, 127] with ``s = max|x_row| / 127``; decoding returns
 ``q * s``. Error bound per element: ``|x - decode(encode(x))| <= s / 2 = max|x_row| / 254`` (plus
@@ -10,18 +10,15 @@ from __future__ import annotations
 
 import torch
 
-from kvpool.codecs.base import Codec, row_scales
+from kvpool.codecs.row_scaled import RowScaledCodec, row_scales
 
 INT8_MAX_CODE = 127.0
 
 
-class Int8Codec(Codec):
+class Int8Codec(RowScaledCodec):
     name = "int8"
 
     def encode_tensor(self, tensor: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         scale = row_scales(tensor, INT8_MAX_CODE)
         codes = torch.round(tensor.to(scale.dtype) / scale).clamp_(-INT8_MAX_CODE, INT8_MAX_CODE)
         return codes.to(torch.int8), scale
-
-    def decode_tensor(self, encoded: torch.Tensor, scale: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-        return (encoded.to(scale.dtype) * scale).to(dtype)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import torch
-
 from kvpool.codecs.base import Codec
 from kvpool.compressed_kv import CompressedKV
 from kvpool.errors import CodecError
@@ -21,9 +19,3 @@ class NoneCodec(Codec):
         if ckv.meta.codec != "none":
             raise CodecError(f"cache is encoded with {ckv.meta.codec!r}; use kvpool.codecs.decode()")
         return ckv
-
-    def encode_tensor(self, tensor: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return tensor, tensor.new_ones((*tensor.shape[:-1], 1))
-
-    def decode_tensor(self, encoded: torch.Tensor, scale: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-        return encoded.to(dtype)

@@ -1,0 +1,86 @@
+"""KVPoolConfig: the one closed settings model of a KVPool (composed into the app's AppConfig)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from kvpool.codecs.registry import codec_names
+from kvpool.eviction.registry import policy_names
+from kvpool.sizes import parse_bytes
+
+
+class RecompressConfig(BaseModel):
+    """Re-prune instead of dropping: when the last tier must evict, victims are first pruned
+    tighter, ``step_ratio`` at a time, until they reach ``max_compression_ratio``; only then are
+    they evicted. Needs a ``recompressor`` passed to the KVPool."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = False
+    step_ratio: float = Field(default=0.25, gt=0.0, lt=1.0,
+                              description="added to an entry's compression ratio at each re-prune")
+    max_compression_ratio: float = Field(default=0.9, gt=0.0, lt=1.0,
+                                         description="floor: never drop more than this fraction of the original tokens")
+
+
+class KVPoolConfig(BaseModel):
+    """Budgets are bytes of tensor data actually held (``CompressedKV.nbytes``); sizes may be written
+    as ``"512MiB"``. Tiers, fastest first: ``device`` (only when ``device`` names a CUDA device),
+    host memory (always), ``disk`` (only when ``disk_dir`` is set)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    host_budget_bytes: int = Field(default=1 << 30, ge=0)
+    device: str | None = Field(default=None, description="CUDA device of the accelerator tier, e.g. 'cuda:0'")
+    device_budget_bytes: int = Field(default=0, ge=0)
+    disk_dir: Path | None = None
+    disk_budget_bytes: int = Field(default=0, ge=0)
+    eviction_policy: str = "lru"
+    default_codec: str = "none"
+    recompress: RecompressConfig = RecompressConfig()
+    recent_events: int = Field(default=1024, ge=1, description="events kept for polling")
+    remembered_removals: int = Field(default=10_000, ge=0,
+                                     description="freed/evicted handles remembered for clear errors")
+    stats_series_len: int = Field(default=256, ge=1, description="samples kept per access-statistics time series")
+
+    @field_validator("host_budget_bytes", "device_budget_bytes", "disk_budget_bytes", mode="before")
+    @classmethod
+    def _parse_size(cls, value: object) -> object:
+        return parse_bytes(value) if isinstance(value, str) else value
+
+    @field_validator("eviction_policy", "default_codec")
+    @classmethod
+    def _normalise_name(cls, name: str) -> str:
+        return name.strip().lower()
+
+    @field_validator("eviction_policy")
+    @classmethod
+    def _known_policy(cls, name: str) -> str:
+        if name not in policy_names():
+            raise ValueError(f"unknown eviction policy {name!r}; valid names: {', '.join(policy_names())}")
+        return name
+
+    @field_validator("default_codec")
+    @classmethod
+    def _known_codec(cls, name: str) -> str:
+        if name not in codec_names():
+            raise ValueError(f"unknown codec {name!r}; valid names: {', '.join(codec_names())}")
+        return name
+
+    @field_validator("device")
+    @classmethod
+    def _cuda_only(cls, device: str | None) -> str | None:
+        if device is not None and not device.startswith("cuda"):
+            raise ValueError(f"device must name a CUDA device ('cuda' or 'cuda:N'), got {device!r}; "
+                             "leave it unset for host memory only")
+        return device
+
+    @model_validator(mode="after")
+    def _tiers_have_budgets(self) -> "KVPoolConfig":
+        if (self.device is None) != (self.device_budget_bytes == 0):
+            raise ValueError("set device and device_budget_bytes together (or neither)")
+        if (self.disk_dir is None) != (self.disk_budget_bytes == 0):
+            raise ValueError("set disk_dir and disk_budget_bytes together (or neither)")
+        return self
