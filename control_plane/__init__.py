@@ -23,11 +23,12 @@ from control_plane.migration import (
 )
 from control_plane.placement import PlacementDecision, PlacementPolicy, PlacementRequest, make_placement_policy
 from control_plane.pool_events import PoolEventKind
-from control_plane.replica import ReplicaStats, ReplicaView, Tier, TierBytes
+from control_plane.replica import ReplicaStats, ReplicaView, TierBytes
 from control_plane.session import SessionRecord
 from control_plane.states import ALLOWED_TRANSITIONS, SessionState
 from control_plane.store import MemorySessionStore, SessionStore, SQLiteSessionStore, open_store
 from control_plane.ttl import expired_sessions
+from kvpool.handles import Tier
 
 __all__ = [
     "ALLOWED_TRANSITIONS", "ANONYMOUS_OWNER", "AdminEvent", "AdminEventId", "AdminEventStatus", "ClusterView",

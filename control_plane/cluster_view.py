@@ -19,9 +19,10 @@ from typing import Any, Iterator, Mapping
 from control_plane.errors import SessionNotReady, UnknownReplica, UnknownSession
 from control_plane.ids import NodeId, ReplicaId, SessionId
 from control_plane.pool_events import PoolEventFacts, owner_copy_changed, owner_copy_lost
-from control_plane.replica import ReplicaStats, ReplicaView, Tier, TierBytes
+from control_plane.replica import ReplicaStats, ReplicaView, TierBytes
 from control_plane.session import SessionRecord
 from control_plane.states import SessionState
+from kvpool.handles import Tier
 from control_plane.ttl import expired_sessions
 
 
@@ -252,7 +253,7 @@ class ClusterView:
         if record is None or record.replica != replica_id:
             return None
         if facts.holds_copy:
-            updated = owner_copy_changed(record, facts)
+            updated = owner_copy_changed(record, facts, self._replicas[replica_id].primary_tier)
         elif any(e.replica_id == replica_id for e in self._copies.get(record.id, {}).values()):
             updated = None  # another entry of this session still lives on the owner
         else:

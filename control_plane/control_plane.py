@@ -27,10 +27,11 @@ from control_plane.migration import (
 from control_plane.migration_jobs import MigrationJobs
 from control_plane.placement import PlacementDecision, PlacementPolicy, PlacementRequest, make_placement_policy
 from control_plane.recovery import recover_records
-from control_plane.replica import ReplicaStats, ReplicaView, Tier
+from control_plane.replica import ReplicaStats, ReplicaView, resting_state
 from control_plane.session import SessionRecord
 from control_plane.states import SessionState
 from control_plane.store import SessionStore, open_store
+from kvpool.handles import Tier
 from kvpool.press_spec import NO_PRESS, PressSpec
 
 log = logging.getLogger(__name__)
@@ -104,11 +105,15 @@ class ControlPlane:
         return record, decision
 
     def mark_loaded(self, session_id: SessionId, *, read_tokens: int, kept_tokens: int, stored_bytes: int,
-                    codec: str = "none", tier: Tier = Tier.DEVICE) -> SessionRecord:
-        """The prefill finished and the pool holds the cache: LOADING -> READY (InvalidTransition otherwise)."""
-        record = self.view.session(session_id).transition(
-            SessionState.READY if tier is Tier.DEVICE else SessionState.SPILLED, read_tokens=read_tokens,
-            kept_tokens=kept_tokens, stored_bytes=stored_bytes, codec=codec, tier=tier)
+                    codec: str = "none", tier: Tier | None = None) -> SessionRecord:
+        """The prefill finished and the pool holds the cache (in ``tier``, default the replica's
+        primary tier): LOADING -> READY, or SPILLED if it landed lower. InvalidTransition otherwise."""
+        record = self.view.session(session_id)
+        replica = self.view.find_replica(record.replica) if record.replica else None
+        primary = replica.primary_tier if replica else None
+        tier = tier or primary or Tier.HOST
+        record = record.transition(resting_state(tier, primary), read_tokens=read_tokens, kept_tokens=kept_tokens,
+                                   stored_bytes=stored_bytes, codec=codec, tier=tier)
         self._save(record)
         return record
 

@@ -5,7 +5,7 @@ The HTTP status the serving layer should map each one to is named in its docstri
 
 from __future__ import annotations
 
-from kvpool.errors import CapacityError, KVFleetError
+from kvpool.errors import CapacityError, KVFleetError, UnknownNameError
 
 
 class ControlPlaneError(KVFleetError):
@@ -36,8 +36,11 @@ class InsufficientCapacity(ControlPlaneError, CapacityError):
     """Replicas are up, but none has room for the requested bytes (HTTP 429)."""
 
 
-class UnknownPolicy(ControlPlaneError, ValueError):
-    """A config names a placement policy, victim order or store that is not registered."""
+class UnknownPolicy(ControlPlaneError, UnknownNameError):
+    """A placement policy, victim order or store name that is not registered.
+
+    ``UnknownPolicy(kind, name, valid)`` says ``unknown <kind> '<name>'; valid names: ...``.
+    """
 
 
 class InvalidMigration(ControlPlaneError, ValueError):

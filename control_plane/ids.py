@@ -5,8 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import NewType
 
-SessionId = NewType("SessionId", str)
-"""A session's id as clients see it (``sess_<hex>``)."""
+from kvpool.handles import SessionId  # a session's id as clients see it (``sess_<hex>``); kvpool tags entries with it
 
 ReplicaId = NewType("ReplicaId", str)
 """A serving replica (one KV pool); the Serve shell uses the replica's actor name."""

@@ -18,7 +18,7 @@ from control_plane.errors import ControlPlaneError, InvalidMigration, UnknownMig
 from control_plane.ids import JobId, SessionId
 from control_plane.migration.job import MigrationJob, MigrationStep, StepResult
 from control_plane.migration.plan import MigrationMethod, MigrationPlan
-from control_plane.replica import Tier
+from control_plane.replica import resting_state
 from control_plane.session import SessionRecord
 from control_plane.states import MOVABLE_STATES, SessionState
 from control_plane.store.base import SessionStore
@@ -119,9 +119,9 @@ class MigrationJobs:
             if record is None or target is None or not target.alive:
                 raise InvalidMigration("session deleted" if record is None else f"target {job.plan.target} is gone")
             entry = next((e for e in self.view.copies_of(record.id) if e.replica_id == target.replica_id), None)
+            tier = entry.tier if entry else target.primary_tier
             self.save(record.transition(
-                SessionState.READY if entry is None or entry.tier is Tier.DEVICE else SessionState.SPILLED,
-                replica=target.replica_id, node=target.node, tier=entry.tier if entry else Tier.DEVICE,
+                resting_state(tier, target.primary_tier), replica=target.replica_id, node=target.node, tier=tier,
                 stored_bytes=entry.stored_bytes if entry else record.stored_bytes, target_replica=None, failure=None,
             ))
         except ControlPlaneError as exc:
@@ -140,7 +140,8 @@ class MigrationJobs:
         if job.succeeded or record is None:
             return
         if record.state is SessionState.MIGRATING and self._serves(record):
-            back = SessionState.READY if record.tier is Tier.DEVICE else SessionState.SPILLED
+            source = self.view.find_replica(record.replica)
+            back = resting_state(record.tier, source.primary_tier if source else None)
             self.save(record.transition(back, target_replica=None))
         elif record.state in (SessionState.MIGRATING, SessionState.REBUILDING):
             if record.state is SessionState.MIGRATING:

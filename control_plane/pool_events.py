@@ -14,23 +14,30 @@ from typing import Any, Mapping
 
 from control_plane.errors import PoolEventError
 from control_plane.ids import SessionId
-from control_plane.replica import Tier
+from control_plane.replica import parse_tier, resting_state
 from control_plane.session import SessionRecord
 from control_plane.states import SessionState
+from kvpool.handles import Tier
 
 
 class PoolEventKind(str, Enum):
+    """The kinds kvpool.events.EventKind emits (same values)."""
+
     STORED = "stored"
     SPILLED = "spilled"
     PROMOTED = "promoted"
     RECOMPRESSED = "recompressed"
+    QUANTIZED = "quantized"
+    DEQUANTIZED = "dequantized"
+    PINNED = "pinned"
+    UNPINNED = "unpinned"
     EVICTED = "evicted"
     FREED = "freed"
 
 
-HOLDING_KINDS = frozenset({PoolEventKind.STORED, PoolEventKind.SPILLED, PoolEventKind.PROMOTED,
-                           PoolEventKind.RECOMPRESSED})
-"""After these events the replica holds the entry (in ``tier``, ``stored_bytes`` big)."""
+REMOVING_KINDS = frozenset({PoolEventKind.EVICTED, PoolEventKind.FREED})
+"""After these the replica no longer holds the entry; after every other kind it holds it, in
+``tier``, ``stored_bytes`` big."""
 
 BYTES_FIELDS = ("nbytes", "stored_bytes", "bytes")
 """Field names read, first present wins, for the entry's size in bytes."""
@@ -69,23 +76,22 @@ class PoolEventFacts:
             raise PoolEventError(f"pool event {kind.value} has no tier")
         session = get("session_id")
         return cls(kind=kind, handle=str(handle), session_id=SessionId(str(session)) if session else None,
-                   tier=Tier.parse(get("tier")), stored_bytes=int(size))
+                   tier=parse_tier(get("tier")), stored_bytes=int(size))
 
     @property
     def holds_copy(self) -> bool:
-        return self.kind in HOLDING_KINDS
+        return self.kind not in REMOVING_KINDS
 
 
-def owner_copy_changed(record: SessionRecord, facts: PoolEventFacts) -> SessionRecord | None:
+def owner_copy_changed(record: SessionRecord, facts: PoolEventFacts, primary_tier: Tier) -> SessionRecord | None:
     """How the owner replica's copy changing (moved tier, resized) changes the record; None if not.
 
-    READY <-> SPILLED follows the tier (device vs host/disk); other states only track tier and bytes.
+    READY <-> SPILLED follows the tier (the replica's ``primary_tier`` vs a slower one); other
+    states only track tier and bytes.
     """
     state = record.state
-    if state is SessionState.READY and facts.tier is not Tier.DEVICE:
-        state = SessionState.SPILLED
-    elif state is SessionState.SPILLED and facts.tier is Tier.DEVICE:
-        state = SessionState.READY
+    if state in (SessionState.READY, SessionState.SPILLED):
+        state = resting_state(facts.tier, primary_tier)
     if state is record.state and record.tier is facts.tier and record.stored_bytes == facts.stored_bytes:
         return None
     if state is record.state:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from control_plane.replica import Tier
+from control_plane.replica import resting_state
 from control_plane.session import SessionRecord
 from control_plane.states import SessionState
 
@@ -20,8 +20,9 @@ def recover_record(record: SessionRecord) -> SessionRecord | None:
     """The record to store after a restart, or None when it is fine as is.
 
     - LOADING -> REBUILDING without target (re-prefilled from its stored context).
-    - MIGRATING with a source copy -> READY (device) or SPILLED on the source; the planners decide
-      again whether to move it. Without a source copy -> REBUILDING without target.
+    - MIGRATING with a source copy -> READY (device or host tier; disk: SPILLED) on the source; the
+      next pool event of that copy corrects READY/SPILLED, and the planners decide again whether to
+      move it. Without a source copy -> REBUILDING without target.
     - REBUILDING with a target -> target cleared (its rebuild is planned again).
     """
     if record.state is SessionState.LOADING:
@@ -31,8 +32,7 @@ def recover_record(record: SessionRecord) -> SessionRecord | None:
         if record.tier is None or record.replica is None:
             return record.transition(SessionState.REBUILDING, replica=None, node=None, tier=None,
                                      target_replica=None, failure=f"{_RESTART} while migrating from a lost copy")
-        back = SessionState.READY if record.tier is Tier.DEVICE else SessionState.SPILLED
-        return record.transition(back, target_replica=None)
+        return record.transition(resting_state(record.tier, None), target_replica=None)
     if record.state is SessionState.REBUILDING and record.target_replica is not None:
         return record.updated(target_replica=None)
     return None

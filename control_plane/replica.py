@@ -7,7 +7,6 @@ snapshot the policies read. Neither talks to a replica: the Serve shell feeds th
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from enum import Enum
 from types import MappingProxyType
 from typing import Mapping
 
@@ -15,31 +14,40 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from control_plane.errors import PoolEventError
 from control_plane.ids import NodeId, ReplicaId
+from control_plane.states import SessionState
+from kvpool.handles import Tier
 
 
-class Tier(str, Enum):
-    """Where a KV pool holds a cache, fastest first."""
-
-    DEVICE = "device"
-    HOST = "host"
-    DISK = "disk"
-
-    @classmethod
-    def parse(cls, value: "Tier | str") -> "Tier":
-        """Accept a Tier, its value, or a common alias (gpu/cuda/accelerator, cpu); else PoolEventError."""
-        if isinstance(value, Tier):
-            return value
-        raw = str(getattr(value, "value", value)).lower()
-        tier = _TIER_ALIASES.get(raw)
-        if tier is None:
-            raise PoolEventError(f"unknown tier {value!r}; expected one of {sorted(_TIER_ALIASES)}")
-        return tier
-
+TIER_ORDER: tuple[Tier, ...] = (Tier.DEVICE, Tier.HOST, Tier.DISK)
+"""Tiers fastest first (kvpool's Tier)."""
 
 _TIER_ALIASES: Mapping[str, Tier] = MappingProxyType({
     "device": Tier.DEVICE, "gpu": Tier.DEVICE, "cuda": Tier.DEVICE, "accelerator": Tier.DEVICE,
     "host": Tier.HOST, "cpu": Tier.HOST, "disk": Tier.DISK,
 })
+
+
+def parse_tier(value: object) -> Tier:
+    """A Tier from a Tier, any enum with a tier value, or a name/alias (gpu, cuda, cpu ...);
+    PoolEventError lists the accepted names."""
+    if isinstance(value, Tier):
+        return value
+    tier = _TIER_ALIASES.get(str(getattr(value, "value", value)).lower())
+    if tier is None:
+        raise PoolEventError(f"unknown tier {value!r}; expected one of {sorted(_TIER_ALIASES)}")
+    return tier
+
+
+def resting_state(tier: Tier | None, primary_tier: Tier | None) -> SessionState:
+    """READY when a copy sits in its replica's fastest tier, SPILLED when it sits lower.
+
+    With the replica unknown (``primary_tier`` None), host or device counts as READY.
+    """
+    if tier is None:
+        raise ValueError("a session without a copy has no resting state")
+    if primary_tier is None:
+        return SessionState.SPILLED if tier is Tier.DISK else SessionState.READY
+    return SessionState.READY if TIER_ORDER.index(tier) <= TIER_ORDER.index(primary_tier) else SessionState.SPILLED
 
 
 @dataclass(frozen=True)
@@ -52,7 +60,7 @@ class TierBytes:
 
     @classmethod
     def from_mapping(cls, values: Mapping[Tier | str, int]) -> "TierBytes":
-        return cls(**{Tier.parse(tier).value: int(n) for tier, n in values.items()})
+        return cls(**{parse_tier(tier).value: int(n) for tier, n in values.items()})
 
     def get(self, tier: Tier) -> int:
         return getattr(self, tier.value)
@@ -98,21 +106,28 @@ class ReplicaView:
         """Alive and not draining: may receive new sessions and migrations."""
         return self.alive and not self.draining
 
-    def free_bytes(self, tier: Tier = Tier.DEVICE) -> int:
-        """Capacity minus bytes held in ``tier`` (zero when over budget)."""
+    @property
+    def primary_tier(self) -> Tier:
+        """The fastest tier this replica has (device on GPU replicas, host on CPU ones): where new
+        caches land and what pressure is measured on."""
+        return next((tier for tier in TIER_ORDER if self.capacity_bytes.get(tier) > 0), Tier.HOST)
+
+    def free_bytes(self, tier: Tier | None = None) -> int:
+        """Capacity minus bytes held in ``tier`` (default: the primary tier); zero when over budget."""
+        tier = tier or self.primary_tier
         return max(0, self.capacity_bytes.get(tier) - self.held_bytes.get(tier))
 
     def free_bytes_total(self) -> int:
         """Free bytes summed over every tier (what the pool can absorb by spilling)."""
-        return sum(self.free_bytes(tier) for tier in Tier)
+        return sum(self.free_bytes(tier) for tier in TIER_ORDER)
 
-    def pressure(self, extra_device_bytes: int = 0) -> float:
-        """Device bytes held (plus ``extra_device_bytes``) over device capacity.
+    def pressure(self, extra_bytes: int = 0) -> float:
+        """Bytes held in the primary tier (plus ``extra_bytes``) over its capacity; 1.0 is full.
 
-        1.0 means full. A replica without device capacity reports 0.0 when empty, else inf.
+        A replica without capacity reports 0.0 when empty, else inf.
         """
-        held = self.held_bytes.device + extra_device_bytes
-        capacity = self.capacity_bytes.device
+        tier = self.primary_tier
+        held, capacity = self.held_bytes.get(tier) + extra_bytes, self.capacity_bytes.get(tier)
         if capacity <= 0:
             return 0.0 if held <= 0 else float("inf")
         return held / capacity

@@ -12,8 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from control_plane.context import SessionContext
 from control_plane.ids import ANONYMOUS_OWNER, NodeId, ReplicaId, SessionId
-from control_plane.replica import Tier
 from control_plane.states import SERVABLE_STATES, SessionState, check_transition
+from kvpool.handles import Tier
 from kvpool.press_spec import PressSpec
 
 

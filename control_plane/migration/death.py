@@ -7,9 +7,10 @@ from control_plane.config import ControlPlaneConfig
 from control_plane.ids import ReplicaId
 from control_plane.migration.plan import MigrationMethod, MigrationPlan, MigrationReason
 from control_plane.migration.targets import TargetPicker
-from control_plane.replica import Tier
+from control_plane.replica import TIER_ORDER
 from control_plane.session import SessionRecord
 from control_plane.states import MOVABLE_STATES
+from kvpool.handles import Tier
 
 
 def plan_replica_death(view: ClusterView, replica_id: ReplicaId, config: ControlPlaneConfig,
@@ -59,7 +60,7 @@ def surviving_copy(view: ClusterView, record: SessionRecord, dead_replica: Repli
     entries = view.copies_of(record.id)
     alive = [e for e in entries if e.replica_id != dead_replica and view.replica(e.replica_id).alive]
     if alive:
-        return min(alive, key=lambda e: (list(Tier).index(e.tier), e.replica_id))
+        return min(alive, key=lambda e: (TIER_ORDER.index(e.tier), e.replica_id))
     if config.disk_copies_survive_replica_death:
         return next((e for e in entries if e.replica_id == dead_replica and e.tier is Tier.DISK), None)
     return None

@@ -7,7 +7,7 @@ from control_plane.config import ControlPlaneConfig
 from control_plane.migration.plan import MigrationMethod, MigrationPlan, MigrationReason
 from control_plane.migration.targets import TargetPicker
 from control_plane.migration.victims import VictimOrder, victim_order
-from control_plane.replica import ReplicaView, Tier
+from control_plane.replica import ReplicaView
 from control_plane.states import MOVABLE_STATES, SessionState
 
 
@@ -16,8 +16,9 @@ def plan_pressure_relief(view: ClusterView, config: ControlPlaneConfig,
     """TRANSFER plans that bring every alive replica above ``pressure_threshold`` back down to
     ``pressure_target``, without pushing any target above ``pressure_target``.
 
-    Only READY/SPILLED, unpinned sessions whose copy is in the device tier are moved (moving
-    anything else frees no device bytes), in ``config.victim_order``. Bytes already leaving a
+    Pressure is measured on each replica's primary (fastest) tier. Only READY, unpinned sessions
+    whose copy is in that tier are moved (moving anything else frees none of its bytes), in
+    ``config.victim_order``. Bytes already leaving a
     replica (MIGRATING) count as relief; bytes already heading to a target count as reserved.
     Fullest replica first; at most ``limit`` (default ``max_migrations_per_tick``) plans.
     """
@@ -37,8 +38,9 @@ def _relieve(view: ClusterView, replica: ReplicaView, config: ControlPlaneConfig
              order: VictimOrder, budget: int) -> list[MigrationPlan]:
     owned = view.sessions_on(replica.replica_id)
     leaving_bytes = sum(r.stored_bytes for r in owned if r.state is SessionState.MIGRATING)
-    excess_bytes = replica.held_bytes.device - leaving_bytes - int(config.pressure_target * replica.capacity_bytes.device)
-    movable = [r for r in owned if r.state in MOVABLE_STATES and not r.pinned and r.tier is Tier.DEVICE]
+    tier = replica.primary_tier
+    excess_bytes = replica.held_bytes.get(tier) - leaving_bytes - int(config.pressure_target * replica.capacity_bytes.get(tier))
+    movable = [r for r in owned if r.state in MOVABLE_STATES and not r.pinned and r.tier is tier]
     plans: list[MigrationPlan] = []
     for record in order(movable):
         if excess_bytes <= 0 or len(plans) >= budget:

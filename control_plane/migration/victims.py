@@ -32,4 +32,4 @@ def victim_order(name: str) -> VictimOrder:
     try:
         return VICTIM_ORDERS[name]
     except KeyError:
-        raise UnknownPolicy(f"unknown victim order {name!r}; choose one of: {', '.join(sorted(VICTIM_ORDERS))}") from None
+        raise UnknownPolicy("victim order", name, list(VICTIM_ORDERS)) from None

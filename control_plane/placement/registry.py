@@ -31,5 +31,5 @@ def make_placement_policy(name: str, config: "ControlPlaneConfig",
     ``config.placement_seed``. Raises UnknownPolicy listing the registered names."""
     factory = PLACEMENT_POLICIES.get(name)
     if factory is None:
-        raise UnknownPolicy(f"unknown placement policy {name!r}; choose one of: {', '.join(sorted(PLACEMENT_POLICIES))}")
+        raise UnknownPolicy("placement policy", name, list(PLACEMENT_POLICIES))
     return factory(config, rng or random.Random(config.placement_seed))

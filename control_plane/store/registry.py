@@ -24,5 +24,5 @@ def open_store(config: "ControlPlaneConfig") -> SessionStore:
     """Open the store ``config.store`` names; UnknownPolicy lists the registered names."""
     factory = STORES.get(config.store)
     if factory is None:
-        raise UnknownPolicy(f"unknown store {config.store!r}; choose one of: {', '.join(sorted(STORES))}")
+        raise UnknownPolicy("store", config.store, list(STORES))
     return factory(config)

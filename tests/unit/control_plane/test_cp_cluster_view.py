@@ -175,3 +175,24 @@ def test_stray_entries_are_copies_nothing_routes_to():
     view.apply_pool_event(R2, PoolEvent("stored", "prefix", None, "device", MiB))
     assert sorted(e.handle for e in view.stray_entries(R2)) == ["ghost", "old-copy"]
     assert view.stray_entries(R1) == []
+
+
+def test_pin_and_quantize_events_keep_the_entry_held():
+    view = view_with(("r1", {}))
+    put_with_copy(view, record("s1", stored_mib=8))
+    assert view.apply_pool_event(R1, PoolEvent("pinned", "h-s1", "s1", "device", 8 * MiB)) is None
+    quantized = view.apply_pool_event(R1, PoolEvent("quantized", "h-s1", "s1", "device", 2 * MiB))
+    assert quantized.stored_bytes == 2 * MiB and view.replica(R1).held_bytes.device == 2 * MiB
+
+
+def test_ready_and_spilled_are_relative_to_the_replicas_fastest_tier():
+    gpu = view_with(("r1", {"device_mib": 100, "host_mib": 100}))
+    cpu = view_with(("r1", {"device_mib": 0, "host_mib": 100, "disk_mib": 100}))
+    assert gpu.replica(R1).primary_tier is Tier.DEVICE and cpu.replica(R1).primary_tier is Tier.HOST
+    for view, host_state in ((gpu, SessionState.SPILLED), (cpu, SessionState.READY)):
+        put_with_copy(view, record("s1", tier=Tier.HOST, state=host_state))
+        moved = view.apply_pool_event(R1, PoolEvent("spilled", "h-s1", "s1", "disk", MiB))
+        assert moved.state is SessionState.SPILLED
+        back = view.apply_pool_event(R1, PoolEvent("promoted", "h-s1", "s1", "host", MiB))
+        assert back.state is host_state
+    assert cpu.pressure(R1) == pytest.approx(0.01)  # measured on the host tier of a CPU replica
