@@ -28,7 +28,7 @@ from control_plane.ttl import expired_sessions
 
 @dataclass(frozen=True)
 class PoolEntry:
-    """One entry a replica's pool reported holding."""
+    """One entry a replica's pool reported holding (``handle`` is the id: ``kvpool.KVHandle(handle)``)."""
 
     replica_id: ReplicaId
     handle: str

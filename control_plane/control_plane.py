@@ -136,7 +136,8 @@ class ControlPlane:
         self.session(session_id, owner=owner)
         replica_id = self.view.locate(session_id)
         if touch:
-            self.view.put_session(self.view.session(session_id).updated(last_used_s=self.clock()))
+            record = self.view.session(session_id)  # hot path: a float field, no re-validation needed
+            self.view.put_session(record.model_copy(update={"last_used_s": self.clock(), "version": record.version + 1}))
             self._touched[session_id] = None
         return replica_id
 

@@ -28,7 +28,8 @@ class TargetPicker:
         self.max_pressure = max_pressure
         self.allow_spill = allow_spill
         self.reserved_bytes: Counter[ReplicaId] = Counter()
-        for replica in view.accepting_replicas():
+        self._accepting = view.accepting_replicas()  # fixed for one planning round
+        for replica in self._accepting:
             inbound = view.sessions_heading_to(replica.replica_id)
             self.reserved_bytes[replica.replica_id] = sum(r.stored_bytes for r in inbound)
 
@@ -40,7 +41,7 @@ class TargetPicker:
         copy is read locally).
         """
         excluded = set(exclude)
-        candidates = [r for r in self.view.accepting_replicas() if r.replica_id not in excluded]
+        candidates = [r for r in self._accepting if r.replica_id not in excluded]
         fitting = [r for r in candidates if self._projected(r, stored_bytes) <= self.max_pressure]
         if not fitting and self.allow_spill:
             fitting = [r for r in candidates
