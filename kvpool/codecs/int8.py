@@ -22,3 +22,6 @@ class Int8Codec(RowScaledCodec):
         scale = row_scales(tensor, INT8_MAX_CODE)
         codes = torch.round(tensor.to(scale.dtype) / scale).clamp_(-INT8_MAX_CODE, INT8_MAX_CODE)
         return codes.to(torch.int8), scale
+
+    def decode_tensor(self, codes: torch.Tensor, scale: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        return (codes * scale).to(dtype)  # int8 * float32 promotes in one pass (fp8 cannot: see base)

@@ -64,5 +64,5 @@ class RowScaledCodec(Codec):
         """``[..., dim]`` tensor -> (codes of the same shape, float32 scales ``[..., 1]``)."""
 
     def decode_tensor(self, codes: torch.Tensor, scale: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-        """``codes * scale`` in ``dtype``."""
+        """``codes * scale`` in ``dtype`` (float8 has no type promotion, hence the explicit cast)."""
         return (codes.to(scale.dtype) * scale).to(dtype)
