@@ -267,6 +267,17 @@ class ControlPlane:
             raise UnknownAdminEvent(f"no admin event {event_id!r}")
         return event
 
+    def stats(self) -> dict[str, Any]:
+        """JSON-ready snapshot for the admin ``stats``/``health`` actions and metrics export."""
+        states = Counter(r.state.value for r in self.view.sessions())
+        replicas = {r.replica_id: {
+            "node": r.node, "alive": r.alive, "draining": r.draining, "queue_depth": r.queue_depth,
+            "pressure": r.pressure(), "sessions": self.view.session_count(r.replica_id),
+            "held_bytes": vars(r.held_bytes), "capacity_bytes": vars(r.capacity_bytes),
+        } for r in self.view.replicas()}
+        return {"sessions": dict(states), "replicas": replicas, "migrations_in_flight": len(self.jobs),
+                "counters": dict(self.counters)}
+
     def close(self) -> None:
         """Persist pending TTL refreshes and close the store."""
         self.flush()

@@ -21,7 +21,6 @@ from control_plane.migration.plan import MigrationMethod, MigrationPlan
 from control_plane.replica import resting_state
 from control_plane.session import SessionRecord
 from control_plane.states import MOVABLE_STATES, SessionState
-from control_plane.store.base import SessionStore
 
 log = logging.getLogger(__name__)
 

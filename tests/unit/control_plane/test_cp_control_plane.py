@@ -297,3 +297,15 @@ def test_admin_events_are_polled_across_restarts(tmp_path, clock):
     assert polled.status is AdminEventStatus.DONE and polled.detail == {"session_id": "sess_x", "pinned": True}
     with pytest.raises(UnknownAdminEvent):
         make_cp(tmp_path, clock).admin_event("evt_nope")
+
+
+def test_stats_snapshot_is_json_ready(tmp_path, clock):
+    import json
+
+    cp = make_cp(tmp_path, clock)
+    beat(cp, R1)
+    load(cp)
+    stats_now = json.loads(json.dumps(cp.stats()))
+    assert stats_now["sessions"] == {"ready": 1}
+    assert stats_now["replicas"]["r1"]["held_bytes"]["device"] == 10 * MiB
+    assert stats_now["replicas"]["r1"]["sessions"] == 1 and stats_now["counters"]["sessions_opened"] == 1

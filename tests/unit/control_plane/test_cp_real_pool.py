@@ -66,6 +66,20 @@ def test_view_bytes_and_states_follow_the_pool(tmp_path):
     pool.close()
 
 
+def test_events_forwarded_as_json_give_the_same_view(tmp_path):
+    cp, pool = replica_with_pool(tmp_path, disk=True)
+    mirror = ControlPlane(config())  # fed with PoolEvent.to_json(), as events arrive over Ray
+    mirror.heartbeat(R1, ReplicaStats(node=NodeId("n1"), capacity_bytes={
+        Tier(name): usage["budget_bytes"] for name, usage in pool.usage().items()}))
+    pool.subscribe(lambda event: mirror.apply_pool_event(R1, event.to_json()))
+    for seed in range(3):
+        load(cp, pool, seed)
+    assert mirror.view.replica(R1).held_bytes == cp.view.replica(R1).held_bytes
+    assert sorted((e.handle, e.tier, e.stored_bytes) for e in mirror.view.entries_on(R1)) == \
+        sorted((e.handle, e.tier, e.stored_bytes) for e in cp.view.entries_on(R1))
+    pool.close()
+
+
 def test_an_evicted_session_is_rebuilt(tmp_path):
     cp, pool = replica_with_pool(tmp_path, disk=False)
     first, _ = load(cp, pool, 0)
