@@ -1,0 +1,81 @@
+"""AppConfig: every setting of a kvfleet application, one closed pydantic model.
+
+``serve run configs/cluster.yaml`` passes the YAML's ``args`` to ``build_app``, which validates
+them here: a typo is an error naming the field (``extra="forbid"`` everywhere).
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from control_plane.config import ControlPlaneConfig
+from deployments.engine.model_loader import ModelConfig
+from kvpool.config import KVPoolConfig
+from kvpool.press_spec import PressSpec
+
+
+class _Closed(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ReplicaConfig(_Closed):
+    """One serving replica (a Serve deployment owning a PrefillActor and a DecodeActor)."""
+
+    count: int = Field(default=2, ge=1, description="number of replicas (each its own Serve deployment)")
+    num_cpus: float = Field(default=0.0, ge=0, description="logical CPUs reserved per replica actor")
+    num_gpus: float = Field(default=0.0, ge=0, description="GPUs per replica actor (fractional allowed)")
+    torch_threads: int = Field(default=1, ge=1, description="intra-op threads per model process")
+    max_ongoing_requests: int = Field(default=32, ge=1)
+    max_queued_requests: int = Field(default=64, ge=0, description="beyond this, requests get 429")
+    pool: KVPoolConfig = KVPoolConfig()
+    transfer_backend: str = Field(default="auto", description="backend for migrations between replicas")
+
+
+class PlainRequestConfig(_Closed):
+    """Requests without a session: reuse stored compressed prefixes, compress long prompts."""
+
+    prefix_cache: bool = True
+    compression_threshold_tokens: int = Field(default=1024, ge=1,
+                                              description="prompts at least this long are compressed")
+    press: PressSpec = PressSpec(name="knorm", compression_ratio=0.5)
+    block_tokens: int = Field(default=16, ge=1, description="block size of the compressed-prefix index")
+
+
+class SecurityConfig(_Closed):
+    """Optional API keys. Empty ``api_keys``: no auth (owner 'anonymous'). Keys map to owner names."""
+
+    api_keys: dict[str, str] = Field(default_factory=dict, description="api key -> owner name")
+    admin_keys: list[str] = Field(default_factory=list, description="keys allowed on /admin routes")
+
+
+class LimitsConfig(_Closed):
+    max_context_tokens: int = Field(default=8000, ge=1)
+    max_tokens_default: int = Field(default=256, ge=1)
+    max_tokens_limit: int = Field(default=2048, ge=1)
+    max_n: int = Field(default=4, ge=1)
+    request_timeout_s: float = Field(default=120.0, gt=0)
+    load_timeout_s: float = Field(default=600.0, gt=0)
+
+
+class AppConfig(_Closed):
+    """The whole application: model, default press, replicas, control plane, limits, security."""
+
+    name: str = "kvfleet"
+    model: ModelConfig = ModelConfig()
+    default_press: PressSpec = PressSpec(name="knorm", compression_ratio=0.5)
+    replicas: ReplicaConfig = ReplicaConfig()
+    control: ControlPlaneConfig = ControlPlaneConfig()
+    plain: PlainRequestConfig = PlainRequestConfig()
+    security: SecurityConfig = SecurityConfig()
+    limits: LimitsConfig = LimitsConfig()
+    control_tick_s: float = Field(default=2.0, gt=0, description="period of the control plane's decisions")
+
+    @model_validator(mode="after")
+    def _admin_keys_are_keys(self) -> "AppConfig":
+        unknown = [k for k in self.security.admin_keys if k not in self.security.api_keys]
+        if unknown:
+            raise ValueError("every admin key must also be listed in security.api_keys")
+        return self
+
+    def replica_names(self) -> list[str]:
+        return [f"replica-{i}" for i in range(self.replicas.count)]

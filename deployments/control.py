@@ -1,0 +1,164 @@
+"""ControlShell: the thin Serve deployment around control_plane.ControlPlane (one replica).
+
+It feeds the pure control plane with facts (replica heartbeats, KV pool events, lost caches) and
+carries its decisions out through the replica handles (free, migrate, rebuild). Decisions live in
+control_plane; this file only moves data and awaits remote calls, each with a timeout.
+
+Tier naming: the control plane's ``device`` tier is a replica's *primary* memory tier - GPU
+memory on GPU replicas, host memory on CPU replicas - so pressure and placement work the same on
+both; a CPU pool's ``host`` tier is reported as ``device`` and its ``disk`` tier as ``disk``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+
+from control_plane.context import SessionContext
+from control_plane.control_plane import ControlPlane
+from control_plane.ids import ReplicaId, SessionId
+from control_plane.replica import ReplicaStats, Tier
+from control_plane.states import SessionState
+from deployments.config import AppConfig
+from deployments.migration_runner import MigrationRunner
+from kvpool.press_spec import PressSpec
+
+log = logging.getLogger(__name__)
+_CALL_TIMEOUT_S = 60.0
+
+
+def primary_tier_map(pool_tiers: list[str]) -> dict[str, Tier]:
+    """Map a pool's tier names (fastest first) to control-plane tiers (see module docstring)."""
+    names = [t for t in ("device", "host", "disk") if t in pool_tiers]
+    mapping: dict[str, Tier] = {}
+    for i, name in enumerate(names):
+        mapping[name] = Tier.DISK if name == "disk" else (Tier.DEVICE if i == 0 else Tier.HOST)
+    return mapping
+
+
+class ControlShell:
+    def __init__(self, config: dict, replicas: dict[str, Any]):
+        self.config = AppConfig.model_validate(config)
+        self.cp = ControlPlane(self.config.control)
+        self.replicas = replicas
+        self._missing: dict[ReplicaId, set[str]] = {}
+        self.lost_sessions = 0
+        self.runner = MigrationRunner(self.cp, self.replicas, self.config)
+        self._started = asyncio.Event()
+        self._loop_task = asyncio.get_event_loop().create_task(self._loop())
+
+    # ---- periodic loop ---------------------------------------------------------------------
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.heartbeat_all()
+                self._started.set()
+                await self.run_tick()
+            except Exception:  # the loop must survive any single failure; it is logged and retried
+                log.exception("control loop iteration failed")
+            await asyncio.sleep(self.config.control_tick_s)
+
+    async def ready(self) -> bool:
+        await asyncio.wait_for(self._started.wait(), timeout=300)
+        return True
+
+    async def heartbeat_all(self) -> None:
+        results = await asyncio.gather(*(self._heartbeat(r) for r in self.replicas), return_exceptions=True)
+        for replica_id, result in zip(self.replicas, results):
+            if isinstance(result, BaseException):
+                log.warning("heartbeat of %s failed: %s", replica_id, result)
+
+    async def _heartbeat(self, replica_id: str) -> None:
+        beat = await asyncio.wait_for(self.replicas[replica_id].heartbeat.remote(), timeout=_CALL_TIMEOUT_S)
+        tiers = primary_tier_map(list(beat["tiers"]))
+        stats = ReplicaStats(
+            node=beat["node"], queue_depth=beat["queue_depth"],
+            capacity_bytes={tiers[name]: t["budget_bytes"] for name, t in beat["tiers"].items()},
+            held_bytes={tiers[name]: t["held_bytes"] for name, t in beat["tiers"].items()},
+            draining=self.cp.view.find_replica(ReplicaId(replica_id)) is not None
+            and self.cp.view.replica(ReplicaId(replica_id)).draining)
+        self.cp.heartbeat(ReplicaId(replica_id), stats)
+        for event in beat["events"]:
+            if event["kind"] in ("stored", "spilled", "promoted", "recompressed", "evicted", "freed"):
+                self.cp.apply_pool_event(ReplicaId(replica_id), {**event, "tier": tiers[event["tier"]].value})
+        self._reconcile(ReplicaId(replica_id), set(beat["holds"]))
+
+    def _reconcile(self, replica_id: ReplicaId, holds: set[str]) -> None:
+        """Sessions the records place on this replica but its pool does not hold are lost (e.g. its
+        decode actor restarted, or the control plane restarted meanwhile) and must be rebuilt.
+
+        A session must be missing from two consecutive heartbeats: one snapshot may have been
+        taken just before a load finished storing it."""
+        missing = {r.id for r in self.cp.view.sessions_on(replica_id)
+                   if r.id not in holds and r.state in (SessionState.READY, SessionState.SPILLED)}
+        confirmed = missing & self._missing.get(replica_id, set())
+        self._missing[replica_id] = missing - confirmed
+        for session_id in confirmed:
+            log.warning("session=%s is not held by %s any more; it will be rebuilt", session_id, replica_id)
+            self.lost_sessions += 1
+            self.cp.apply_pool_event(replica_id, {"kind": "evicted", "handle": f"lost-{session_id}",
+                                                  "session_id": session_id, "tier": "device", "nbytes": 0})
+
+    async def run_tick(self) -> None:
+        report = self.cp.tick()
+        for entry in report.to_free:
+            handle = self.replicas.get(entry.replica_id)
+            if handle is not None and entry.session_id is not None:
+                await asyncio.wait_for(handle.free.remote(entry.session_id), timeout=_CALL_TIMEOUT_S)
+        await self.runner.run_all(report.plans)
+
+    # ---- sessions (called by the ingress) ----------------------------------------------------
+    async def open_session(self, *, owner: str, model: str, context: Any, press: dict, ttl_s: float | None,
+                           pinned: bool) -> dict:
+        await self.ready()
+        ctx = SessionContext(messages=tuple(context)) if isinstance(context, list) else SessionContext(text=context)
+        record, decision = self.cp.open_session(model=model, context=ctx, press=PressSpec.model_validate(press),
+                                                owner=owner, ttl_s=ttl_s, pinned=pinned)
+        return {"session": record.model_dump(mode="json"), "replica": decision.replica_id}
+
+    async def mark_loaded(self, session_id: str, stored: dict) -> dict:
+        tiers = primary_tier_map(["host", "disk"] if stored["tier"] != "device" else ["device", "host", "disk"])
+        record = self.cp.mark_loaded(SessionId(session_id), read_tokens=stored["read_tokens"],
+                                     kept_tokens=stored["kept_tokens"], stored_bytes=stored["stored_bytes"],
+                                     codec=stored["codec"], tier=tiers[stored["tier"]])
+        return record.model_dump(mode="json")
+
+    async def mark_load_failed(self, session_id: str, reason: str) -> dict:
+        return self.cp.mark_load_failed(SessionId(session_id), reason).model_dump(mode="json")
+
+    async def locate(self, session_id: str, owner: str) -> dict:
+        """Where to send a question: ``{"replica", "read_tokens"}``; 404 / 409 errors as typed."""
+        replica = self.cp.locate(SessionId(session_id), owner=owner)
+        return {"replica": replica, "read_tokens": self.cp.view.session(SessionId(session_id)).read_tokens}
+
+    async def session(self, session_id: str, owner: str | None) -> dict:
+        return self.cp.session(SessionId(session_id), owner=owner).model_dump(mode="json")
+
+    async def list_sessions(self, owner: str | None) -> list[dict]:
+        return [r.model_dump(mode="json") for r in self.cp.store.list(owner=owner)
+                if r.state is not SessionState.DELETED]
+
+    async def delete_session(self, session_id: str, owner: str | None) -> dict:
+        record, entries = self.cp.delete_session(SessionId(session_id), owner=owner)
+        for entry in entries:
+            if entry.replica_id in self.replicas and entry.session_id is not None:
+                await asyncio.wait_for(self.replicas[entry.replica_id].free.remote(entry.session_id),
+                                       timeout=_CALL_TIMEOUT_S)
+        return record.model_dump(mode="json")
+
+    async def replica_ids(self) -> list[str]:
+        return list(self.replicas)
+
+    async def cluster(self) -> dict:
+        return {"replicas": [{"replica_id": r.replica_id, "node": r.node, "alive": r.alive, "draining": r.draining,
+                              "queue_depth": r.queue_depth, "held_bytes": r.held_bytes.__dict__,
+                              "capacity_bytes": r.capacity_bytes.__dict__,
+                              "sessions": self.cp.view.session_count(r.replica_id)}
+                             for r in self.cp.view.replicas()],
+                "counters": dict(self.cp.counters) | self.runner.counters | {"lost_sessions": self.lost_sessions}, "time_s": time.time()}
+
+
+

@@ -1,0 +1,168 @@
+"""DecodeActor: holds a replica's KVPool and answers questions from the caches in it.
+
+An async Ray actor. Generation is a streaming actor method (``num_returns="streaming"``) that
+yields one dict per token; each model step runs in a worker thread so many streams interleave
+(the engine serialises the steps themselves). Cancelling the stream (client disconnect) stops
+the generation at the next token.
+
+Pool events are buffered and drained by the replica, which forwards them to the control plane.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections import deque
+from typing import Any, AsyncIterator
+
+import ray
+
+from deployments.engine.model_loader import ModelConfig
+from deployments.engine.sampling import SamplingParams
+from deployments.model_process import start_engine
+from kvpool import codecs
+from kvpool.compressed_kv import CompressedKV
+from kvpool.config import KVPoolConfig
+from kvpool.errors import KVFleetError
+from kvpool.handles import KVHandle
+from kvpool.packing import PackedKV, pack, unpack
+from kvpool.pool import KVPool
+from kvpool.recompress import knorm_recompressor
+
+log = logging.getLogger(__name__)
+
+
+class MissingCache(KVFleetError):
+    """This decode actor holds no cache for the session (it was evicted, freed or never stored)."""
+
+
+@ray.remote
+class DecodeActor:
+    def __init__(self, model: dict, torch_threads: int, pool: dict):
+        self.engine = start_engine(ModelConfig.model_validate(model), torch_threads)
+        self.pool = KVPool(KVPoolConfig.model_validate(pool), recompressor=knorm_recompressor)
+        self.handles: dict[str, KVHandle] = {}
+        self.events: deque[dict] = deque(maxlen=100_000)
+        self.pool.subscribe(self._on_event)
+        self.active_streams = 0
+        self.tokens_generated = 0
+
+    def ready(self) -> bool:
+        return True
+
+    def _on_event(self, event: Any) -> None:
+        data = event.to_json()
+        self.events.append(data)
+        if data["kind"] in ("evicted", "freed") and self.handles.get(data["session_id"]) == event.handle:
+            del self.handles[data["session_id"]]
+
+    # ---- storage ----------------------------------------------------------------------------
+    def store(self, session_id: str, ckv: CompressedKV, pinned: bool = False) -> dict:
+        """Put a session's cache in the pool (replacing an older one); returns what was stored."""
+        old = self.handles.get(session_id)
+        handle = self.pool.put(ckv, session_id, pin=pinned)
+        self.handles[session_id] = handle
+        if old is not None and old in self.pool:
+            self.pool.free(old)
+        info = self.pool.info(handle)
+        return {"handle": handle.id, "stored_bytes": info.nbytes, "tier": info.tier.value,
+                "read_tokens": ckv.meta.original_tokens, "kept_tokens": round(ckv.meta.kept_tokens),
+                "codec": info.codec}
+
+    def import_packed(self, session_id: str, packed: PackedKV, pinned: bool = False) -> dict:
+        """Verify (checksum, layout) and store a migrated cache."""
+        ckv = unpack(packed)
+        if ckv.meta.model_id != self.engine.model_name:
+            raise KVFleetError(f"cache of model {ckv.meta.model_id!r} cannot be served by {self.engine.model_name!r}")
+        return self.store(session_id, ckv, pinned)
+
+    def export(self, session_id: str) -> PackedKV:
+        """Pack a session's cache for a transfer (the stored entry stays until ``free``)."""
+        return pack(self._cache(session_id, decoded=False))
+
+    def free(self, session_id: str) -> int:
+        handle = self.handles.pop(session_id, None)
+        return self.pool.free(handle) if handle is not None and handle in self.pool else 0
+
+    def holds(self) -> dict[str, str]:
+        return {session: handle.id for session, handle in self.handles.items()}
+
+    def _cache(self, session_id: str, decoded: bool = True) -> CompressedKV:
+        handle = self.handles.get(session_id)
+        if handle is None or handle not in self.pool:
+            raise MissingCache(f"no stored cache for session {session_id!r} on this replica")
+        return self.pool.get(handle, decoded=decoded)
+
+    # ---- admin ------------------------------------------------------------------------------
+    def set_pinned(self, session_id: str, pinned: bool) -> None:
+        handle = self._handle(session_id)
+        (self.pool.pin if pinned else self.pool.unpin)(handle)
+
+    def quantize(self, session_id: str, codec: str) -> dict:
+        info = self.pool.quantize(self._handle(session_id), codec)
+        return {"stored_bytes": info.nbytes, "codec": codec}
+
+    def dequantize(self, session_id: str) -> dict:
+        info = self.pool.dequantize(self._handle(session_id))
+        return {"stored_bytes": info.nbytes, "codec": "none"}
+
+    def recompress(self, session_id: str, compression_ratio: float) -> dict:
+        info = self.pool.recompress(self._handle(session_id), compression_ratio)
+        return {"stored_bytes": info.nbytes}
+
+    def _handle(self, session_id: str) -> KVHandle:
+        handle = self.handles.get(session_id)
+        if handle is None:
+            raise MissingCache(f"no stored cache for session {session_id!r} on this replica")
+        return handle
+
+    def drain_events(self) -> list[dict]:
+        out = list(self.events)
+        self.events.clear()
+        return out
+
+    def stats(self) -> dict:
+        snapshot = self.pool.stats_snapshot()
+        snapshot["active_streams"] = self.active_streams
+        snapshot["tokens_generated"] = self.tokens_generated
+        snapshot["sessions"] = len(self.handles)
+        return snapshot
+
+    def _step_json(self, step: Any, logprobs: bool) -> dict:
+        token = step.token
+        data = {"text": step.text, "finish_reason": step.finish_reason,
+                "token_id": token.token_id if token else None,
+                "prompt_tokens": step.prompt_tokens, "completion_tokens": step.completion_tokens}
+        if logprobs and token is not None:
+            decode = self.engine.tokenizer.decode
+            data["logprob"] = {"token": decode([token.token_id]), "logprob": token.logprob,
+                               "top_logprobs": [{"token": decode([t]), "logprob": lp} for t, lp in token.top_logprobs]}
+        return data
+
+    # ---- generation -------------------------------------------------------------------------
+    async def generate(self, session_id: str | None, question: Any, sampling: dict,
+                       cache: CompressedKV | None = None) -> AsyncIterator[dict]:
+        """Stream token dicts for ``question`` on the session's cache (or an explicit ``cache``).
+
+        Each yielded dict: ``{"text", "token_id", "finish_reason", "prompt_tokens",
+        "completion_tokens"}`` plus ``"logprob": {"token", "logprob", "top_logprobs"}`` when
+        logprobs were asked for; the last one has a finish_reason.
+        """
+        ckv = cache if cache is not None else self._cache(session_id)
+        if ckv.meta.codec != "none":
+            ckv = codecs.decode(ckv)
+        params = SamplingParams.model_validate(sampling)
+        stream = await asyncio.to_thread(self.engine.generate, ckv, question, params)
+        self.active_streams += 1
+        try:
+            for _ in itertools.count():
+                step = await asyncio.to_thread(next, stream, None)
+                if step is None:
+                    break
+                if step.token is not None:
+                    self.tokens_generated += 1
+                yield self._step_json(step, params.logprobs)
+        finally:
+            self.active_streams -= 1
+            stream.close()

@@ -1,0 +1,111 @@
+"""OpenAI-format errors: ``{"error": {"message", "type", "code"}}`` with the right HTTP status.
+
+Every exception that reaches the ingress goes through ``to_api_error``; known kvfleet errors map
+to their status, anything else becomes a 500 with a generic message (the traceback is logged,
+never sent). Ray wraps remote exceptions in a subclass of the original (``RayTaskError(cause)``),
+so ``isinstance`` checks work across actor and deployment boundaries.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from pydantic import ValidationError
+
+from control_plane import errors as cp_errors
+from deployments.engine.engine import ContextTooLongError
+from deployments.engine.model_loader import ModelLoadError
+from deployments.engine.prompt import PromptError
+from kvpool.errors import CapacityError, ChecksumError, KVFleetError, PressSpecError
+
+log = logging.getLogger(__name__)
+
+
+class APIError(KVFleetError):
+    """An error raised by the API layer itself with an explicit status."""
+
+    def __init__(self, status: int, message: str, code: str, type_: str | None = None):
+        super().__init__(message)
+        self.status, self.message, self.code = status, message, code
+        self.type = type_ or _TYPES.get(status, "server_error")
+
+
+_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+          404: "not_found_error", 409: "conflict_error", 413: "invalid_request_error",
+          422: "invalid_request_error", 429: "rate_limit_error", 503: "service_unavailable", 504: "timeout_error"}
+
+
+@dataclass(frozen=True)
+class _Rule:
+    exc: type[BaseException]
+    status: int
+    code: str
+
+
+def _rules() -> list[_Rule]:
+    rules = [
+        _Rule(PressSpecError, 422, "invalid_press"),
+        _Rule(ContextTooLongError, 413, "context_length_exceeded"),
+        _Rule(PromptError, 400, "invalid_prompt"),
+        _Rule(CapacityError, 429, "kv_capacity_exceeded"),
+        _Rule(ChecksumError, 500, "cache_corrupted"),
+        _Rule(ModelLoadError, 503, "model_unavailable"),
+    ]
+    return [
+        _Rule(cp_errors.UnknownSession, 404, "session_not_found"),
+        _Rule(cp_errors.SessionNotReady, 409, "session_not_ready"),
+        _Rule(cp_errors.NoReplicaAvailable, 503, "no_replica"),
+        _Rule(cp_errors.UnknownAdminEvent, 404, "event_not_found"),
+        _Rule(cp_errors.UnknownReplica, 404, "replica_not_found"),
+        _Rule(cp_errors.InvalidTransition, 409, "invalid_state"),
+        _Rule(cp_errors.InvalidMigration, 400, "invalid_migration"),
+        *rules,
+    ]
+
+
+_RULES = _rules()
+
+
+def to_api_error(exc: BaseException) -> APIError:
+    """Map any exception to an APIError (status, message, code, type)."""
+    if isinstance(exc, APIError):
+        return exc
+    if isinstance(exc, ValidationError):
+        return APIError(400, _validation_message(exc), "invalid_request")
+    for rule in _RULES:
+        if isinstance(exc, rule.exc):
+            return APIError(rule.status, _message(exc), rule.code)
+    if type(exc).__name__ in {"BackPressureError", "PendingRequestsLimitError"}:
+        return APIError(429, "server is at capacity, retry later", "over_capacity")
+    if isinstance(exc, TimeoutError) or type(exc).__name__ in {"GetTimeoutError", "TimeoutError"}:
+        return APIError(504, "the request timed out", "timeout")
+    if type(exc).__name__ in {"ActorDiedError", "ActorUnavailableError", "DeploymentUnavailableError"}:
+        return APIError(503, "the replica serving this request is unavailable, retry", "replica_unavailable")
+    if isinstance(exc, KVFleetError):
+        return APIError(400, _message(exc), "invalid_request")
+    log.exception("unexpected error", exc_info=exc)
+    return APIError(500, "internal error; see the server log", "internal_error")
+
+
+def _message(exc: BaseException) -> str:
+    cause = getattr(exc, "cause", None)
+    if cause is not None and cause is not exc:
+        return _message(cause)
+    text = str(exc.args[0]) if getattr(exc, "args", None) else str(exc)
+    return text.splitlines()[0][:2000] if text else type(exc).__name__
+
+
+def _validation_message(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        where = ".".join(str(p) for p in err.get("loc", ()))
+        if err.get("type") == "extra_forbidden":
+            parts.append(f"unsupported field {where!r}")
+        else:
+            parts.append(f"{where}: {err.get('msg')}")
+    return "; ".join(parts)
+
+
+def error_body(error: APIError) -> dict:
+    return {"error": {"message": error.message, "type": error.type, "code": error.code, "param": None}}

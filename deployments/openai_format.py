@@ -1,0 +1,76 @@
+"""Build OpenAI chat-completion responses and stream chunks from the decode actor's token dicts."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def completion_id() -> str:
+    return f"chatcmpl-{uuid.uuid4().hex[:24]}"
+
+
+def _logprob_entry(item: dict) -> dict:
+    def one(token: str, logprob: float) -> dict:
+        return {"token": token, "logprob": logprob, "bytes": list(token.encode("utf-8"))}
+
+    lp = item["logprob"]
+    return {**one(lp["token"], lp["logprob"]), "top_logprobs": [one(t["token"], t["logprob"]) for t in lp["top_logprobs"]]}
+
+
+@dataclass
+class ChoiceAccumulator:
+    """Collects one choice's streamed token dicts into a final message."""
+
+    index: int
+    text: list[str] = field(default_factory=list)
+    logprobs: list[dict] = field(default_factory=list)
+    finish_reason: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def add(self, item: dict) -> None:
+        self.text.append(item["text"])
+        if "logprob" in item:
+            self.logprobs.append(_logprob_entry(item))
+        self.prompt_tokens = item["prompt_tokens"]
+        self.completion_tokens = item["completion_tokens"]
+        if item["finish_reason"]:
+            self.finish_reason = "stop" if item["finish_reason"] == "cancelled" else item["finish_reason"]
+
+    def choice(self, with_logprobs: bool) -> dict:
+        return {"index": self.index, "message": {"role": "assistant", "content": "".join(self.text)},
+                "logprobs": {"content": self.logprobs} if with_logprobs else None,
+                "finish_reason": self.finish_reason or "length"}
+
+
+def usage(prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -> dict:
+    return {"prompt_tokens": prompt_tokens + cached_tokens, "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + cached_tokens + completion_tokens,
+            "prompt_tokens_details": {"cached_tokens": cached_tokens}}
+
+
+def completion_body(cid: str, model: str, choices: list[ChoiceAccumulator], with_logprobs: bool,
+                    cached_tokens: int, session_id: str | None) -> dict:
+    body = {"id": cid, "object": "chat.completion", "created": int(time.time()), "model": model,
+            "choices": [c.choice(with_logprobs) for c in choices],
+            "usage": usage(choices[0].prompt_tokens, sum(c.completion_tokens for c in choices), cached_tokens)}
+    if session_id is not None:
+        body["session_id"] = session_id
+    return body
+
+
+def chunk(cid: str, model: str, created: int, delta: dict, index: int = 0, finish_reason: str | None = None,
+          logprobs: dict | None = None) -> dict:
+    return {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
+            "choices": [{"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": finish_reason}]}
+
+
+def sse(data: Any) -> str:
+    return f"data: {json.dumps(data, separators=(',', ':'))}\n\n"
+
+
+SSE_DONE = "data: [DONE]\n\n"

@@ -1,0 +1,130 @@
+"""Request bodies of the OpenAI-compatible and sessions APIs (closed: unknown fields are a 400).
+
+Fields vLLM's server accepts are either supported or rejected with a clear message by
+``ChatCompletionRequest.check_supported`` - never silently ignored.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from kvpool.press_spec import PressSpec
+
+
+class _Closed(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StreamOptions(_Closed):
+    include_usage: bool = False
+    continuous_usage_stats: bool = False
+
+
+class ChatCompletionRequest(_Closed):
+    model: str
+    messages: list[dict[str, Any]] = Field(min_length=1)
+    session_id: str | None = None
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
+    seed: int | None = None
+    stop: str | list[str] | None = None
+    n: int = Field(default=1, ge=1)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    logprobs: bool = False
+    top_logprobs: int | None = Field(default=None, ge=0, le=20)
+    user: str | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    logit_bias: dict[str, float] | None = None
+    response_format: dict[str, Any] | None = None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: Any = None
+    parallel_tool_calls: bool | None = None
+    ignore_eos: bool = False
+    press: PressSpec | None = Field(default=None, description="press for this plain request's prompt")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "ChatCompletionRequest":
+        if self.stream_options is not None and not self.stream:
+            raise ValueError("stream_options is only allowed when stream is true")
+        if self.top_logprobs and not self.logprobs:
+            raise ValueError("top_logprobs requires logprobs to be true")
+        if isinstance(self.stop, list) and len(self.stop) > 4:
+            raise ValueError("stop accepts at most 4 sequences")
+        return self
+
+    def unsupported(self) -> str | None:
+        """A message naming the first field set to something kvfleet does not implement, else None."""
+        if self.presence_penalty or self.frequency_penalty:
+            return "presence_penalty and frequency_penalty are not supported (use 0)"
+        if self.logit_bias:
+            return "logit_bias is not supported"
+        if self.tools or self.tool_choice not in (None, "none"):
+            return "tools / tool_choice are not supported by this server"
+        if self.response_format and self.response_format.get("type") not in (None, "text"):
+            return (f"response_format type {self.response_format.get('type')!r} is not supported; "
+                    "only 'text' (guided JSON decoding is not implemented)")
+        return None
+
+    def stop_list(self) -> tuple[str, ...]:
+        if self.stop is None:
+            return ()
+        return (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
+
+
+class SessionCreateRequest(_Closed):
+    """Load a context once. Exactly one of ``context`` (text), ``documents`` (joined with blank
+    lines) or ``messages`` (a chat history). ``press`` defaults to the configured press."""
+
+    model: str
+    context: str | None = None
+    documents: list[str] | None = None
+    messages: list[dict[str, Any]] | None = None
+    press: PressSpec | None = None
+    ttl_s: float | None = Field(default=None, gt=0)
+    pinned: bool = False
+    wait: bool = Field(default=True, description="false: return 202 at once and poll GET /v1/sessions/{id}")
+    stream: bool = Field(default=False, description="true: stream progress events as server-sent events")
+
+    @model_validator(mode="after")
+    def _one_context(self) -> "SessionCreateRequest":
+        given = [n for n in ("context", "documents", "messages") if getattr(self, n) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of context, documents or messages (got {given or 'none'})")
+        if self.context is not None and not self.context.strip():
+            raise ValueError("context must not be empty")
+        if self.documents is not None and not any(d.strip() for d in self.documents):
+            raise ValueError("documents must not be empty")
+        if self.messages is not None and not self.messages:
+            raise ValueError("messages must not be empty")
+        return self
+
+    def context_value(self) -> str | list[dict[str, Any]]:
+        if self.messages is not None:
+            return self.messages
+        if self.documents is not None:
+            return "\n\n".join(self.documents)
+        return self.context or ""
+
+
+class AdminMoveRequest(_Closed):
+    session_id: str
+    target_replica: str | None = None
+    method: Literal["transfer", "rebuild"] = "transfer"
+
+
+class AdminCompressRequest(_Closed):
+    session_id: str
+    compression_ratio: float | None = Field(default=None, gt=0, lt=1)
+    codec: str | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> "AdminCompressRequest":
+        if (self.compression_ratio is None) == (self.codec is None):
+            raise ValueError("give exactly one of compression_ratio (re-prune) or codec (quantize)")
+        return self
