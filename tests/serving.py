@@ -1,0 +1,111 @@
+"""Start real kvfleet Serve applications for tests (real Ray, real HTTP, real model).
+
+    with ray_cluster(num_cpus=4):
+        with serve_app(port=8300, args={"replicas": {"count": 2}}) as base_url:
+            httpx.get(f"{base_url}/health")
+
+Several applications can share one Ray cluster (different ``name`` / ``route_prefix``); all of
+them share the HTTP port given to the first. Every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import httpx
+
+MODEL = "embedded:smollm2-135m-instruct"
+
+
+def small_args(**overrides: Any) -> dict:
+    """App args for tests: 2 replicas, 1 torch thread, a fresh SQLite file, fast control ticks."""
+    store = Path(tempfile.mkdtemp(prefix="kvfleet-test-")) / "control.sqlite3"
+    args: dict[str, Any] = {
+        "replicas": {"count": 2, "torch_threads": 1, "pool": {"host_budget_bytes": "512MiB"}},
+        "control": {"store_path": str(store), "heartbeat_timeout_s": 30},
+        "control_tick_s": 0.5,
+    }
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(args.get(key), dict):
+            args[key] = {**args[key], **copy.deepcopy(value)}
+        else:
+            args[key] = copy.deepcopy(value)
+    return args
+
+
+@contextlib.contextmanager
+def ray_cluster(num_cpus: int = 4) -> Iterator[None]:
+    import ray
+
+    os.environ.setdefault("RAY_SERVE_LOG_TO_STDERR", "0")
+    ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
+             object_store_memory=1 << 30, runtime_env={"env_vars": {"HF_HUB_OFFLINE": "1"}})
+    try:
+        yield
+    finally:
+        from ray import serve
+
+        with contextlib.suppress(Exception):
+            serve.shutdown()
+        ray.shutdown()
+
+
+def wait_healthy(base_url: str, timeout_s: float = 300.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base_url}/health", timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError as exc:
+            last = exc
+        time.sleep(1)
+    raise TimeoutError(f"{base_url} not healthy after {timeout_s} s (last error: {last})")
+
+
+@contextlib.contextmanager
+def serve_app(port: int, args: dict | None = None, name: str = "kvfleet", route_prefix: str = "/",
+              timeout_s: float = 300.0) -> Iterator[str]:
+    """Deploy one kvfleet application (inside an existing Ray cluster); yields its base URL."""
+    from ray import serve
+
+    from deployments.app import build_app
+
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    serve.run(build_app(args or small_args()), name=name, route_prefix=route_prefix, blocking=False)
+    base_url = f"http://127.0.0.1:{port}{route_prefix.rstrip('/')}"
+    wait_healthy(base_url, timeout_s)
+    # the control plane must have heard from every replica before sessions can be placed
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        data = httpx.get(f"{base_url}/admin/health", timeout=10).json() if _has_admin(base_url) else None
+        if data is None or all(r.get("alive") for r in data.get("replicas", [])) and data.get("replicas"):
+            break
+        time.sleep(1)
+    try:
+        yield base_url
+    finally:
+        with contextlib.suppress(Exception):
+            serve.delete(name)
+
+
+def _has_admin(base_url: str) -> bool:
+    try:
+        return httpx.get(f"{base_url}/admin/health", timeout=5).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def create_session(base_url: str, context: Any, press: dict | None = None, **extra: Any) -> dict:
+    body = {"model": MODEL, **({"messages": context} if isinstance(context, list) else {"context": context}), **extra}
+    if press is not None:
+        body["press"] = press
+    response = httpx.post(f"{base_url}/v1/sessions", json=body, timeout=600)
+    response.raise_for_status()
+    return response.json()
