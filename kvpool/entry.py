@@ -28,6 +28,13 @@ class PoolEntry:
     location: DiskLocation | None = None
     version: int = 0
 
+    @classmethod
+    def create(cls, handle: KVHandle, session_id: SessionId, ckv: CompressedKV, pinned: bool) -> "PoolEntry":
+        """A not-yet-placed entry for ``ckv`` (its ``tier`` is set when the store places it)."""
+        entry = cls(handle, session_id, Tier.HOST, ckv.meta, 0, (), pinned=pinned)
+        entry.set_payload(ckv)
+        return entry
+
     def set_payload(self, ckv: CompressedKV) -> None:
         """Adopt ``ckv``'s metadata and sizes (the caller places the tensors and bumps ``version``)."""
         self.meta = ckv.meta

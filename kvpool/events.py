@@ -2,7 +2,9 @@
 
 Events are created under the pool's lock (so ``seq`` follows the order of the changes) and queued;
 the pool delivers them after releasing its lock, one at a time and in ``seq`` order, so a
-subscriber may call back into the pool. A subscriber that raises is logged and counted; the
+subscriber may call back into the pool. With several threads, an operation may return before a
+concurrent thread has delivered its event; within one thread, events are delivered before the
+operation returns unless another thread is delivering at that moment. A subscriber that raises is logged and counted; the
 change it was told about has happened regardless. A bounded deque keeps recent events for polling
 (``since(seq)``), the way an admin API hands out event ids.
 """
@@ -87,7 +89,9 @@ class EventBus:
         self._subscribers: dict[int, Subscriber] = {}
         self._subscriber_ids = itertools.count()
         self._state_lock = threading.Lock()
-        self._delivery_lock = threading.RLock()  # re-entrant: a subscriber may trigger more events
+        # Not re-entrant on purpose: events a subscriber causes are delivered by the outer loop after
+        # it returns, so every subscriber sees every event in seq order.
+        self._delivery_lock = threading.Lock()
         self.subscriber_errors = 0
 
     def subscribe(self, callback: Subscriber) -> Callable[[], None]:
@@ -112,21 +116,38 @@ class EventBus:
         return event
 
     def deliver(self) -> None:
-        """Deliver queued events in ``seq`` order. Call it without holding the pool's lock."""
-        with self._delivery_lock:
-            while True:
-                with self._state_lock:
-                    if not self._pending:
-                        return
-                    event = self._pending.popleft()
-                    subscribers = list(self._subscribers.values())
-                for callback in subscribers:
-                    try:
-                        callback(event)
-                    except Exception:  # a broken subscriber must not undo a change that happened
-                        self.subscriber_errors += 1
-                        logger.exception("pool event subscriber %r failed on %s %s (session %s)",
-                                         callback, event.kind, event.handle, event.session_id)
+        """Deliver queued events in ``seq`` order. Call it without holding the pool's lock.
+
+        One thread delivers at a time; a thread that finds another one delivering returns at once
+        and leaves its events to that one, so a slow subscriber holds up no pool operation but
+        the one whose thread is delivering.
+        """
+        while self._has_pending():
+            if not self._delivery_lock.acquire(blocking=False):
+                return  # the delivering thread re-checks the queue after releasing the lock
+            try:
+                self._drain()
+            finally:
+                self._delivery_lock.release()
+
+    def _has_pending(self) -> bool:
+        with self._state_lock:
+            return bool(self._pending)
+
+    def _drain(self) -> None:
+        while True:
+            with self._state_lock:
+                if not self._pending:
+                    return
+                event = self._pending.popleft()
+                subscribers = list(self._subscribers.values())
+            for callback in subscribers:
+                try:
+                    callback(event)
+                except Exception:  # a broken subscriber must not undo a change that happened
+                    self.subscriber_errors += 1
+                    logger.exception("pool event subscriber %r failed on %s %s (session %s)",
+                                     callback, event.kind, event.handle, event.session_id)
 
     def recent(self, limit: int | None = None) -> list[PoolEvent]:
         """The most recent events, oldest first (at most ``limit``)."""

@@ -81,8 +81,7 @@ class KVPool:
         if codec is None:
             codec = self.config.default_codec if ckv.meta.codec == "none" else ckv.meta.codec
         stored = codecs.encode(ckv, codec)
-        entry = PoolEntry(KVHandle.new(), session_id, self.tiers[0], stored.meta, 0, (), pinned=pin)
-        entry.set_payload(stored)
+        entry = PoolEntry.create(KVHandle.new(), session_id, stored, pin)
         with self._changing():
             self._store.add(entry, stored)
         return entry.handle
