@@ -169,7 +169,8 @@ def plot(results: dict[str, Any], path: Path) -> None:
     width = 0.38
     for offset, codec in ((-width / 2, "none"), (width / 2, "int8")):
         rows = [r for r in results["capacity"] if r["codec"] == codec]
-        cap.bar([i + offset for i in range(len(rows))], [r["sessions_held"] for r in rows], width, label=f"codec {codec}")
+        cap.bar([i + offset for i in range(len(rows))], [r["sessions_held"] for r in rows], width,
+                label=f"codec {codec}")
     base = next(r["sessions_held"] for r in results["capacity"] if r["codec"] == "none" and r["compression_ratio"] == 0)
     cap.plot(range(len(RATIOS)), [base / (1 - r) for r in RATIOS], "k--", marker="o", label="goal sessions(0)/(1-r)")
     cap.set_xticks(range(len(RATIOS)), [f"r={r}" for r in RATIOS])
@@ -193,8 +194,9 @@ def plot(results: dict[str, Any], path: Path) -> None:
     lat.legend(fontsize=6, ncol=2, loc="center left", bbox_to_anchor=(0.0, 0.3))
 
     rows = results["prefix_lookup"]
-    pre.plot([r["prompt_tokens"] for r in rows], [r["hit"]["median_ms"] * 1000 for r in rows], marker="o", label="hit")
-    pre.plot([r["prompt_tokens"] for r in rows], [r["miss"]["median_ms"] * 1000 for r in rows], marker="s", label="miss")
+    for case, marker in (("hit", "o"), ("miss", "s")):
+        pre.plot([r["prompt_tokens"] for r in rows], [r[case]["median_ms"] * 1000 for r in rows], marker=marker,
+                 label=case)
     pre.set_xscale("log", base=2)
     pre.set_yscale("log")
     pre.set_xlabel("prompt tokens (block 16)")

@@ -4,9 +4,9 @@ Events are created under the pool's lock (so ``seq`` follows the order of the ch
 the pool delivers them after releasing its lock, one at a time and in ``seq`` order, so a
 subscriber may call back into the pool. With several threads, an operation may return before a
 concurrent thread has delivered its event; within one thread, events are delivered before the
-operation returns unless another thread is delivering at that moment. A subscriber that raises is logged and counted; the
-change it was told about has happened regardless. A bounded deque keeps recent events for polling
-(``since(seq)``), the way an admin API hands out event ids.
+operation returns unless another thread is delivering at that moment. A subscriber that raises
+is logged and counted; the change it was told about has happened regardless. A bounded deque
+keeps recent events for polling (``since(seq)``), the way an admin API hands out event ids.
 """
 
 from __future__ import annotations

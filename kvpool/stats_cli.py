@@ -32,7 +32,8 @@ def load_snapshot(source: str, timeout_s: float = 10.0) -> dict[str, Any]:
         else:
             data = json.loads(Path(source).read_text())
     except (urllib.error.URLError, TimeoutError) as error:
-        raise StatsSourceError(f"cannot fetch {source}: {error}; is the admin API running and the URL right?") from error
+        raise StatsSourceError(f"cannot fetch {source}: {error}; is the admin API running and the URL right?"
+                               ) from error
     except OSError as error:
         raise StatsSourceError(f"cannot read {source}: {error}") from error
     except json.JSONDecodeError as error:

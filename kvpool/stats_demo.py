@@ -18,9 +18,10 @@ DEMO_SHAPE = {"num_layers": 12, "num_kv_heads": 3, "head_dim": 32}
 
 
 def run_demo(sessions: int = 16, operations: int = 400, seed: int = 0) -> dict[str, Any]:
-    """Store ``sessions`` caches (dense and ragged, ratios 0-0.75, every third one pyramid-shaped) in a pool that holds about a sixth
-    of them in host memory, read them with a skewed (Zipf-like) pattern, quantize and pin a few,
-    and return the pool's stats snapshot. Deterministic for a given seed; leaves no files behind."""
+    """Store ``sessions`` caches (dense and ragged, ratios 0-0.75, every third one pyramid-shaped)
+    in a pool that holds about a sixth of them in host memory and a sixth on disk, read them with a
+    skewed (Zipf-like) pattern, quantize a few, pin one, and return the pool's stats snapshot.
+    Deterministic for a given seed; leaves no files behind."""
     rng = random.Random(seed)
     one = synthetic_kv(original_tokens=256, **DEMO_SHAPE).nbytes
     with tempfile.TemporaryDirectory(prefix="kvpool-demo-") as disk_dir:
@@ -31,7 +32,8 @@ def run_demo(sessions: int = 16, operations: int = 400, seed: int = 0) -> dict[s
             handles = []
             for i in range(sessions):
                 ratio = rng.choice([0.0, 0.25, 0.5, 0.75])
-                pyramid = [ratio + (0.9 - ratio) * layer / DEMO_SHAPE["num_layers"] for layer in range(DEMO_SHAPE["num_layers"])]
+                layers = DEMO_SHAPE["num_layers"]
+                pyramid = [ratio + (0.9 - ratio) * layer / layers for layer in range(layers)]
                 ckv = synthetic_kv(original_tokens=256, compression_ratio=ratio, ragged=i % 2 == 1,
                                    layer_compression_ratios=pyramid if i % 3 == 0 else None,
                                    seed=seed * 1000 + i, **DEMO_SHAPE)

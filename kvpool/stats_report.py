@@ -32,7 +32,8 @@ def format_table(snapshot: dict[str, Any], top: int = 20) -> str:
     return "\n".join(lines)
 
 
-def heatmap_matrix(snapshot: dict[str, Any], metric: str = "bytes", top: int = 40) -> tuple[list[str], list[list[float]]]:
+def heatmap_matrix(snapshot: dict[str, Any], metric: str = "bytes",
+                   top: int = 40) -> tuple[list[str], list[list[float]]]:
     """Rows = the ``top`` sessions by bytes, columns = layers, cells = ``metric`` (bytes or hits)."""
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")

@@ -37,7 +37,7 @@ def synthetic_kv(*, num_layers: int = 4, num_kv_heads: int = 3, head_dim: int = 
     as pyramid-style presses do.
     """
     generator = torch.Generator().manual_seed(seed)
-    ratios = list(layer_compression_ratios) if layer_compression_ratios is not None else [compression_ratio] * num_layers
+    ratios = [compression_ratio] * num_layers if layer_compression_ratios is None else list(layer_compression_ratios)
     if len(ratios) != num_layers:
         raise ValueError(f"layer_compression_ratios has {len(ratios)} values for {num_layers} layers")
     layers = []

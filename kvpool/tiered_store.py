@@ -118,8 +118,9 @@ class TieredStore:
         candidates = [h for h in state.members if h not in exclude and not self.entries[h].pinned]
         movable = sum(state.members[h] for h in candidates)
         if state.free_bytes + movable < need:
-            raise CapacityError(f"needed {format_bytes(need)} ({need} bytes), {state.describe(self.pinned_bytes(state))}"
-                                f" ({state.free_bytes} bytes free, {movable} movable)")
+            raise CapacityError(f"needed {format_bytes(need)} ({need} bytes), "
+                                f"{state.describe(self.pinned_bytes(state))} ({state.free_bytes} bytes free, "
+                                f"{movable} movable)")
         victims = self.policy.rank_victims(candidates)
         if index == len(self.tiers) - 1 and self.config.recompress.enabled:
             for handle in victims:

@@ -89,3 +89,17 @@ def test_bus_delivers_in_order_to_all():
     assert got == [("x", 1), ("y", 1), ("x", 2), ("y", 2)]
 
 
+
+
+def test_events_caused_by_a_subscriber_reach_everyone_in_order(make_pool, make_kv):
+    pool = make_pool(host=10 << 20)
+    second_saw = []
+
+    def free_on_store(event):
+        if event.kind is EventKind.STORED:
+            pool.free(event.handle)  # causes a FREED event while STORED is still being delivered
+
+    pool.subscribe(free_on_store)
+    pool.subscribe(lambda event: second_saw.append((event.seq, event.kind.value)))
+    pool.put(make_kv(), SessionId("a"))
+    assert second_saw == [(1, "stored"), (2, "freed")] and len(pool) == 0

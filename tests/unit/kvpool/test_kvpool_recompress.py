@@ -113,6 +113,9 @@ def test_recompress_needs_a_recompressor(make_pool, make_kv):
 
 
 def test_broken_recompressor_is_reported(make_pool, make_kv):
-    pool = make_pool(host=1 << 20, recompressor=lambda ckv, ratio: codecs.encode(knorm_recompressor(ckv, ratio), "int8"))
+    def encodes_its_output(ckv, ratio):
+        return codecs.encode(knorm_recompressor(ckv, ratio), "int8")
+
+    pool = make_pool(host=1 << 20, recompressor=encodes_its_output)
     with pytest.raises(RecompressError, match="must return a codec 'none' cache"):
         pool.recompress(pool.put(make_kv(), SessionId("a")), 0.5)
