@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from kvpool.codecs.registry import codec_names
 from kvpool.eviction.registry import policy_names
@@ -55,18 +55,13 @@ class KVPoolConfig(BaseModel):
     def _normalise_name(cls, name: str) -> str:
         return name.strip().lower()
 
-    @field_validator("eviction_policy")
+    @field_validator("eviction_policy", "default_codec")
     @classmethod
-    def _known_policy(cls, name: str) -> str:
-        if name not in policy_names():
-            raise ValueError(f"unknown eviction policy {name!r}; valid names: {', '.join(policy_names())}")
-        return name
-
-    @field_validator("default_codec")
-    @classmethod
-    def _known_codec(cls, name: str) -> str:
-        if name not in codec_names():
-            raise ValueError(f"unknown codec {name!r}; valid names: {', '.join(codec_names())}")
+    def _registered(cls, name: str, info: ValidationInfo) -> str:
+        kind, names = {"eviction_policy": ("eviction policy", policy_names()),
+                       "default_codec": ("codec", codec_names())}[info.field_name]
+        if name not in names:
+            raise ValueError(f"unknown {kind} {name!r}; valid names: {', '.join(names)}")
         return name
 
     @field_validator("device")

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from collections.abc import Collection
-
-from kvpool.eviction.base import EvictionPolicy
+from kvpool.eviction.ordered import OrderedPolicy
 from kvpool.handles import KVHandle
 
 
-class LRUPolicy(EvictionPolicy):
+class LRUPolicy(OrderedPolicy):
     name = "lru"
-
-    def __init__(self) -> None:
-        self._order: OrderedDict[KVHandle, None] = OrderedDict()  # oldest first
 
     def on_insert(self, handle: KVHandle) -> None:
         self._order[handle] = None
@@ -22,13 +16,3 @@ class LRUPolicy(EvictionPolicy):
     def on_access(self, handle: KVHandle) -> None:
         if handle in self._order:
             self._order.move_to_end(handle)
-
-    def on_remove(self, handle: KVHandle) -> None:
-        self._order.pop(handle, None)
-
-    def rank_victims(self, candidates: Collection[KVHandle]) -> list[KVHandle]:
-        wanted = set(candidates)
-        return [handle for handle in self._order if handle in wanted]
-
-    def tracked(self) -> Collection[KVHandle]:
-        return self._order.keys()
