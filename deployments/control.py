@@ -22,6 +22,7 @@ from control_plane.control_plane import ControlPlane
 from control_plane.ids import ReplicaId, SessionId
 from control_plane.replica import ReplicaStats, Tier
 from control_plane.states import SessionState
+from deployments.admin_actions import AdminActions
 from deployments.config import AppConfig
 from deployments.migration_runner import MigrationRunner
 from kvpool.press_spec import PressSpec
@@ -47,6 +48,7 @@ class ControlShell:
         self._missing: dict[ReplicaId, set[str]] = {}
         self.lost_sessions = 0
         self.runner = MigrationRunner(self.cp, self.replicas, self.config)
+        self.admin = AdminActions(self.cp, self.replicas, self.runner)
         self._started = asyncio.Event()
         self._loop_task = asyncio.get_event_loop().create_task(self._loop())
 
@@ -99,8 +101,10 @@ class ControlShell:
         for session_id in confirmed:
             log.warning("session=%s is not held by %s any more; it will be rebuilt", session_id, replica_id)
             self.lost_sessions += 1
-            self.cp.apply_pool_event(replica_id, {"kind": "evicted", "handle": f"lost-{session_id}",
-                                                  "session_id": session_id, "tier": "device", "nbytes": 0})
+            handles = [e.handle for e in self.cp.view.copies_of(session_id) if e.replica_id == replica_id]
+            for handle in handles or [f"lost-{session_id}"]:
+                self.cp.apply_pool_event(replica_id, {"kind": "evicted", "handle": handle,
+                                                      "session_id": session_id, "tier": "device", "nbytes": 0})
 
     async def run_tick(self) -> None:
         report = self.cp.tick()
@@ -160,5 +164,32 @@ class ControlShell:
                              for r in self.cp.view.replicas()],
                 "counters": dict(self.cp.counters) | self.runner.counters | {"lost_sessions": self.lost_sessions}, "time_s": time.time()}
 
+    # ---- admin (each returns an event id to poll, except the read-only ones) ------------------
+    async def admin_action(self, action: str, **kwargs: Any) -> dict:
+        await self.ready()
+        if action == "move":
+            return {"event_id": self.admin.move(kwargs["session_id"], kwargs.get("target_replica"),
+                                                kwargs.get("method", "transfer"))}
+        if action == "drain":
+            return {"event_id": self.admin.drain(kwargs["replica"])}
+        if action in ("pin", "unpin"):
+            return {"event_id": self.admin.set_pinned(kwargs["session_id"], action == "pin")}
+        if action == "compress":
+            if kwargs.get("codec"):
+                return {"event_id": self.admin.pool_change("quantize", kwargs["session_id"], codec=kwargs["codec"])}
+            return {"event_id": self.admin.pool_change("recompress", kwargs["session_id"],
+                                                       compression_ratio=kwargs["compression_ratio"])}
+        if action == "decompress":
+            return {"event_id": self.admin.pool_change("dequantize", kwargs["session_id"])}
+        if action == "clear":
+            return {"event_id": self.admin.clear(kwargs.get("session_id"), kwargs.get("replica"),
+                                                 bool(kwargs.get("all")))}
+        if action == "lookup":
+            return self.admin.lookup(kwargs.get("session_id"), kwargs.get("token_ids"))
+        raise ValueError(f"unknown admin action {action!r}")
 
+    async def admin_event(self, event_id: str) -> dict:
+        return self.cp.admin_event(event_id).model_dump(mode="json")
 
+    async def stats(self) -> dict:
+        return self.cp.stats() | {"runner": dict(self.runner.counters), "lost_sessions": self.lost_sessions}

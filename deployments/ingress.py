@@ -14,8 +14,7 @@ import logging
 import time
 from typing import Any, AsyncIterator
 
-from fastapi import Body, FastAPI, Header, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import Body, Header, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from ray import serve
 
@@ -23,36 +22,16 @@ from deployments.auth import Authenticator
 from deployments.config import AppConfig
 from deployments.engine.presses import describe_presses, resolve
 from deployments.engine.sampling import SamplingParams
+from deployments.admin_routes import AdminRoutes
 from deployments.errors import APIError, error_body, to_api_error
+from deployments.http_app import api
 from deployments.metrics import IngressMetrics
 from deployments.openai_format import SSE_DONE, ChoiceAccumulator, chunk, completion_body, completion_id, sse
 from deployments.openai_schema import ChatCompletionRequest, SessionCreateRequest
 
 log = logging.getLogger(__name__)
-api = FastAPI(title="kvfleet", description="OpenAI-compatible serving with compressed, session-scoped KV caches")
-
-
-@api.exception_handler(RequestValidationError)
-async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-    parts = []
-    for err in exc.errors()[:5]:
-        where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
-        parts.append(f"unsupported field {where!r}" if err.get("type") == "extra_forbidden"
-                     else f"{where or 'body'}: {err.get('msg')}")
-    return _error(APIError(400, "; ".join(parts), "invalid_request"))
-
-
-@api.exception_handler(Exception)
-async def _any_error(request: Request, exc: Exception) -> JSONResponse:
-    return _error(to_api_error(exc))
-
-
-def _error(error: APIError) -> JSONResponse:
-    return JSONResponse(error_body(error), status_code=error.status)
-
-
 @serve.ingress(api)
-class Ingress:
+class Ingress(AdminRoutes):
     def __init__(self, config: dict, control: Any, replicas: dict[str, Any]):
         self.config = AppConfig.model_validate(config)
         self.control = control

@@ -1,0 +1,34 @@
+"""The FastAPI app behind the ingress, and the handlers that turn every error into OpenAI JSON.
+
+Kept apart from ingress.py so route groups in other modules (admin_routes.py) can register on the
+same app. (No ``from __future__ import annotations``: FastAPI must see real types.)
+"""
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from deployments.errors import APIError, error_body, to_api_error
+
+api = FastAPI(title="kvfleet", description="OpenAI-compatible serving with compressed, session-scoped KV caches")
+
+
+@api.exception_handler(RequestValidationError)
+async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    parts = []
+    for err in exc.errors()[:5]:
+        where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+        parts.append(f"unsupported field {where!r}" if err.get("type") == "extra_forbidden"
+                     else f"{where or 'body'}: {err.get('msg')}")
+    return error_response(APIError(400, "; ".join(parts), "invalid_request"))
+
+
+@api.exception_handler(Exception)
+async def _any_error(request: Request, exc: Exception) -> JSONResponse:
+    return error_response(to_api_error(exc))
+
+
+def error_response(error: APIError) -> JSONResponse:
+    return JSONResponse(error_body(error), status_code=error.status)
+
+
