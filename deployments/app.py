@@ -26,8 +26,12 @@ def build_app(args: dict[str, Any] | None = None) -> serve.Application:
                        "max_queued_requests": rc.max_queued_requests,
                        "health_check_period_s": 10, "health_check_timeout_s": 60,
                        "graceful_shutdown_timeout_s": 5}
-    replicas = {name: serve.deployment(Replica, name=name, num_replicas=1, **replica_options).bind(config_json, name)
-                for name in config.replica_names()}
+    replicas = {}
+    for i, name in enumerate(config.replica_names()):
+        options = dict(replica_options)
+        if i < len(rc.node_resources):
+            options["ray_actor_options"] = {**options["ray_actor_options"], "resources": rc.node_resources[i]}
+        replicas[name] = serve.deployment(Replica, name=name, num_replicas=1, **options).bind(config_json, name)
     control = serve.deployment(ControlShell, name="control", num_replicas=1,
                                ray_actor_options={"num_cpus": 0}).bind(config_json, replicas)
     ingress = serve.deployment(Ingress, name="ingress", num_replicas=1,

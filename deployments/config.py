@@ -29,6 +29,8 @@ class ReplicaConfig(_Closed):
     max_queued_requests: int = Field(default=64, ge=0, description="beyond this, requests get 429")
     pool: KVPoolConfig = KVPoolConfig()
     transfer_backend: str = Field(default="auto", description="backend for migrations between replicas")
+    node_resources: list[dict[str, float]] = Field(
+        default_factory=list, description="custom Ray resources per replica index, to pin replicas to nodes")
 
 
 class PlainRequestConfig(_Closed):
@@ -75,6 +77,12 @@ class AppConfig(_Closed):
         unknown = [k for k in self.security.admin_keys if k not in self.security.api_keys]
         if unknown:
             raise ValueError("every admin key must also be listed in security.api_keys")
+        return self
+
+    @model_validator(mode="after")
+    def _node_resources_fit(self) -> "AppConfig":
+        if len(self.replicas.node_resources) > self.replicas.count:
+            raise ValueError("replicas.node_resources has more entries than replicas.count")
         return self
 
     def replica_names(self) -> list[str]:

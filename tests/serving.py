@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -43,17 +42,39 @@ def small_args(**overrides: Any) -> dict:
 def ray_cluster(num_cpus: int = 4) -> Iterator[None]:
     import ray
 
-    os.environ.setdefault("RAY_SERVE_LOG_TO_STDERR", "0")
     ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
              object_store_memory=1 << 30, runtime_env={"env_vars": {"HF_HUB_OFFLINE": "1"}})
     try:
         yield
     finally:
-        from ray import serve
+        _shutdown()
 
-        with contextlib.suppress(Exception):
-            serve.shutdown()
-        ray.shutdown()
+
+@contextlib.contextmanager
+def two_node_cluster(num_cpus_per_node: int = 2) -> Iterator[Any]:
+    """A simulated 2-node Ray cluster on this machine: nodes carry resources node_a / node_b."""
+    import ray
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={
+        "num_cpus": num_cpus_per_node, "resources": {"node_a": 100}, "include_dashboard": False,
+        "object_store_memory": 1 << 30})
+    cluster.add_node(num_cpus=num_cpus_per_node, resources={"node_b": 100}, object_store_memory=1 << 30)
+    ray.init(address=cluster.address, log_to_driver=False, runtime_env={"env_vars": {"HF_HUB_OFFLINE": "1"}})
+    try:
+        yield cluster
+    finally:
+        _shutdown()
+        cluster.shutdown()
+
+
+def _shutdown() -> None:
+    import ray
+    from ray import serve
+
+    with contextlib.suppress(Exception):
+        serve.shutdown()
+    ray.shutdown()
 
 
 def wait_healthy(base_url: str, timeout_s: float = 300.0) -> None:
@@ -77,7 +98,7 @@ def serve_app(port: int, args: dict | None = None, name: str = "kvfleet", route_
 
     from deployments.app import build_app
 
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    serve.start(proxy_location="HeadOnly", http_options={"host": "127.0.0.1", "port": port})
     serve.run(build_app(args or small_args()), name=name, route_prefix=route_prefix, blocking=False)
     base_url = f"http://127.0.0.1:{port}{route_prefix.rstrip('/')}"
     wait_healthy(base_url, timeout_s)
