@@ -61,18 +61,17 @@ def _device(transport: str, preferred: torch.device) -> torch.device:
 
 @dataclass
 class _Receive:
-    peer: str
-    transport: str
-    pair_id: str
+    pair: PairGroup
     pool: BufferPool
     buffer: PooledBuffer
     chunks: list[tuple[int, int]]
-    ready: threading.Event = field(default_factory=threading.Event)
-    pair: PairGroup | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    ready: threading.Event = field(default_factory=threading.Event)  # recvs posted (or setup failed)
     works: list[Any] = field(default_factory=list)
     waited: int = 0  # works whose wait() returned (gloo completes a recv only inside wait)
     error: BaseException | None = None
     received: bool = False
+    abandoned: bool = False
 
 
 class CollectiveReceiver(Receiver):
@@ -94,42 +93,42 @@ class CollectiveReceiver(Receiver):
         self._lock = threading.Lock()
 
     def prepare(self, job: ReceiveJob) -> dict[str, Any]:
-        transport, peer, host = self.config.transport, job.source["endpoint_id"], job.target["ip"]
+        transport, host_ip = self.config.transport, job.target["ip"]
         device = _device(transport, job.device)
-        pair = pair_groups.get(peer, transport)
-        store = None
-        if pair is None:
-            pair_id = pair_groups.new_pair_id()
-            _, store = pair_groups.host_store(host, self.config.op_timeout_s)
-        else:
-            pair_id = pair.pair_id
+        pair, address, created = pair_groups.host(job.target["endpoint_id"], job.source["endpoint_id"], transport,
+                                                  host_ip, self.config.op_timeout_s)
         pool = self._pool(device)
-        buffer = pool.acquire(job.nbytes)
-        receive = _Receive(peer, transport, pair_id, pool, buffer, _chunks(job.nbytes, self.config.chunk_bytes))
-        tag_base = self._next_tag_base(pair_id, len(receive.chunks))
+        receive = _Receive(pair, pool, pool.acquire(job.nbytes), _chunks(job.nbytes, self.config.chunk_bytes))
+        tag_base = self._next_tag_base(pair.pair_id, len(receive.chunks))
         with self._lock:
             self._receives[job.transfer_id] = receive
-        threading.Thread(target=self._post, args=(receive, pair, host, tag_base, device), daemon=True,
+        threading.Thread(target=self._post, args=(receive, created, host_ip, tag_base, device), daemon=True,
                          name=f"kvfleet-recv-{job.transfer_id}").start()
-        return {"transport": transport, "pair_id": pair_id, "store": list(store) if store else None,
-                "tag_base": tag_base}
+        return {"transport": transport, "pair_id": pair.pair_id, "store": list(address), "tag_base": tag_base}
 
-    def _post(self, receive: _Receive, pair: PairGroup | None, host: str, tag_base: int, device: torch.device) -> None:
-        """Form the pair if new (blocks until the source joins), then post every chunk's recv."""
+    def _post(self, receive: _Receive, created: bool, host_ip: str, tag_base: int, device: torch.device) -> None:
+        """Form the pair if this receive began it (blocks until the source joins), then post the recvs."""
+        pair = receive.pair
         try:
             if device.type == "cuda":
                 torch.cuda.set_device(device)
-            if pair is None:
-                pair = pair_groups.form(receive.peer, receive.transport, receive.pair_id, 1, None, host,
-                                        self.config.op_timeout_s)
-            receive.pair = pair
-            for index, (start, end) in enumerate(receive.chunks):
-                receive.works.append(pair.group.recv([receive.buffer.tensor[start:end]], pair.peer_rank,
-                                                     tag_base + index))
+            if created:
+                pair_groups.build(pair, None, host_ip, self.config.op_timeout_s)
+            elif not pair.wait_formed(self.config.op_timeout_s):
+                raise RuntimeError(f"pair {pair.pair_id} did not form within {self.config.op_timeout_s} s")
+            with receive.lock:
+                if not receive.abandoned:
+                    for index, (start, end) in enumerate(receive.chunks):
+                        receive.works.append(pair.group.recv([receive.buffer.tensor[start:end]], pair.peer_rank,
+                                                             tag_base + index))
         except BaseException as error:  # reported by finish(); this thread has no caller
             receive.error = error
         finally:
-            receive.ready.set()
+            with receive.lock:
+                receive.ready.set()
+                abandoned = receive.abandoned
+            if abandoned:  # aborted while forming: abort() left the cleanup to us
+                self._retire(receive, source_quiesced=True)
 
     def finish(self, job: ReceiveJob, report: dict[str, Any], arrival_deadline: float) -> LentBuffer:
         with self._lock:
@@ -137,7 +136,7 @@ class CollectiveReceiver(Receiver):
         if not receive.ready.wait(max(arrival_deadline - time.monotonic(), 0.0)):
             raise self._missing(job, "the pair group with the source did not form")
         if receive.error is not None:
-            raise TransferError(FailureReason.BACKEND_ERROR, f"{receive.transport} pair setup failed: "
+            raise TransferError(FailureReason.BACKEND_ERROR, f"{receive.pair.transport} pair setup failed: "
                                 f"{receive.error!r}")
         device = receive.buffer.tensor.device
         for index, work in enumerate(receive.works):
@@ -169,14 +168,23 @@ class CollectiveReceiver(Receiver):
             receive = self._receives.pop(transfer_id, None)
         if receive is None:
             return
-        if not receive.received:
-            receive.ready.wait(self.config.op_timeout_s)
-            if receive.pair is not None:
-                pair_groups.close(receive.pair, receive.works[receive.waited:])
-            if receive.transport == "nccl" and not source_quiesced:
-                receive.pool.quarantine(receive.buffer)  # a kernel might still be writing
-                return
-        receive.pool.release(receive.buffer)
+        if receive.received:
+            receive.pool.release(receive.buffer)
+            return
+        with receive.lock:
+            receive.abandoned = True
+            posted = receive.ready.is_set()
+        if posted:  # else the posting thread retires it when the formation ends
+            self._retire(receive, source_quiesced)
+
+    def _retire(self, receive: _Receive, source_quiesced: bool) -> None:
+        """End a receive that did not get its data: close its pair (ending pending recvs), free the buffer."""
+        if receive.works:
+            pair_groups.close(receive.pair, receive.works[receive.waited:])
+        if receive.pair.transport == "nccl" and receive.works and not source_quiesced:
+            receive.pool.quarantine(receive.buffer)  # an NCCL kernel might still be writing
+        else:
+            receive.pool.release(receive.buffer)
 
     def _pool(self, device: torch.device) -> BufferPool:
         with self._lock:
@@ -202,10 +210,17 @@ class CollectiveSender(Sender):
     config: CollectiveConfig
 
     def send(self, job: SendJob) -> dict[str, Any]:
-        desc, peer = job.descriptor, job.target["endpoint_id"]
-        transport = desc["transport"]
+        desc = job.descriptor
+        transport, peer = desc["transport"], job.target["endpoint_id"]
         device = _device(transport, job.payload.device)
-        pair = self._pair(job, transport, peer)
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        try:
+            pair = pair_groups.join(job.source["endpoint_id"], peer, transport, desc["pair_id"], tuple(desc["store"]),
+                                    job.source["ip"], max(min(self.config.op_timeout_s, job.remaining_s()), 0.1))
+        except RuntimeError as error:
+            raise TransferError(FailureReason.BACKEND_ERROR, f"could not join {transport} pair with {peer}: "
+                                f"{error}") from None
         data = job.payload.to(device)  # gloo: staged through host memory; nccl: onto this GPU
         chunks = _chunks(data.numel(), self.config.chunk_bytes)
         works = []
@@ -217,26 +232,11 @@ class CollectiveSender(Sender):
             try:
                 pair_groups.wait_work(work, job.deadline, device)
             except RuntimeError as error:  # the pair is closed now: forget it
-                pair_groups.drop(peer, transport, pair.pair_id)
+                pair_groups.drop(pair)
                 reason = FailureReason.TIMEOUT if job.remaining_s() <= 0 else FailureReason.BACKEND_ERROR
                 raise TransferError(reason, f"{transport} send to {peer} failed: {error}") from None
         job.progress(data.numel())
         return {"chunks": len(chunks)}
-
-    def _pair(self, job: SendJob, transport: str, peer: str) -> PairGroup:
-        desc = job.descriptor
-        pair = pair_groups.get(peer, transport)
-        if desc["store"] is not None:  # the target formed a new pair: join it
-            if pair is not None:
-                pair_groups.drop(peer, transport)
-            if transport == "nccl":
-                torch.cuda.set_device(_device(transport, job.payload.device))
-            return pair_groups.form(peer, transport, desc["pair_id"], 0, tuple(desc["store"]), job.source["ip"],
-                                    self.config.op_timeout_s)
-        if pair is None or pair.pair_id != desc["pair_id"]:
-            raise TransferError(FailureReason.BACKEND_ERROR, f"{transport} pair group with {peer} is out of sync "
-                                "(one side lost it); retry: the target forms a new one")
-        return pair
 
 
 class CollectiveBackend(TransferBackend):

@@ -1,14 +1,15 @@
-"""Two-rank torch.distributed process groups between endpoint processes, made on demand.
+"""Two-rank torch.distributed process groups between endpoints, made on demand.
 
 Why pairs and not one fleet-wide group: a torch process holds one default group, Ray's
 collective groups fix their membership when they are created, and replicas come and go. A pair
-group per (this endpoint's process, peer endpoint) forms in milliseconds when the first transfer
-between them needs it, is reused by later transfers in either direction, and is simply dropped
-(both sides) when a transfer on it fails, e.g. after a gloo timeout closed its connection.
+group per (endpoint, peer endpoint) forms in milliseconds when the first transfer between them
+needs it, is reused by later transfers in either direction, and is dropped by both sides when a
+transfer on it fails (a timed-out gloo wait closes the connection anyway).
 
 Rendezvous goes through Ray: the receiving side hosts a TCPStore (one per process, one key
-prefix per pair) and returns its address in the transfer descriptor; the sending side connects.
-Gloo runs on CPU tensors, NCCL on CUDA tensors of the current device.
+prefix per pair) and returns its address in the transfer descriptor; the sending side joins.
+Concurrent transfers between the same endpoints share one formation: the registry holds a pair
+from the moment it begins forming, and later users wait for it.
 """
 
 from __future__ import annotations
@@ -24,101 +25,119 @@ import torch
 import torch.distributed as dist
 
 _LOCK = threading.Lock()
-_PAIRS: dict[tuple[str, str], "PairGroup"] = {}  # (peer endpoint id, transport) -> group
-_STORE: dict[str, Any] = {}  # "server": this process's TCPStore; (host, port): client connections
+_PAIRS: dict[tuple[str, str, str], "PairGroup"] = {}  # (my endpoint, peer endpoint, transport) -> pair
+_STORES: dict[Any, Any] = {}  # "server": this process's TCPStore; (host, port): client connections
 
 
-@dataclass
+@dataclass(eq=False)
 class PairGroup:
-    """A two-rank group with one peer. ``peer_rank`` is 1 - ``rank``."""
+    """This side of a two-rank group. Usable once ``formed`` is set and ``error`` is None."""
 
+    key: tuple[str, str, str]
     pair_id: str
-    transport: str
     rank: int
-    group: Any
-    lock: threading.Lock = field(default_factory=threading.Lock)  # NCCL: one operation sequence at a time
+    group: Any = None
+    formed: threading.Event = field(default_factory=threading.Event)
+    error: BaseException | None = None
+
+    @property
+    def transport(self) -> str:
+        return self.key[2]
 
     @property
     def peer_rank(self) -> int:
         return 1 - self.rank
+
+    def wait_formed(self, timeout_s: float) -> bool:
+        """True once formed; False if still forming after ``timeout_s``; raises the formation error."""
+        if not self.formed.wait(max(timeout_s, 0.0)):
+            return False
+        if self.error is not None:
+            raise RuntimeError(f"pair {self.pair_id} failed to form: {self.error!r}")
+        return True
 
 
 def _timedelta(seconds: float) -> datetime.timedelta:
     return datetime.timedelta(seconds=seconds)
 
 
-def host_store(host: str, timeout_s: float) -> tuple[Any, tuple[str, int]]:
-    """This process's TCPStore server (created on first use) and its address."""
+def _server_store(host: str, timeout_s: float) -> tuple[Any, tuple[str, int]]:
     with _LOCK:
-        server = _STORE.get("server")
+        server = _STORES.get("server")
         if server is None:
             server = dist.TCPStore(host, 0, is_master=True, wait_for_workers=False, timeout=_timedelta(timeout_s))
-            _STORE["server"] = server
+            _STORES["server"] = server
         return server, (host, server.port)
 
 
 def _client_store(address: tuple[str, int], timeout_s: float) -> Any:
     with _LOCK:
-        client = _STORE.get(tuple(address))
+        client = _STORES.get(address)
         if client is None:
             client = dist.TCPStore(address[0], address[1], is_master=False, timeout=_timedelta(timeout_s))
-            _STORE[tuple(address)] = client
+            _STORES[address] = client
         return client
 
 
-def get(peer: str, transport: str) -> PairGroup | None:
-    with _LOCK:
-        return _PAIRS.get((peer, transport))
+def host(me: str, peer: str, transport: str, host_ip: str, timeout_s: float) -> tuple[PairGroup, tuple[str, int], bool]:
+    """Receiving side: the pair with ``peer`` and this process's store address.
 
-
-def drop(peer: str, transport: str, pair_id: str | None = None) -> None:
-    """Forget the group with ``peer`` (only if it is ``pair_id``, when given)."""
-    with _LOCK:
-        pair = _PAIRS.get((peer, transport))
-        if pair is not None and (pair_id is None or pair.pair_id == pair_id):
-            del _PAIRS[(peer, transport)]
-
-
-def new_pair_id() -> str:
-    return f"pair-{uuid.uuid4().hex[:12]}"
-
-
-def form(peer: str, transport: str, pair_id: str, rank: int, store_address: tuple[str, int] | None,
-         host: str, op_timeout_s: float) -> PairGroup:
-    """Build this side of pair ``pair_id`` (blocks until the peer builds its side).
-
-    Rank 1 hosts (``store_address`` None); rank 0 connects to the host's ``store_address``.
+    If there is none, begins one (this side is rank 1 and the host) and returns ``created=True``:
+    the caller must then ``build`` it (blocks until the peer joins, so on a thread).
     """
-    if store_address is None:
-        store, _ = host_store(host, op_timeout_s)
-    else:
-        store = _client_store(store_address, op_timeout_s)
-    prefixed = dist.PrefixStore(f"kvfleet/{pair_id}", store)
-    if transport == "nccl":
-        options = dist.ProcessGroupNCCL.Options()
-        options._timeout = _timedelta(op_timeout_s)
-        group = dist.ProcessGroupNCCL(prefixed, rank, 2, options)
-    else:
-        options = dist.ProcessGroupGloo._Options()
-        options._timeout = _timedelta(op_timeout_s)
-        options._devices = [dist.ProcessGroupGloo.create_device(hostname=host)]
-        group = dist.ProcessGroupGloo(prefixed, rank, 2, options)
-    pair = PairGroup(pair_id, transport, rank, group)
+    _, address = _server_store(host_ip, timeout_s)
+    key = (me, peer, transport)
     with _LOCK:
-        _PAIRS[(peer, transport)] = pair
+        pair = _PAIRS.get(key)
+        if pair is not None:
+            return pair, address, False
+        pair = _PAIRS[key] = PairGroup(key, f"pair-{uuid.uuid4().hex[:12]}", rank=1)
+        return pair, address, True
+
+
+def join(me: str, peer: str, transport: str, pair_id: str, address: tuple[str, int], host_ip: str,
+         timeout_s: float) -> PairGroup:
+    """Sending side: pair ``pair_id`` with ``peer``, joining the peer's store if this side lacks it."""
+    key = (me, peer, transport)
+    with _LOCK:
+        pair = _PAIRS.get(key)
+        created = pair is None or pair.pair_id != pair_id
+        if created:
+            pair = _PAIRS[key] = PairGroup(key, pair_id, rank=0)
+    if created:
+        build(pair, address, host_ip, timeout_s)
+    elif not pair.wait_formed(timeout_s):
+        raise RuntimeError(f"pair {pair_id} did not form within {timeout_s} s")
     return pair
 
 
-def wait_work(work: Any, until: float, device: torch.device | None = None) -> None:
-    """Wait for a send/recv until ``until`` (monotonic); raise RuntimeError if it failed or timed out.
+def build(pair: PairGroup, address: tuple[str, int] | None, host_ip: str, timeout_s: float) -> None:
+    """Construct the process group of ``pair`` (rank 1 hosts: ``address`` None). Sets ``formed``."""
+    try:
+        store = _server_store(host_ip, timeout_s)[0] if address is None else _client_store(tuple(address), timeout_s)
+        prefixed = dist.PrefixStore(f"kvfleet/{pair.pair_id}", store)
+        if pair.transport == "nccl":
+            options = dist.ProcessGroupNCCL.Options()
+            options._timeout = _timedelta(timeout_s)
+            pair.group = dist.ProcessGroupNCCL(prefixed, pair.rank, 2, options)
+        else:
+            options = dist.ProcessGroupGloo._Options()
+            options._timeout = _timedelta(timeout_s)
+            options._devices = [dist.ProcessGroupGloo.create_device(hostname=host_ip)]
+            pair.group = dist.ProcessGroupGloo(prefixed, pair.rank, 2, options)
+    except BaseException as error:
+        pair.error = error
+        drop(pair)
+        raise
+    finally:
+        pair.formed.set()
 
-    gloo only completes a send/recv inside ``wait`` (``is_completed`` stays False until then),
-    and a wait that times out closes the pair's connection: after an error the pair is unusable
-    and must be dropped on both sides.
-    """
-    work.wait(_timedelta(max(until - time.monotonic(), 0.001)))
-    if device is not None and device.type == "cuda":
-        torch.cuda.synchronize(device)
+
+def drop(pair: PairGroup) -> None:
+    """Forget ``pair`` (if it is still the registered one): the next transfer forms a new one."""
+    with _LOCK:
+        if _PAIRS.get(pair.key) is pair:
+            del _PAIRS[pair.key]
 
 
 def close(pair: PairGroup, pending_works: list[Any]) -> None:
@@ -127,7 +146,9 @@ def close(pair: PairGroup, pending_works: list[Any]) -> None:
     gloo: a (1 ms) timed-out wait closes the connection and fails every pending operation.
     NCCL: the communicator is aborted.
     """
-    drop_pair(pair)
+    drop(pair)
+    if pair.group is None:
+        return
     if pair.transport == "nccl":
         abort = getattr(pair.group, "abort", None)
         if abort is not None:
@@ -140,11 +161,16 @@ def close(pair: PairGroup, pending_works: list[Any]) -> None:
             pass  # expected: the wait times out (closing the pair) or reports it closed
 
 
-def drop_pair(pair: PairGroup) -> None:
-    with _LOCK:
-        for key, known in list(_PAIRS.items()):
-            if known is pair:
-                del _PAIRS[key]
+def wait_work(work: Any, until: float, device: torch.device | None = None) -> None:
+    """Wait for a send/recv until ``until`` (monotonic); raise RuntimeError if it failed or timed out.
+
+    gloo only completes a send/recv inside ``wait`` (``is_completed`` stays False until then),
+    and a wait that times out closes the pair's connection: after an error the pair is unusable
+    and must be dropped on both sides.
+    """
+    work.wait(_timedelta(max(until - time.monotonic(), 0.001)))
+    if device is not None and device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def transports() -> dict[str, str | None]:

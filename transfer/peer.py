@@ -34,9 +34,14 @@ class PendingCall(ABC):
 
 
 class Peer(ABC):
-    """One endpoint as seen by the orchestrator. ``key`` identifies it for caches."""
+    """One endpoint as seen by the orchestrator. ``key`` identifies it for caches.
+
+    ``stable_info``: its ``transfer_info()`` never changes (an actor's node and process don't),
+    so the orchestrator may cache it.
+    """
 
     key: str
+    stable_info: bool = True
 
     @abstractmethod
     def call(self, method: str, *args: Any, **kwargs: Any) -> PendingCall:
@@ -103,8 +108,11 @@ class LocalPeer(Peer):
     """An in-process endpoint object; calls run on a shared thread pool, like actor calls would.
 
     A simulated death (``Fault.die`` on an in-process endpoint) marks the peer dead: every later
-    call fails with PEER_DIED, as calls to a dead actor do.
+    call fails with PEER_DIED, as calls to a dead actor do. Its info is not cached: it changes
+    when the process joins a Ray cluster after the endpoint was made.
     """
+
+    stable_info = False
 
     def __init__(self, endpoint: Any) -> None:
         self._endpoint = endpoint

@@ -58,7 +58,9 @@ def _bounded(call: PendingCall, timeout_s: float) -> Any:
 
 
 def endpoint_info(peer: Peer, ticket: TransferTicket) -> dict[str, Any]:
-    """``peer.transfer_info()``, cached per peer (an endpoint's node and process never change)."""
+    """``peer.transfer_info()``, cached per peer when it cannot change."""
+    if not peer.stable_info:
+        return _await(peer.call("transfer_info"), ticket, "transfer_info")
     with _INFO_LOCK:
         if peer.key in _INFO_CACHE:
             _INFO_CACHE.move_to_end(peer.key)
