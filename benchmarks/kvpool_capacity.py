@@ -10,7 +10,8 @@ Caches are shaped like the embedded model's (30 layers, 3 KV heads, head_dim 64,
 2. get() latency per tier (median / p90 over repeats): host (as stored, and int8 decoded), disk
    (read + CRC32 verify + unpack, with and without promotion), device when CUDA is present. Disk
    reads hit the OS page cache (files were just written): this is the software cost, not the
-   drive's.
+   drive's. Latencies are wall-clock on whatever else the machine runs: see the recorded load
+   average before comparing runs.
 3. Prefix-index lookup time vs prompt length (hit on the longest stored prefix, and a miss).
 
     python benchmarks/kvpool_capacity.py                      # 512 MiB, all ratios
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import random
 import statistics
@@ -210,7 +212,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--budget-mib", type=int, default=512)
-    parser.add_argument("--repeats", type=int, default=10, help="get() repeats per tier")
+    parser.add_argument("--repeats", type=int, default=15, help="get() repeats per tier")
     parser.add_argument("--lookup-repeats", type=int, default=200)
     parser.add_argument("--lengths", type=int, nargs="+", default=[256, 512, 1024, 2048, 4096, 8192, 16384, 32768])
     parser.add_argument("--out", type=Path, default=RESULTS / "kvpool_capacity.json")
@@ -228,7 +230,8 @@ def main() -> None:
         "environment": {"python": platform.python_version(), "torch": torch.__version__,
                         "machine": platform.machine(), "cpu_threads": torch.get_num_threads(),
                         "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-                        "commit": _commit(), "seconds": round(time.time() - started, 1)},
+                        "commit": _commit(), "seconds": round(time.time() - started, 1),
+                        "load_average_1m_at_end": os.getloadavg()[0], "cpu_count": os.cpu_count()},
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))

@@ -108,19 +108,17 @@ class CompressedPrefixIndex:
         e.g. ``len(prompt) - 1`` to leave a token to feed), or None. Counts a hit or a miss."""
         tokens = tuple(token_ids)
         limit = len(tokens) if max_prefix_tokens is None else min(len(tokens), max_prefix_tokens)
+        hashes = block_hashes(model_id, press, tokens[:limit], self.block_tokens)  # hashing needs no lock
         best: PrefixHit | None = None
-        key = chain_seed(model_id, press)
         with self._lock:
-            for start in range(0, limit + 1, self.block_tokens):
+            for block, key in enumerate(hashes):
+                start = block * self.block_tokens
                 for tail, handles in self._buckets.get(key, {}).items():
                     end = start + len(tail)
                     if end <= limit and (best is None or end > best.prefix_tokens) and tokens[start:end] == tail:
                         live = [h for h in reversed(handles) if h in self._pool]  # newest first
                         if live:
                             best = PrefixHit(live[0], handles[live[0]], end)
-                if start + self.block_tokens > limit:
-                    break
-                key = next_block_hash(key, tokens[start:start + self.block_tokens])
             self.looked_up_tokens += len(tokens)
             if best is None:
                 self.misses += 1
