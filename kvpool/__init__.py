@@ -1,6 +1,7 @@
 """kvpool: compressed KV caches and the pool that holds them.
 
-Pure Python + torch: never imports ray, ray.serve, kvpress or transformers.
+Pure Python + torch (+ pydantic, numpy; matplotlib lazily for the stats heatmap): never imports
+ray, ray.serve, kvpress or transformers. The engine plugs in through ``Recompressor`` callables.
 
 - ``CompressedKV`` / ``LayerKV`` / ``KVMeta``: one session's pruned cache; ``pack``/``unpack`` for transfer.
 - ``KVPool`` + ``KVPoolConfig``: caches by ``KVHandle`` under byte budgets per tier (device, host,
