@@ -129,11 +129,11 @@ class DecodeActor:
         snapshot["sessions"] = len(self.handles)
         return snapshot
 
-    def _step_json(self, step: Any, logprobs: bool) -> dict:
+    def _step_json(self, step: Any, logprobs: bool, context_tokens: int = 0) -> dict:
         token = step.token
         data = {"text": step.text, "finish_reason": step.finish_reason,
                 "token_id": token.token_id if token else None,
-                "prompt_tokens": step.prompt_tokens, "completion_tokens": step.completion_tokens}
+                "prompt_tokens": context_tokens + step.prompt_tokens, "completion_tokens": step.completion_tokens}
         if logprobs and token is not None:
             decode = self.engine.tokenizer.decode
             data["logprob"] = {"token": decode([token.token_id]), "logprob": token.logprob,
@@ -147,9 +147,12 @@ class DecodeActor:
 
         Each yielded dict: ``{"text", "token_id", "finish_reason", "prompt_tokens",
         "completion_tokens"}`` plus ``"logprob": {"token", "logprob", "top_logprobs"}`` when
-        logprobs were asked for; the last one has a finish_reason.
+        logprobs were asked for; the last one has a finish_reason. ``prompt_tokens`` counts the
+        question, plus the context of an explicit ``cache`` (a plain request's whole prompt; a
+        session's context is counted by the ingress as cached tokens).
         """
         ckv = cache if cache is not None else self._cache(session_id)
+        context_tokens = ckv.meta.original_tokens if cache is not None else 0
         if ckv.meta.codec != "none":
             ckv = codecs.decode(ckv)
         params = SamplingParams.model_validate(sampling)
@@ -162,7 +165,7 @@ class DecodeActor:
                     break
                 if step.token is not None:
                     self.tokens_generated += 1
-                yield self._step_json(step, params.logprobs)
+                yield self._step_json(step, params.logprobs, context_tokens)
         finally:
             self.active_streams -= 1
             stream.close()
