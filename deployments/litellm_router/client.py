@@ -1,0 +1,108 @@
+"""KvfleetRouterClient: a real ``litellm.Router`` over several kvfleet deployments, with session
+affinity, failover, and the sessions API (load once, ask many) in one object.
+
+    client = KvfleetRouterClient.from_config("configs/litellm.yaml")
+    session = client.create_session("kvfleet", context=open("contract.txt").read())
+    reply = await client.router.acompletion(model="kvfleet", session_id=session["id"],
+                                            messages=[{"role": "user", "content": "Who signed?"}])
+
+``client.router`` is the ``litellm.Router``; questions go through its ``acompletion`` (streaming
+included) with ``session_id=`` (or ``extra_body={"session_id": ...}`` or
+``metadata={"session_id": ...}``). Session calls exist as coroutines (``acreate_session``...) and
+as blocking wrappers for code without an event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Coroutine, Mapping
+from typing import Any, TypeVar
+
+import litellm
+
+from deployments.litellm_router.config import KvfleetRouterConfig, kvfleet_router_config, read_litellm_config
+from deployments.litellm_router.directory import SessionDirectory, make_directory
+from deployments.litellm_router.errors import NoDeploymentError
+from deployments.litellm_router.sessions import SessionService
+from deployments.litellm_router.strategy import SessionAffinityStrategy
+
+T = TypeVar("T")
+
+
+class KvfleetRouterClient:
+    def __init__(self, model_list: list[dict[str, Any]], router_settings: Mapping[str, Any] | None = None,
+                 config: KvfleetRouterConfig | None = None, directory: SessionDirectory | None = None):
+        self.config = config or KvfleetRouterConfig()
+        self.router = litellm.Router(model_list=model_list, **dict(router_settings or {}))
+        self.sessions = SessionService(directory or make_directory(self.config.directory), self.config)
+        self.strategy = SessionAffinityStrategy(self.router, self.sessions, self.config)
+        self.router.register_plugin(self.strategy)
+
+    @classmethod
+    def from_config(cls, path: str | os.PathLike[str], **config_overrides: Any) -> "KvfleetRouterClient":
+        """Build from a LiteLLM config file (``model_list``, ``router_settings``, ``kvfleet_router``);
+        ``config_overrides`` replace fields of ``kvfleet_router`` (e.g. ``directory={"store": "memory"}``)."""
+        data = read_litellm_config(path)
+        config = kvfleet_router_config(data)
+        if config_overrides:
+            config = KvfleetRouterConfig.model_validate({**config.model_dump(), **config_overrides})
+        return cls(data["model_list"], data.get("router_settings"), config)
+
+    def deployments(self, model: str) -> list[Mapping[str, Any]]:
+        """Every deployment of the model group; raises NoDeploymentError for an unknown group."""
+        found = list(self.router.registry().deployments(model, source="all"))
+        if not found:
+            raise NoDeploymentError(f"model group {model!r} is not in the model_list; "
+                                    f"known: {sorted(self.router.registry().names())}")
+        return found
+
+    # ---- sessions (coroutines) ----------------------------------------------------------------
+    async def acreate_session(self, model: str, context: str | None = None, *, documents: list[str] | None = None,
+                              messages: list[dict[str, Any]] | None = None, press: dict[str, Any] | None = None,
+                              ttl_s: float | None = None) -> dict[str, Any]:
+        """Load a context (exactly one of ``context``, ``documents``, ``messages``) on one deployment
+        of ``model``; returns kvfleet's session view (``id``, ``tokens_read``, ``tokens_kept``,
+        ``bytes_stored``...) and ``router`` (home deployment, copies)."""
+        given = [v for v in (context, documents, messages) if v is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of context, documents or messages")
+        value = "\n\n".join(documents) if documents is not None else given[0]
+        return await self.sessions.create(model, self.deployments(model), value, press, ttl_s)
+
+    async def aget_session(self, model: str, session_id: str) -> dict[str, Any]:
+        return await self.sessions.describe(session_id, self.deployments(model))
+
+    async def adelete_session(self, model: str, session_id: str) -> bool:
+        return await self.sessions.delete(session_id, self.deployments(model))
+
+    async def acompletion(self, model: str, messages: list[dict[str, Any]], session_id: str | None = None,
+                          **kwargs: Any) -> Any:
+        """``router.acompletion`` with the session named (streaming with ``stream=True``)."""
+        if session_id is not None:
+            kwargs["session_id"] = session_id
+        return await self.router.acompletion(model=model, messages=messages, **kwargs)
+
+    # ---- blocking wrappers --------------------------------------------------------------------
+    def create_session(self, model: str, context: str | None = None, **kwargs: Any) -> dict[str, Any]:
+        return _run(self.acreate_session(model, context, **kwargs))
+
+    def get_session(self, model: str, session_id: str) -> dict[str, Any]:
+        return _run(self.aget_session(model, session_id))
+
+    def delete_session(self, model: str, session_id: str) -> bool:
+        return _run(self.adelete_session(model, session_id))
+
+    def completion(self, model: str, messages: list[dict[str, Any]], session_id: str | None = None,
+                   **kwargs: Any) -> Any:
+        return _run(self.acompletion(model, messages, session_id, **kwargs))
+
+
+def _run(coroutine: Coroutine[Any, Any, T]) -> T:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    coroutine.close()
+    raise RuntimeError("called the blocking KvfleetRouterClient API inside an event loop; await the "
+                       "a-prefixed coroutine instead (acreate_session, acompletion, ...)")
