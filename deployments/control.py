@@ -16,6 +16,9 @@ import logging
 import time
 from typing import Any
 
+import ray
+from ray.serve._private.constants import SERVE_NAMESPACE
+
 
 from control_plane.context import SessionContext
 from control_plane.control_plane import ControlPlane
@@ -192,4 +195,8 @@ class ControlShell:
         return self.cp.admin_event(event_id).model_dump(mode="json")
 
     async def stats(self) -> dict:
-        return self.cp.stats() | {"runner": dict(self.runner.counters), "lost_sessions": self.lost_sessions}
+        context = ray.get_runtime_context()
+        # Serve names its replica actors in its own namespace, not the job's
+        actor = {"id": context.get_actor_id(), "name": context.get_actor_name(), "namespace": SERVE_NAMESPACE}
+        return self.cp.stats() | {"runner": dict(self.runner.counters), "lost_sessions": self.lost_sessions,
+                                  "actor": actor}

@@ -34,7 +34,8 @@ log = logging.getLogger(__name__)
 
 
 class MissingCache(KVFleetError):
-    """This decode actor holds no cache for the session (it was evicted, freed or never stored)."""
+    """This decode actor holds no cache for the session: it was lost (e.g. the actor restarted)
+    and the control plane is about to rebuild it, or it moved (HTTP 409: retry shortly)."""
 
 
 @ray.remote
@@ -91,7 +92,8 @@ class DecodeActor:
     def _cache(self, session_id: str, decoded: bool = True) -> CompressedKV:
         handle = self.handles.get(session_id)
         if handle is None or handle not in self.pool:
-            raise MissingCache(f"no stored cache for session {session_id!r} on this replica")
+            raise MissingCache(f"session {session_id!r} is not loaded on this replica right now "
+                               "(being rebuilt or moved); retry shortly")
         return self.pool.get(handle, decoded=decoded)
 
     # ---- admin ------------------------------------------------------------------------------

@@ -12,8 +12,11 @@ import logging
 from dataclasses import dataclass
 
 from pydantic import ValidationError
+from ray.exceptions import GetTimeoutError, RayActorError
+from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
 
 from control_plane import errors as cp_errors
+from deployments.decode_actor import MissingCache
 from deployments.engine.engine import ContextTooLongError
 from deployments.engine.model_loader import ModelLoadError
 from deployments.engine.prompt import PromptError
@@ -60,6 +63,7 @@ def _rules() -> list[_Rule]:
         _Rule(cp_errors.UnknownReplica, 404, "replica_not_found"),
         _Rule(cp_errors.InvalidTransition, 409, "invalid_state"),
         _Rule(cp_errors.InvalidMigration, 400, "invalid_migration"),
+        _Rule(MissingCache, 409, "session_not_ready"),
         *rules,
     ]
 
@@ -76,12 +80,12 @@ def to_api_error(exc: BaseException) -> APIError:
     for rule in _RULES:
         if isinstance(exc, rule.exc):
             return APIError(rule.status, _message(exc), rule.code)
-    if type(exc).__name__ in {"BackPressureError", "PendingRequestsLimitError"}:
-        return APIError(429, "server is at capacity, retry later", "over_capacity")
-    if isinstance(exc, TimeoutError) or type(exc).__name__ in {"GetTimeoutError", "TimeoutError"}:
+    if isinstance(exc, BackPressureError):
+        return APIError(429, "server is at capacity (request queue full), retry later", "over_capacity")
+    if isinstance(exc, (TimeoutError, GetTimeoutError)):
         return APIError(504, "the request timed out", "timeout")
-    if type(exc).__name__ in {"ActorDiedError", "ActorUnavailableError", "DeploymentUnavailableError"}:
-        return APIError(503, "the replica serving this request is unavailable, retry", "replica_unavailable")
+    if isinstance(exc, (RayActorError, DeploymentUnavailableError)):
+        return APIError(503, "the replica serving this request is restarting; retry shortly", "replica_unavailable")
     if isinstance(exc, KVFleetError):
         return APIError(400, _message(exc), "invalid_request")
     log.exception("unexpected error", exc_info=exc)

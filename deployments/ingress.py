@@ -20,6 +20,7 @@ from ray import serve
 
 from deployments.auth import Authenticator
 from deployments.config import AppConfig
+from deployments.context_limit import ContextLimit
 from deployments.engine.presses import describe_presses, resolve
 from deployments.engine.sampling import SamplingParams
 from deployments.admin_routes import AdminRoutes
@@ -39,6 +40,7 @@ class Ingress(AdminRoutes):
         self.auth = Authenticator(self.config.security)
         self.metrics = IngressMetrics()
         self.model_name = self.config.model.name
+        self.context_limit = ContextLimit(self.config.model, self.config.limits.max_context_tokens)
         self._rr = 0
 
     # ---- helpers -----------------------------------------------------------------------------
@@ -100,6 +102,7 @@ class Ingress(AdminRoutes):
             where = await self.control.locate.remote(session_id, owner)
             replica, cached_tokens = self.replicas[where["replica"]], where["read_tokens"]
         else:
+            await asyncio.to_thread(self.context_limit.check, req.messages)  # the whole prompt is context here
             _, replica = self._plain_replica()
         samplings = [self._sampling(req, i) for i in range(req.n)]
         press = req.press.model_dump(mode="json") if req.press else None
@@ -191,6 +194,7 @@ class Ingress(AdminRoutes):
         self._check_model(req.model)
         press = req.press or self.config.default_press
         resolve(press)  # 422 before anything is placed
+        await asyncio.to_thread(self.context_limit.check, req.context_value())  # 413 likewise
         opened = await self.control.open_session.remote(
             owner=owner, model=req.model, context=req.context_value(), press=press.model_dump(mode="json"),
             ttl_s=req.ttl_s, pinned=req.pinned)

@@ -19,6 +19,7 @@ import time
 from typing import Any, AsyncIterator
 
 import ray
+from ray import serve
 from ray.exceptions import ActorDiedError, ActorUnavailableError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -33,10 +34,13 @@ _ACTOR_DEATH = (ActorDiedError, ActorUnavailableError)
 
 
 class Replica:
+    """Actors are named ``<app>.<replica>.<incarnation>.prefill|decode`` (for operators and tests)."""
+
     def __init__(self, config: dict, replica_id: str):
         self.config = AppConfig.model_validate(config)
         self.replica_id = replica_id
         self.node_id = ray.get_runtime_context().get_node_id()
+        self.app_name = serve.get_replica_context().app_name
         self.incarnation = 0
         self.loads_in_flight = 0
         self.streams_in_flight = 0
@@ -50,8 +54,10 @@ class Replica:
             "scheduling_strategy": NodeAffinitySchedulingStrategy(self.node_id, soft=False),
         }
         model = cfg.model.model_dump(mode="json")
-        self.prefill_actor = PrefillActor.options(**options).remote(model, cfg.replicas.torch_threads)
-        self.decode_actor = DecodeActor.options(**options, max_concurrency=1000).remote(
+        prefix = f"{self.app_name}.{self.replica_id}.{self.incarnation + 1}"
+        self.prefill_actor = PrefillActor.options(**options, name=f"{prefix}.prefill").remote(
+            model, cfg.replicas.torch_threads)
+        self.decode_actor = DecodeActor.options(**options, name=f"{prefix}.decode", max_concurrency=1000).remote(
             model, cfg.replicas.torch_threads, cfg.replicas.pool.model_dump(mode="json"))
         ray.get([self.prefill_actor.ready.remote(), self.decode_actor.ready.remote()])
         self.incarnation += 1
@@ -103,6 +109,9 @@ class Replica:
                     None, plan.suffix, sampling, cache)
             async for ref in stream:
                 yield await ref
+        except _ACTOR_DEATH:
+            asyncio.get_running_loop().create_task(self._restart_if_dead())
+            raise
         finally:
             self.streams_in_flight -= 1
             if stream is not None:
@@ -135,10 +144,15 @@ class Replica:
                 "tiers": stats["tiers"], "holds": holds, "events": events, "stats": stats}
 
     async def stats(self) -> dict:
-        return await self.decode_actor.stats.remote()
+        stats = await self.decode_actor.stats.remote()
+        return {**stats, "actor_ids": self.actor_ids(), "node": self.node_id, "incarnation": self.incarnation}
 
-    def actor_ids(self) -> dict[str, str]:
-        return {"prefill": self.prefill_actor._actor_id.hex(), "decode": self.decode_actor._actor_id.hex()}
+    def actor_ids(self) -> dict[str, dict[str, str]]:
+        """Ids and names of this replica's actors (operators kill or inspect them by these)."""
+        namespace = ray.get_runtime_context().namespace
+        prefix = f"{self.app_name}.{self.replica_id}.{self.incarnation}"
+        return {role: {"id": actor._actor_id.hex(), "name": f"{prefix}.{role}", "namespace": namespace}
+                for role, actor in (("prefill", self.prefill_actor), ("decode", self.decode_actor))}
 
 
 

@@ -9,13 +9,16 @@ affinity, failover, and the sessions API (load once, ask many) in one object.
 ``client.router`` is the ``litellm.Router``; questions go through its ``acompletion`` (streaming
 included) with ``session_id=`` (or ``extra_body={"session_id": ...}`` or
 ``metadata={"session_id": ...}``). Session calls exist as coroutines (``acreate_session``...) and
-as blocking wrappers for code without an event loop.
+as blocking wrappers for code without an event loop; those run every coroutine on one event loop
+of the client's own (a daemon thread), because LiteLLM caches HTTP clients bound to the loop that
+made them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import threading
 from collections.abc import Coroutine, Mapping
 from typing import Any, TypeVar
 
@@ -38,6 +41,8 @@ class KvfleetRouterClient:
         self.sessions = SessionService(directory or make_directory(self.config.directory), self.config)
         self.strategy = SessionAffinityStrategy(self.router, self.sessions, self.config)
         self.router.register_plugin(self.strategy)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_lock = threading.Lock()
 
     @classmethod
     def from_config(cls, path: str | os.PathLike[str], **config_overrides: Any) -> "KvfleetRouterClient":
@@ -85,24 +90,34 @@ class KvfleetRouterClient:
 
     # ---- blocking wrappers --------------------------------------------------------------------
     def create_session(self, model: str, context: str | None = None, **kwargs: Any) -> dict[str, Any]:
-        return _run(self.acreate_session(model, context, **kwargs))
+        return self.run(self.acreate_session(model, context, **kwargs))
 
     def get_session(self, model: str, session_id: str) -> dict[str, Any]:
-        return _run(self.aget_session(model, session_id))
+        return self.run(self.aget_session(model, session_id))
 
     def delete_session(self, model: str, session_id: str) -> bool:
-        return _run(self.adelete_session(model, session_id))
+        return self.run(self.adelete_session(model, session_id))
 
     def completion(self, model: str, messages: list[dict[str, Any]], session_id: str | None = None,
                    **kwargs: Any) -> Any:
-        return _run(self.acompletion(model, messages, session_id, **kwargs))
+        """Blocking ``acompletion`` (not ``router.completion``: session routing is asynchronous)."""
+        return self.run(self.acompletion(model, messages, session_id, **kwargs))
 
+    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Run ``coroutine`` on the client's event loop and wait for it (bounded by twice
+        ``session_timeout_s``; every call inside has its own, shorter timeout)."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            future = asyncio.run_coroutine_threadsafe(coroutine, self._event_loop())
+            return future.result(timeout=2 * self.config.session_timeout_s)
+        coroutine.close()
+        raise RuntimeError("called the blocking KvfleetRouterClient API inside an event loop; await the "
+                           "a-prefixed coroutine instead (acreate_session, acompletion, ...)")
 
-def _run(coroutine: Coroutine[Any, Any, T]) -> T:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coroutine)
-    coroutine.close()
-    raise RuntimeError("called the blocking KvfleetRouterClient API inside an event loop; await the "
-                       "a-prefixed coroutine instead (acreate_session, acompletion, ...)")
+    def _event_loop(self) -> asyncio.AbstractEventLoop:
+        with self._loop_lock:
+            if self._loop is None:
+                self._loop = asyncio.new_event_loop()
+                threading.Thread(target=self._loop.run_forever, name="kvfleet-router-loop", daemon=True).start()
+            return self._loop

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 from typing import Any
 
 from litellm.integrations.custom_logger import CustomLogger
@@ -41,6 +42,8 @@ class _ProxyClient(KvfleetRouterClient):
         self.sessions = SessionService(make_directory(config.directory), config)
         self.strategy = SessionAffinityStrategy(router, self.sessions, config)
         router.register_plugin(self.strategy)
+        self._loop = None
+        self._loop_lock = threading.Lock()
 
 
 class KvfleetProxyHooks(CustomLogger):
