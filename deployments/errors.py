@@ -76,6 +76,8 @@ def to_api_error(exc: BaseException) -> APIError:
     if isinstance(exc, APIError):
         return exc
     if isinstance(exc, ValidationError):
+        if all(tuple(err.get("loc", ()))[:1] == ("press",) for err in exc.errors()):
+            return APIError(422, _validation_message(exc), "invalid_press")  # e.g. a ratio outside [0, 1)
         return APIError(400, _validation_message(exc), "invalid_request")
     for rule in _RULES:
         if isinstance(exc, rule.exc):
