@@ -35,8 +35,15 @@ QUESTIONS = ("What is the secret code of the vault?", "Where was Alice born?", "
 
 @pytest.fixture(scope="session")
 def ray_session() -> Iterator[None]:
-    with ray_cluster(num_cpus=4):
-        yield
+    # A fresh local cluster even when another Ray cluster runs on this machine (ray.init() would
+    # otherwise join the most recently started one). On a loaded 2-core machine the raylet can
+    # miss the GCS's default health checks for a while: tolerate that instead of losing the node.
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("RAY_ADDRESS", "local")
+        env.setenv("RAY_health_check_timeout_ms", "30000")
+        env.setenv("RAY_health_check_failure_threshold", "20")
+        with ray_cluster(num_cpus=4):
+            yield
 
 
 @pytest.fixture(scope="session")
