@@ -25,6 +25,7 @@ class AdminActions:
     def __init__(self, cp: ControlPlane, replicas: dict[str, Any], runner: Any):
         self.cp, self.replicas, self.runner = cp, replicas, runner
         self._tasks: set[asyncio.Task] = set()
+        self.draining: set[str] = set()  # replicas an admin drained (they take no new sessions)
 
     def start(self, action: str, work: Callable[[], Awaitable[dict]], **detail: Any) -> str:
         """Record the event, run ``work`` in the background, return the event id."""
@@ -51,6 +52,7 @@ class AdminActions:
 
     def drain(self, replica_id: str) -> str:
         plans = self.cp.drain(ReplicaId(replica_id))
+        self.draining.add(replica_id)
 
         async def work() -> dict:
             jobs = await self.runner.run_all(plans)

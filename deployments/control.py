@@ -83,13 +83,23 @@ class ControlShell:
             node=beat["node"], queue_depth=beat["queue_depth"],
             capacity_bytes={tiers[name]: t["budget_bytes"] for name, t in beat["tiers"].items()},
             held_bytes={tiers[name]: t["held_bytes"] for name, t in beat["tiers"].items()},
-            draining=self.cp.view.find_replica(ReplicaId(replica_id)) is not None
-            and self.cp.view.replica(ReplicaId(replica_id)).draining)
+            draining=replica_id in self.admin.draining)
         self.cp.heartbeat(ReplicaId(replica_id), stats)
         for event in beat["events"]:
             if event["kind"] in ("stored", "spilled", "promoted", "recompressed", "evicted", "freed"):
                 self.cp.apply_pool_event(ReplicaId(replica_id), {**event, "tier": tiers[event["tier"]].value})
+        self._announce(ReplicaId(replica_id), beat["holds"], tiers)
         self._reconcile(ReplicaId(replica_id), set(beat["holds"]))
+
+    def _announce(self, replica_id: ReplicaId, holds: dict[str, dict], tiers: dict[str, Tier]) -> None:
+        """Replicas re-announce what they hold: entries the view does not know yet (after a control
+        plane restart the view starts empty) are applied as ``stored`` events."""
+        known = {entry.handle for entry in self.cp.view.entries_on(replica_id)}
+        for session_id, held in holds.items():
+            if held["handle"] not in known:
+                self.cp.apply_pool_event(replica_id, {"kind": "stored", "handle": held["handle"],
+                                                      "session_id": session_id, "tier": tiers[held["tier"]].value,
+                                                      "nbytes": held["nbytes"]})
 
     def _reconcile(self, replica_id: ReplicaId, holds: set[str]) -> None:
         """Sessions the records place on this replica but its pool does not hold are lost (e.g. its

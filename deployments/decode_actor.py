@@ -86,8 +86,14 @@ class DecodeActor:
         handle = self.handles.pop(session_id, None)
         return self.pool.free(handle) if handle is not None and handle in self.pool else 0
 
-    def holds(self) -> dict[str, str]:
-        return {session: handle.id for session, handle in self.handles.items()}
+    def holds(self) -> dict[str, dict]:
+        """Every session this pool holds: ``{session_id: {"handle", "tier", "nbytes"}}``."""
+        out = {}
+        for session, handle in list(self.handles.items()):
+            if handle in self.pool:
+                info = self.pool.info(handle)
+                out[session] = {"handle": handle.id, "tier": info.tier.value, "nbytes": info.nbytes}
+        return out
 
     def _cache(self, session_id: str, decoded: bool = True) -> CompressedKV:
         handle = self.handles.get(session_id)

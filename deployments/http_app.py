@@ -7,8 +7,10 @@ same app. (No ``from __future__ import annotations``: FastAPI must see real type
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from ray.serve.exceptions import RayServeException
 
 from deployments.errors import APIError, error_body, to_api_error
+from kvpool.errors import KVFleetError
 
 api = FastAPI(title="kvfleet", description="OpenAI-compatible serving with compressed, session-scoped KV caches")
 
@@ -26,6 +28,14 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
 @api.exception_handler(Exception)
 async def _any_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(to_api_error(exc))
+
+
+# Starlette re-raises an exception after the catch-all ``Exception`` handler has answered. Serve's
+# proxy reads a BackPressureError / DeploymentUnavailableError escaping the ingress as the
+# ingress's own overload and replaces the answer with a plain-text 503; expected errors would be
+# logged as failed requests. Handlers for these classes answer without re-raising.
+api.add_exception_handler(RayServeException, _any_error)
+api.add_exception_handler(KVFleetError, _any_error)
 
 
 def error_response(error: APIError) -> JSONResponse:

@@ -125,7 +125,9 @@ def _healthy(base: str) -> bool:
 def test_drain_empties_a_replica(fleet):
     base, _, answers = fleet
     event = httpx.post(f"{base}/admin/drain", json={"replica": "replica-1"}, timeout=30).json()
-    assert wait_event(base, event["event_id"])["status"] == "done"
-    wait_until(lambda: all(replica_of(base, s) == "replica-0" for s in answers), what="drain")
+    done = wait_event(base, event["event_id"])
+    assert done["status"] == "done", done
+    wait_until(lambda: all(replica_of(base, s) == "replica-0" for s in answers),
+               what=f"drain ({done}; {[httpx.post(f'{base}/admin/lookup', json={'session_id': s}).json() for s in answers]})")
     for session_id, answer in answers.items():
         assert ask(base, session_id) == answer
