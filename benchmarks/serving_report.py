@@ -1,0 +1,221 @@
+"""``kvfleet bench``: the serving benchmark and quality evaluation (issue 9).
+
+    kvfleet bench run --quick              # CI smoke, a few minutes: every section, tiny settings
+    kvfleet bench run                      # full mode (see docs/benchmarks.md for its runtime)
+    kvfleet bench run --url http://host:8000 --sections quality latency
+    kvfleet bench report [RESULT.json]     # Markdown tables (printed and written next to the JSON)
+
+``run`` starts a local Ray cluster and the real kvfleet app (tests/serving.py helpers, 2 replicas,
+HTTP port ``--port`` in 8200-8299) unless ``--url`` points at a running one, then runs the
+sections in order: ``engine`` (benchmarks/engine_ttft.py, in this process, before the app
+starts), ``quality`` (+ ``capacity`` from the same sessions), ``latency``, ``migration``.
+Writes ``benchmarks/results/serving_bench[_quick].json``, one PNG per plot and the Markdown report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from benchmarks.press_grid import QUALITY_PRESSES, RATIOS  # noqa: E402
+from benchmarks.provenance import RESULTS_DIR, finish, provenance  # noqa: E402
+
+SECTIONS = ("engine", "quality", "latency", "migration")
+GiB = 1 << 30
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "quick": {
+        "engine": {"lengths": [512], "repeats": 1, "presses": ["knorm"], "ratios": [0.0, 0.5], "bytes_tokens": 512,
+                   "load_repeats": 1},
+        "quality": {"context_tokens": 768, "tasks": ["needle"], "seeds": [0], "presses": ["knorm", "streaming_llm"],
+                    "ratios": [0.5], "int8": True},
+        "latency": {"lengths": [512], "concurrency": [1, 2], "rounds": 1},
+        "migration": {"lengths": [512], "rounds": 1},
+        "capacity_budget_bytes": 1 * GiB,
+    },
+    "full": {
+        "engine": {"lengths": [1024, 2048, 4096], "repeats": 5, "presses": ["knorm", "snapkv", "streaming_llm",
+                                                                           "expected_attention", "adakv(snapkv)",
+                                                                           "kvzip"],
+                   "ratios": list(RATIOS), "bytes_tokens": 1024, "load_repeats": 3},
+        "quality": {"context_tokens": 1536, "tasks": ["needle", "facts"], "seeds": [0, 1],
+                    "presses": list(QUALITY_PRESSES), "ratios": [r for r in RATIOS if r > 0], "int8": True},
+        "latency": {"lengths": [1024, 2048, 4096], "concurrency": [1, 4, 16], "rounds": 3},
+        "migration": {"lengths": [1024, 4096], "rounds": 3},
+        "capacity_budget_bytes": 4 * GiB,
+    },
+}
+SESSION_PRESS = {"name": "knorm", "compression_ratio": 0.5}
+
+
+def _log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def _config(args: argparse.Namespace) -> dict[str, Any]:
+    """The preset of the mode with the command-line overrides applied."""
+    config = json.loads(json.dumps(PRESETS["quick" if args.quick else "full"]))
+    quality = config["quality"]
+    for key in ("context_tokens", "tasks", "seeds", "presses", "ratios"):
+        if getattr(args, key) is not None:
+            quality[key] = getattr(args, key)
+    if args.no_int8:
+        quality["int8"] = False
+    if args.rounds is not None:
+        config["latency"]["rounds"] = config["migration"]["rounds"] = args.rounds
+    config["mode"] = "quick" if args.quick else "full"
+    config["sections"] = args.sections
+    config["session_press"] = SESSION_PRESS
+    config["url"] = args.url
+    return config
+
+
+def _token_counter():
+    from transformers import AutoTokenizer
+
+    from deployments.engine.model_loader import prepare_embedded_model
+
+    path, _ = prepare_embedded_model(progress=False)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    return lambda text: len(tokenizer.encode(text, add_special_tokens=False))
+
+
+def _engine_section(config: dict[str, Any], out: Path) -> dict[str, Any]:
+    """engine_ttft.run with the mode's settings; also written as its own JSON + PNG at ``out``."""
+    from benchmarks import engine_ttft
+
+    e = config["engine"]
+    result = engine_ttft.run(e["lengths"], e["repeats"], e["presses"], e["ratios"], e["bytes_tokens"],
+                             e["load_repeats"], threads=1, press=SESSION_PRESS)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    engine_ttft.plot(result, out.with_suffix(".png"))
+    return result
+
+
+def _serving_sections(config: dict[str, Any], result: dict[str, Any], url: str | None, port: int) -> None:
+    from benchmarks.quality_tasks import build_documents
+    from benchmarks.serving import capacity, latency, migration, quality
+    from benchmarks.serving.app import bench_args, running_kvfleet
+
+    count = _token_counter()
+    sections = config["sections"]
+    args = bench_args()
+    result["app_args"] = {k: v for k, v in args.items() if k != "control"} if url is None else {"url": url}
+    with running_kvfleet(url=url, port=port, args=args) as target:
+        _log(f"kvfleet at {target.base_url} (started here: {target.owns_cluster})")
+        if "quality" in sections:
+            q = config["quality"]
+            docs = build_documents(q["tasks"], q["seeds"], q["context_tokens"], count)
+            result["quality"] = quality.evaluate(target, docs, q["presses"], q["ratios"], int8=q["int8"],
+                                                 capacity_budget_bytes=config["capacity_budget_bytes"], log=_log)
+            result["capacity"] = {"budget_bytes": config["capacity_budget_bytes"],
+                                  "rows": capacity.summarize(result["quality"]["jobs"],
+                                                             config["capacity_budget_bytes"])}
+        if "latency" in sections:
+            lat = config["latency"]
+            result["latency"] = latency.run(target, lat["lengths"], lat["concurrency"], lat["rounds"], SESSION_PRESS,
+                                            count, log=_log)
+        if "migration" in sections:
+            mig = config["migration"]
+            result["migration"] = migration.run(target, mig["lengths"], mig["rounds"], SESSION_PRESS, count, log=_log)
+
+
+def run(args: argparse.Namespace) -> int:
+    from benchmarks.serving import plots, report, schema
+
+    config = _config(args)
+    out = args.out or RESULTS_DIR / ("serving_bench_quick.json" if args.quick else "serving_bench.json")
+    result: dict[str, Any] = {"benchmark": "serving", **provenance(config)}
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+    if "engine" in config["sections"]:
+        section_start = time.perf_counter()
+        engine_out = (out.with_name(f"{out.stem}_engine_ttft.json") if args.out else
+                      RESULTS_DIR / ("engine_ttft_quick.json" if args.quick else "engine_ttft.json"))
+        result["engine"] = _engine_section(config, engine_out)
+        timings["engine"] = round(time.perf_counter() - section_start, 1)
+    if set(config["sections"]) - {"engine"}:
+        section_start = time.perf_counter()
+        _serving_sections(config, result, args.url, args.port)
+        timings["serving"] = round(time.perf_counter() - section_start, 1)
+    for key in ("quality", "latency", "migration"):
+        if result.get(key):
+            timings[key] = result[key].get("seconds")
+    result["section_seconds"] = timings
+    finish(result, started)
+    schema.validate(result)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    written = plots.write_all(result, out)
+    markdown = report.render(result)
+    out.with_suffix(".md").write_text(markdown)
+    _log(f"wrote {out}, {out.with_suffix('.md')} and {', '.join(p.name for p in written)} "
+         f"in {result['runtime_s']} s")
+    print(markdown)
+    return 0
+
+
+def report_cmd(args: argparse.Namespace) -> int:
+    from benchmarks.serving import report
+
+    path = Path(args.result)
+    if not path.is_file():
+        print(f"no result at {path}: run `kvfleet bench run` first (or pass the JSON path)", file=sys.stderr)
+        return 2
+    markdown = report.render(json.loads(path.read_text()))
+    if args.write:
+        path.with_suffix(".md").write_text(markdown)
+    print(markdown)
+    return 0
+
+
+def _port(value: str) -> int:
+    port = int(value)
+    if not 8200 <= port <= 8299:
+        raise argparse.ArgumentTypeError(f"port {port} is outside 8200-8299 (this project's benchmark range)")
+    return port
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="kvfleet bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="run the benchmark")
+    r.add_argument("--quick", action="store_true", help="CI smoke settings (a few minutes)")
+    r.add_argument("--url", default=None, help="benchmark a running kvfleet instead of starting one")
+    r.add_argument("--port", type=_port, default=8230, help="HTTP port of the app started here (8200-8299)")
+    r.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS))
+    r.add_argument("--out", type=Path, default=None, help="result JSON (default benchmarks/results/serving_bench*.json)")
+    r.add_argument("--context-tokens", dest="context_tokens", type=int, default=None,
+                   help="quality documents' length (1k-6k)")
+    r.add_argument("--tasks", nargs="+", default=None, choices=["needle", "facts"])
+    r.add_argument("--seeds", type=int, nargs="+", default=None, help="one document per task and seed")
+    r.add_argument("--presses", nargs="+", default=None, help="press labels, e.g. knorm 'adakv(snapkv)'")
+    r.add_argument("--ratios", type=float, nargs="+", default=None)
+    r.add_argument("--no-int8", dest="no_int8", action="store_true", help="skip the int8 codec pass")
+    r.add_argument("--rounds", type=int, default=None, help="latency/migration rounds")
+    rep = sub.add_parser("report", help="render a result as Markdown")
+    rep.add_argument("result", nargs="?", default=str(RESULTS_DIR / "serving_bench.json"))
+    rep.add_argument("--write", action="store_true", help="also write the .md next to the JSON")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return run(args) if args.command == "run" else report_cmd(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
