@@ -41,6 +41,7 @@ class PlainRequestConfig(_Closed):
                                               description="prompts at least this long are compressed")
     press: PressSpec = PressSpec(name="knorm", compression_ratio=0.5)
     block_tokens: int = Field(default=16, ge=1, description="block size of the compressed-prefix index")
+    max_prefix_entries: int = Field(default=64, ge=0, description="stored plain-request prefixes per replica")
 
 
 class SecurityConfig(_Closed):

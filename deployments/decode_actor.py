@@ -18,7 +18,9 @@ from typing import Any, AsyncIterator
 
 import ray
 
+from deployments.config import PlainRequestConfig
 from deployments.engine.model_loader import ModelConfig
+from deployments.prefix_cache import PrefixCache
 from deployments.engine.sampling import SamplingParams
 from deployments.model_process import start_engine
 from kvpool import codecs
@@ -40,9 +42,11 @@ class MissingCache(KVFleetError):
 
 @ray.remote
 class DecodeActor:
-    def __init__(self, model: dict, torch_threads: int, pool: dict):
+    def __init__(self, model: dict, torch_threads: int, pool: dict, plain: dict | None = None):
         self.engine = start_engine(ModelConfig.model_validate(model), torch_threads)
         self.pool = KVPool(KVPoolConfig.model_validate(pool), recompressor=knorm_recompressor)
+        self.plain = PlainRequestConfig.model_validate(plain or {})
+        self.prefixes = PrefixCache(self.pool, self.engine, self.plain)
         self.handles: dict[str, KVHandle] = {}
         self.events: deque[dict] = deque(maxlen=100_000)
         self.pool.subscribe(self._on_event)
@@ -54,6 +58,8 @@ class DecodeActor:
 
     def _on_event(self, event: Any) -> None:
         data = event.to_json()
+        if PrefixCache.owns(data["session_id"]):
+            return  # prefix-cache entries are this actor's business, not the control plane's
         self.events.append(data)
         if data["kind"] in ("evicted", "freed") and self.handles.get(data["session_id"]) == event.handle:
             del self.handles[data["session_id"]]
@@ -135,6 +141,7 @@ class DecodeActor:
         snapshot["active_streams"] = self.active_streams
         snapshot["tokens_generated"] = self.tokens_generated
         snapshot["sessions"] = len(self.handles)
+        snapshot["prefix_cache"] = self.prefixes.stats()
         return snapshot
 
     def _step_json(self, step: Any, logprobs: bool, context_tokens: int = 0) -> dict:
@@ -149,8 +156,17 @@ class DecodeActor:
         return data
 
     # ---- generation -------------------------------------------------------------------------
+    # ---- plain requests (no session) --------------------------------------------------------
+    def plain_plan(self, prefix: Any, suffix: list[dict], press: dict) -> dict:
+        """Tokenize a plain prompt and look its prefix up in the compressed-prefix index."""
+        return self.prefixes.plan(prefix, suffix, press)
+
+    def store_prefix(self, ckv: CompressedKV) -> str:
+        """Keep a plain request's prefill for reuse (query-agnostic presses only); returns the handle id."""
+        return self.prefixes.store(ckv)
+
     async def generate(self, session_id: str | None, question: Any, sampling: dict,
-                       cache: CompressedKV | None = None) -> AsyncIterator[dict]:
+                       cache: CompressedKV | None = None, prefix_handle: str | None = None) -> AsyncIterator[dict]:
         """Stream token dicts for ``question`` on the session's cache (or an explicit ``cache``).
 
         Each yielded dict: ``{"text", "token_id", "finish_reason", "prompt_tokens",
@@ -159,7 +175,10 @@ class DecodeActor:
         question, plus the context of an explicit ``cache`` (a plain request's whole prompt; a
         session's context is counted by the ingress as cached tokens).
         """
-        ckv = cache if cache is not None else self._cache(session_id)
+        if prefix_handle is not None:
+            ckv = self.prefixes.get(prefix_handle)
+        else:
+            ckv = cache if cache is not None else self._cache(session_id)
         context_tokens = ckv.meta.original_tokens if cache is not None else 0
         if ckv.meta.codec != "none":
             ckv = codecs.decode(ckv)

@@ -58,7 +58,8 @@ class Replica:
         self.prefill_actor = PrefillActor.options(**options, name=f"{prefix}.prefill").remote(
             model, cfg.replicas.torch_threads)
         self.decode_actor = DecodeActor.options(**options, name=f"{prefix}.decode", max_concurrency=1000).remote(
-            model, cfg.replicas.torch_threads, cfg.replicas.pool.model_dump(mode="json"))
+            model, cfg.replicas.torch_threads, cfg.replicas.pool.model_dump(mode="json"),
+            cfg.plain.model_dump(mode="json"))
         ray.get([self.prefill_actor.ready.remote(), self.decode_actor.ready.remote()])
         self.incarnation += 1
         log.info("%s: actors started (incarnation %d)", self.replica_id, self.incarnation)
@@ -103,10 +104,7 @@ class Replica:
                 stream = self.decode_actor.generate.options(num_returns="streaming").remote(
                     session_id, question, sampling)
             else:
-                plan = self.planner.plan(question, press)
-                cache = self.prefill_actor.prefill.remote(plan.prefix, plan.press)
-                stream = self.decode_actor.generate.options(num_returns="streaming").remote(
-                    None, plan.suffix, sampling, cache)
+                stream = await self._plain_stream(question, sampling, press)
             async for ref in stream:
                 yield await ref
         except _ACTOR_DEATH:
@@ -116,6 +114,20 @@ class Replica:
             self.streams_in_flight -= 1
             if stream is not None:
                 ray.cancel(stream)
+
+    async def _plain_stream(self, messages: list[dict], sampling: dict, press: dict | None) -> Any:
+        """A plain prompt: reuse a stored compressed prefix if one matches, else prefill (and store) it."""
+        plan = self.planner.plan(messages, press)
+        found = await self.decode_actor.plain_plan.remote(plan.prefix, plan.suffix, plan.press)
+        generate = self.decode_actor.generate.options(num_returns="streaming")
+        if found["hit_handle"] is not None:
+            rest = found["prefix_ids"][found["hit_tokens"]:] + found["suffix_ids"]
+            return generate.remote(None, rest, sampling, None, found["hit_handle"])
+        cache = self.prefill_actor.prefill.remote(found["prefix_ids"], plan.press)
+        handle = await self.decode_actor.store_prefix.remote(cache)
+        if handle is not None:
+            return generate.remote(None, found["suffix_ids"], sampling, None, handle)
+        return generate.remote(None, found["suffix_ids"], sampling, cache)
 
     async def free(self, session_id: str) -> int:
         return await self.decode_actor.free.remote(session_id)
