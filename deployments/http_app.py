@@ -7,7 +7,6 @@ same app. (No ``from __future__ import annotations``: FastAPI must see real type
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from ray.serve.exceptions import RayServeException
 
 from deployments.errors import APIError, error_body, to_api_error
 from kvpool.errors import KVFleetError
@@ -30,11 +29,11 @@ async def _any_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(to_api_error(exc))
 
 
-# Starlette re-raises an exception after the catch-all ``Exception`` handler has answered. Serve's
-# proxy reads a BackPressureError / DeploymentUnavailableError escaping the ingress as the
-# ingress's own overload and replaces the answer with a plain-text 503; expected errors would be
-# logged as failed requests. Handlers for these classes answer without re-raising.
-api.add_exception_handler(RayServeException, _any_error)
+# Starlette re-raises an exception after the catch-all ``Exception`` handler has answered, so
+# every expected error would also be logged by Serve as a failed request; a handler registered for
+# the class answers without re-raising. (Serve registers its own plain-text handlers for
+# BackPressureError and DeploymentUnavailableError at start-up, which win over any registered
+# here: the ingress converts those to APIError where it awaits a replica.)
 api.add_exception_handler(KVFleetError, _any_error)
 
 

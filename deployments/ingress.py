@@ -17,6 +17,7 @@ from typing import Any, AsyncIterator
 from fastapi import Body, Header, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from ray import serve
+from ray.serve.exceptions import RayServeException
 
 from deployments.auth import Authenticator
 from deployments.config import AppConfig
@@ -117,6 +118,10 @@ class Ingress(AdminRoutes):
     async def _first(self, stream: Any) -> dict:
         try:
             return await asyncio.wait_for(stream.__anext__(), timeout=self.config.limits.request_timeout_s)
+        except RayServeException as exc:
+            # BackPressureError (the replica's queue is full: 429) or DeploymentUnavailableError
+            # (503): escaping the route, Serve's own handler would answer it in plain text.
+            raise to_api_error(exc) from exc
         except StopAsyncIteration:
             raise APIError(500, "the replica returned an empty stream", "internal_error") from None
 
@@ -131,8 +136,11 @@ class Ingress(AdminRoutes):
                     self.metrics.ttft.labels(kind).observe(time.perf_counter() - start)
                 choices[i].add(item)
 
-        await asyncio.wait_for(asyncio.gather(*(drain(i) for i in range(len(streams)))),
-                               timeout=self.config.limits.request_timeout_s)
+        try:
+            await asyncio.wait_for(asyncio.gather(*(drain(i) for i in range(len(streams)))),
+                                   timeout=self.config.limits.request_timeout_s)
+        except RayServeException as exc:
+            raise to_api_error(exc) from exc  # as in _first
         self._count_tokens(kind, choices, time.perf_counter() - start)
         return completion_body(completion_id(), self.model_name, choices, req.logprobs, cached, session_id)
 
@@ -215,6 +223,8 @@ class Ingress(AdminRoutes):
                 timeout=self.config.limits.load_timeout_s)
         except BaseException as exc:
             await self.control.mark_load_failed.remote(session_id, to_api_error(exc).message)
+            if isinstance(exc, RayServeException):
+                raise to_api_error(exc) from exc  # as in _first
             raise
         record = await self.control.mark_loaded.remote(session_id, stored)
         self.metrics.sessions_loaded.inc()
