@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 import time
 from typing import Any, Callable, Iterator
 
@@ -36,10 +37,12 @@ QUESTIONS = ("What is the secret code of the vault?", "Where was Alice born?", "
 @pytest.fixture(scope="session")
 def ray_session() -> Iterator[None]:
     # A fresh local cluster even when another Ray cluster runs on this machine (ray.init() would
-    # otherwise join the most recently started one). On a loaded 2-core machine the raylet can
-    # miss the GCS's default health checks for a while: tolerate that instead of losing the node.
+    # otherwise join the most recently started one), in its own temp dir so that other drivers on
+    # this machine do not join it either. On a loaded 2-core machine the raylet can miss the GCS's
+    # default health checks for a while: tolerate that instead of losing the node.
     with pytest.MonkeyPatch.context() as env:
         env.setenv("RAY_ADDRESS", "local")
+        env.setenv("RAY_TMPDIR", tempfile.mkdtemp(prefix="kvfleet-e2e-"))
         env.setenv("RAY_health_check_timeout_ms", "30000")
         env.setenv("RAY_health_check_failure_threshold", "20")
         with ray_cluster(num_cpus=4):
