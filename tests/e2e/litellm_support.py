@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import secrets
 import subprocess
@@ -18,6 +19,19 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "configs" / "litellm.yaml"
 GROUP = "kvfleet"
+
+
+# LiteLLM's proxy server imports these (litellm[proxy] cannot be installed: it pins an unpublished
+# litellm-proxy package); module name -> pip requirement
+PROXY_MODULES = {"orjson": "orjson==3.13.0", "backoff": "backoff==2.2.1", "apscheduler": "apscheduler==3.11.3",
+                 "multipart": "python-multipart==0.0.34", "jwt": "pyjwt==2.15.1", "nacl": "pynacl==1.6.2",
+                 "fastapi_sso": "fastapi-sso==0.23.0", "semver": "semver==3.1.2", "expression": "expression==5.8.0",
+                 "redis": "redis==8.1.0", "mcp": "mcp==2.3.0", "soundfile": "soundfile==0.14.0"}
+
+
+def missing_proxy_requirements() -> list[str]:
+    """pip requirements of the LiteLLM proxy server that are not installed."""
+    return [req for module, req in PROXY_MODULES.items() if importlib.util.find_spec(module) is None]
 
 
 def litellm_config(api_bases: dict[str, str], directory_path: Path) -> dict:
@@ -72,3 +86,44 @@ def _wait_ready(base_url: str, process: subprocess.Popen, log_path: Path, timeou
 
 def log_tail(path: Path, lines: int = 40) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+
+
+# ---- kvfleet side ---------------------------------------------------------------------------------
+
+E2E_PORT = int(os.environ.get("KVFLEET_E2E_PORT", "8310"))  # the Serve HTTP port of the e2e session
+START_TIMEOUT_S = 900.0
+FILLER = "The committee discussed the annual budget, the new library wing and several unrelated matters. "
+QUESTIONS = ("What is the secret code of the vault?", "Who keeps the key?", "What colour is the door?",
+             "Repeat the secret code.", "Summarise the document in five words.")
+
+
+def session_context(i: int) -> str:
+    """A short document of its own for session ``i`` (distinct facts, so answers differ)."""
+    codes = ("7341", "2958", "6604", "1187", "5521", "3090")
+    keepers = ("Alice", "Bruno", "Chen", "Dana", "Emil", "Farah")
+    colours = ("red", "green", "blue", "yellow", "black", "white")
+    return (FILLER * 2 + f"The secret code of the vault is {codes[i]}. {keepers[i]} keeps the key. "
+            f"The door is {colours[i]}. " + FILLER * 2)
+
+
+def user(question: str) -> list[dict]:
+    return [{"role": "user", "content": question}]
+
+
+def session_on(base_url: str, session_id: str) -> dict | None:
+    """kvfleet's view of a session on one app, or None when that app does not hold it."""
+    response = httpx.get(f"{base_url}/v1/sessions/{session_id}", timeout=60)
+    if response.status_code == 404:
+        return None
+    response.raise_for_status()
+    return response.json()
+
+
+def ask_direct(base_url: str, session_id: str, question: str, max_tokens: int) -> str:
+    """The app's own greedy answer (no router): what a correctly routed question must get."""
+    from openai import OpenAI
+
+    client = OpenAI(base_url=f"{base_url}/v1", api_key="unused", timeout=600, max_retries=0)
+    reply = client.chat.completions.create(model="embedded:smollm2-135m-instruct", messages=user(question),
+                                           temperature=0, max_tokens=max_tokens, extra_body={"session_id": session_id})
+    return reply.choices[0].message.content

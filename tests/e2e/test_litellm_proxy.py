@@ -23,13 +23,16 @@ from tests.e2e.litellm_support import (
     ask_direct,
     litellm_config,
     litellm_proxy,
+    missing_proxy_requirements,
     session_context,
     session_on,
     user,
 )
 from tests.serving import create_session, serve_app, small_args
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow,
+              pytest.mark.skipif(bool(missing_proxy_requirements()),
+                                 reason=f"the LiteLLM proxy server needs: pip install {' '.join(missing_proxy_requirements())}")]
 APPS = {"kvfleet-a": "lpa", "kvfleet-b": "lpb"}
 PROXY_PORT = 8120
 MAX_TOKENS = 16

@@ -27,8 +27,15 @@ def _load(name: str):
 
 validate = _load("validate")
 generate = _load("generate")
-needs_kustomize = pytest.mark.skipif(validate.kustomize_command() is None,
-                                     reason="neither kustomize nor kubectl (which includes kustomize) is installed")
+HAVE_CORE_SCHEMAS = importlib.util.find_spec("kubernetes_validate") is not None
+CORE_SCHEMAS_MISSING = "core Kubernetes schemas need: pip install kubernetes-validate==1.37.0"
+
+
+def _validate(doc: dict) -> list[str]:
+    """validate.validate, skipping the test for a core kind when kubernetes-validate is missing."""
+    if not doc.get("apiVersion", "").startswith("ray.io/") and not HAVE_CORE_SCHEMAS:
+        pytest.skip(CORE_SCHEMAS_MISSING)
+    return validate.validate(doc)
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +69,9 @@ def test_overlay_renders_and_every_manifest_validates(rendered, overlay):
     docs = rendered[overlay]
     kinds = {d["kind"] for d in docs}
     assert {"RayService", "Deployment", "Service", "ConfigMap", "PersistentVolumeClaim"} <= kinds, kinds
-    errors = [e for doc in docs for e in validate.validate(doc)]
+    rayservice_errors = [e for doc in docs if doc["kind"] == "RayService" for e in validate.validate(doc)]
+    assert rayservice_errors == []
+    errors = [e for doc in docs for e in _validate(doc)]
     assert errors == []
 
 
@@ -164,7 +173,7 @@ def test_litellm_proxy_points_at_the_rayservice_serve_service(rendered, overlay)
 def _broken(docs: list[dict], kind: str, name: str, edit) -> list[str]:
     doc = copy.deepcopy(_one(docs, kind, name))
     edit(doc)
-    return validate.validate(doc)
+    return _validate(doc)
 
 
 def _worker(doc: dict) -> dict:
@@ -196,7 +205,7 @@ BROKEN: dict[str, tuple[str, str, Any]] = {
 @pytest.mark.parametrize("case", sorted(BROKEN))
 def test_broken_manifest_is_rejected(rendered, case):
     kind, name, edit = BROKEN[case]
-    assert validate.validate(_one(rendered["cpu"], kind, name)) == []  # the unbroken one passes
+    assert _validate(_one(rendered["cpu"], kind, name)) == []  # the unbroken one passes
     errors = _broken(rendered["cpu"], kind, name, edit)
     assert errors, case
 
