@@ -34,15 +34,24 @@ T = TypeVar("T")
 
 
 class KvfleetRouterClient:
-    def __init__(self, model_list: list[dict[str, Any]], router_settings: Mapping[str, Any] | None = None,
-                 config: KvfleetRouterConfig | None = None, directory: SessionDirectory | None = None):
+    def __init__(self, router: Any, config: KvfleetRouterConfig | None = None,
+                 directory: SessionDirectory | None = None):
+        """Attach kvfleet session routing to an existing ``litellm.Router`` (the proxy's own, for
+        instance): registers SessionAffinityStrategy on it. ``from_model_list`` / ``from_config``
+        build the router too."""
         self.config = config or KvfleetRouterConfig()
-        self.router = litellm.Router(model_list=model_list, **dict(router_settings or {}))
+        self.router = router
         self.sessions = SessionService(directory or make_directory(self.config.directory), self.config)
         self.strategy = SessionAffinityStrategy(self.router, self.sessions, self.config)
         self.router.register_plugin(self.strategy)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_lock = threading.Lock()
+
+    @classmethod
+    def from_model_list(cls, model_list: list[dict[str, Any]], router_settings: Mapping[str, Any] | None = None,
+                        config: KvfleetRouterConfig | None = None) -> "KvfleetRouterClient":
+        """A new ``litellm.Router(model_list=..., **router_settings)`` with kvfleet routing."""
+        return cls(litellm.Router(model_list=model_list, **dict(router_settings or {})), config)
 
     @classmethod
     def from_config(cls, path: str | os.PathLike[str], **config_overrides: Any) -> "KvfleetRouterClient":
@@ -52,7 +61,7 @@ class KvfleetRouterClient:
         config = kvfleet_router_config(data)
         if config_overrides:
             config = KvfleetRouterConfig.model_validate({**config.model_dump(), **config_overrides})
-        return cls(data["model_list"], data.get("router_settings"), config)
+        return cls.from_model_list(data["model_list"], data.get("router_settings"), config)
 
     def deployments(self, model: str) -> list[Mapping[str, Any]]:
         """Every deployment of the model group; raises NoDeploymentError for an unknown group."""

@@ -18,41 +18,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import threading
 from typing import Any
 
 from litellm.integrations.custom_logger import CustomLogger
 
 from deployments.litellm_router.client import KvfleetRouterClient
 from deployments.litellm_router.config import KvfleetRouterConfig, kvfleet_router_config, read_litellm_config
-from deployments.litellm_router.directory import make_directory
 from deployments.litellm_router.errors import NoDeploymentError
-from deployments.litellm_router.sessions import SessionService
-from deployments.litellm_router.strategy import SessionAffinityStrategy
 
 log = logging.getLogger(__name__)
-
-
-class _ProxyClient(KvfleetRouterClient):
-    """A KvfleetRouterClient over the proxy's own router (built by the proxy, not here)."""
-
-    def __init__(self, router: Any, config: KvfleetRouterConfig):  # noqa: D107 - no super().__init__: router given
-        self.config = config
-        self.router = router
-        self.sessions = SessionService(make_directory(config.directory), config)
-        self.strategy = SessionAffinityStrategy(router, self.sessions, config)
-        router.register_plugin(self.strategy)
-        self._loop = None
-        self._loop_lock = threading.Lock()
 
 
 class KvfleetProxyHooks(CustomLogger):
     def __init__(self) -> None:
         super().__init__()
-        self._client: _ProxyClient | None = None
+        self._client: KvfleetRouterClient | None = None
         self._lock = asyncio.Lock()
 
-    async def client(self) -> _ProxyClient:
+    async def client(self) -> KvfleetRouterClient:
         """The client bound to the proxy's current router (attaching the strategy on first use)."""
         from litellm.proxy import proxy_server
 
@@ -63,7 +46,7 @@ class KvfleetProxyHooks(CustomLogger):
         if self._client is None or self._client.router is not router:
             async with self._lock:
                 if self._client is None or self._client.router is not router:
-                    self._client = _ProxyClient(router, _config(proxy_server.user_config_file_path))
+                    self._client = KvfleetRouterClient(router, _config(proxy_server.user_config_file_path))
                     log.info("kvfleet session routing attached to the proxy's router")
         return self._client
 

@@ -9,6 +9,10 @@ The module's tests run in order and share the apps and the proxy; the last one d
 
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # offline: litellm's bundled cost map, no fetch
+
 import time
 from typing import Iterator
 

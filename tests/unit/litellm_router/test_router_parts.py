@@ -3,6 +3,10 @@ rewritten, the session directories (one contract, every store), config and deplo
 
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # offline: litellm's bundled cost map, no fetch
+
 import pytest
 
 from deployments.litellm_router.balancer import RoundRobin, fewest_sessions
