@@ -5,6 +5,7 @@ keys are configured. Mutating actions return ``{"event_id"}``; poll ``GET /admin
 |---|---|
 | GET  /admin/health | replicas alive/draining, control-plane counters |
 | GET  /admin/stats | per replica (pool usage, per-session/per-layer access stats) and cluster counters |
+| GET  /admin/stats/{replica} | one replica's pool snapshot (``kvfleet stats http://.../admin/stats/replica-0``) |
 | POST /admin/lookup | where a session (``session_id``) or a token prefix (``token_ids``) lives |
 | POST /admin/move | move a session to a replica (``transfer`` or ``rebuild``) |
 | POST /admin/pin, /admin/unpin | pin a session's cache against eviction |
@@ -77,6 +78,15 @@ class AdminRoutes:
                                      return_exceptions=True)
         return {"cluster": await self.control.stats.remote(),
                 "replicas": {n: (p if isinstance(p, dict) else {"error": str(p)}) for n, p in zip(names, pools)}}
+
+    @api.get("/admin/stats/{replica_id}")
+    async def admin_replica_stats(self, replica_id: str, authorization: str | None = Header(None),
+                                  x_api_key: str | None = Header(None)) -> dict:
+        """One replica's KV pool snapshot (what ``kvfleet stats <url>`` reads)."""
+        self.auth.require_admin(authorization, x_api_key)
+        if replica_id not in self.replicas:
+            raise APIError(404, f"no replica {replica_id!r}; replicas: {', '.join(self.replicas)}", "replica_not_found")
+        return await asyncio.wait_for(self.replicas[replica_id].stats.remote(), 30)
 
     @api.post("/admin/lookup")
     async def admin_lookup(self, body: dict = Body(...), authorization: str | None = Header(None),

@@ -140,7 +140,7 @@ class DecodeActor:
         snapshot = self.pool.stats_snapshot()
         snapshot["active_streams"] = self.active_streams
         snapshot["tokens_generated"] = self.tokens_generated
-        snapshot["sessions"] = len(self.handles)
+        snapshot["session_count"] = len(self.handles)
         snapshot["prefix_cache"] = self.prefixes.stats()
         return snapshot
 

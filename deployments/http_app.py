@@ -7,11 +7,15 @@ same app. (No ``from __future__ import annotations``: FastAPI must see real type
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from ray.exceptions import RayActorError
 
 from deployments.errors import APIError, error_body, to_api_error
+from deployments.metrics import RequestMetricsMiddleware
 from kvpool.errors import KVFleetError
 
 api = FastAPI(title="kvfleet", description="OpenAI-compatible serving with compressed, session-scoped KV caches")
+api.add_middleware(RequestMetricsMiddleware)
 
 
 @api.exception_handler(RequestValidationError)
@@ -30,11 +34,12 @@ async def _any_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 # Starlette re-raises an exception after the catch-all ``Exception`` handler has answered, so
-# every expected error would also be logged by Serve as a failed request; a handler registered for
-# the class answers without re-raising. (Serve registers its own plain-text handlers for
-# BackPressureError and DeploymentUnavailableError at start-up, which win over any registered
-# here: the ingress converts those to APIError where it awaits a replica.)
-api.add_exception_handler(KVFleetError, _any_error)
+# every expected error would also be logged by Serve as a failed request (and counted as a 500 by
+# RequestMetricsMiddleware); a handler registered for the class answers without re-raising. (Serve
+# registers its own plain-text handlers for BackPressureError and DeploymentUnavailableError at
+# start-up, which win over any registered here: the ingress converts those where it awaits.)
+for _expected in (KVFleetError, ValidationError, TimeoutError, RayActorError):
+    api.add_exception_handler(_expected, _any_error)
 
 
 def error_response(error: APIError) -> JSONResponse:

@@ -27,7 +27,7 @@ from deployments.engine.sampling import SamplingParams
 from deployments.admin_routes import AdminRoutes
 from deployments.errors import APIError, error_body, to_api_error
 from deployments.http_app import api
-from deployments.metrics import IngressMetrics
+from deployments.metrics import IngressMetrics, RequestMetricsMiddleware
 from deployments.openai_format import SSE_DONE, ChoiceAccumulator, chunk, completion_body, completion_id, sse
 from deployments.openai_schema import ChatCompletionRequest, SessionCreateRequest
 
@@ -40,6 +40,7 @@ class Ingress(AdminRoutes):
         self.replicas = replicas
         self.auth = Authenticator(self.config.security)
         self.metrics = IngressMetrics()
+        RequestMetricsMiddleware.metrics = self.metrics  # counts every request (http_app.py)
         self.model_name = self.config.model.name
         self.context_limit = ContextLimit(self.config.model, self.config.limits.max_context_tokens)
         self._rr = 0
@@ -84,6 +85,7 @@ class Ingress(AdminRoutes):
     @api.post("/v1/chat/completions")
     async def chat_completions(self, request: Request, body: dict = Body(...), authorization: str | None = Header(None),
                                x_session_id: str | None = Header(None), x_api_key: str | None = Header(None)) -> Any:
+        arrived = time.perf_counter()  # TTFT counts from here
         owner = self.auth.owner(authorization, x_api_key)
         req = ChatCompletionRequest.model_validate(body)
         self._check_model(req.model)
@@ -111,9 +113,10 @@ class Ingress(AdminRoutes):
         kind = "session" if session_id else "plain"
         if req.stream:
             first = [await self._first(s) for s in streams]  # errors before streaming become HTTP errors
+            self.metrics.ttft.labels(kind).observe(time.perf_counter() - arrived)
             return StreamingResponse(self._sse(req, streams, first, cached_tokens, kind, request, session_id),
                                      media_type="text/event-stream")
-        return await self._collect(req, streams, cached_tokens, kind, session_id)
+        return await self._collect(req, streams, cached_tokens, kind, session_id, arrived)
 
     async def _first(self, stream: Any) -> dict:
         try:
@@ -126,14 +129,14 @@ class Ingress(AdminRoutes):
             raise APIError(500, "the replica returned an empty stream", "internal_error") from None
 
     async def _collect(self, req: ChatCompletionRequest, streams: list, cached: int, kind: str,
-                       session_id: str | None) -> dict:
+                       session_id: str | None, arrived: float) -> dict:
         start = time.perf_counter()
         choices = [ChoiceAccumulator(i) for i in range(len(streams))]
 
         async def drain(i: int) -> None:
             async for item in streams[i]:
                 if not choices[i].text and i == 0:
-                    self.metrics.ttft.labels(kind).observe(time.perf_counter() - start)
+                    self.metrics.ttft.labels(kind).observe(time.perf_counter() - arrived)
                 choices[i].add(item)
 
         try:
@@ -159,7 +162,6 @@ class Ingress(AdminRoutes):
         try:
             for i in range(len(streams)):
                 yield sse(chunk(cid, self.model_name, created, {"role": "assistant", "content": ""}, i))
-            self.metrics.ttft.labels(kind).observe(time.perf_counter() - start)
             for i, stream in enumerate(streams):
                 pending = [first[i]]
                 while True:

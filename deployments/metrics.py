@@ -3,6 +3,9 @@ replicas' pools on each scrape (sessions, bytes per tier, evictions, prefix hits
 
 from __future__ import annotations
 
+import time
+from typing import Any, Awaitable, Callable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 _LATENCY_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -26,6 +29,8 @@ class IngressMetrics:
         self.sessions_loaded = Counter("kvfleet_sessions_loaded", "sessions loaded", registry=r)
         self.context_tokens = Counter("kvfleet_context_tokens_read", "context tokens read at load", registry=r)
         self.sessions = Gauge("kvfleet_sessions", "sessions held per replica", ["replica"], registry=r)
+        self.active_streams = Gauge("kvfleet_active_streams", "generations in flight on a replica's decode actor",
+                                    ["replica"], registry=r)
         self.bytes_held = Gauge("kvfleet_kv_bytes_held", "KV bytes held", ["replica", "tier"], registry=r)
         self.budget = Gauge("kvfleet_kv_budget_bytes", "KV byte budget", ["replica", "tier"], registry=r)
         self.pool_counter = Gauge("kvfleet_pool_events", "KV pool event counts (evictions, spills, ...)",
@@ -34,7 +39,8 @@ class IngressMetrics:
                                      ["counter"], registry=r)
 
     def update_replica(self, replica: str, stats: dict) -> None:
-        self.sessions.labels(replica).set(stats.get("sessions", 0))
+        self.sessions.labels(replica).set(stats.get("session_count", 0))
+        self.active_streams.labels(replica).set(stats.get("active_streams", 0))
         for tier, usage in stats.get("tiers", {}).items():
             self.bytes_held.labels(replica, tier).set(usage.get("held_bytes", 0))
             self.budget.labels(replica, tier).set(usage.get("budget_bytes", 0))
@@ -47,3 +53,36 @@ class IngressMetrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class RequestMetricsMiddleware:
+    """Pure ASGI middleware (streaming-safe, unlike BaseHTTPMiddleware): counts every HTTP request
+    by route template and status, and observes its latency (a stream's: until its last byte), in
+    ``RequestMetricsMiddleware.metrics`` - set by the Ingress in its own process (Serve serves a
+    pickled copy of the FastAPI app, so the app's ``state`` cannot carry it)."""
+
+    metrics: IngressMetrics | None = None
+
+    def __init__(self, app: Callable[..., Awaitable[None]]):
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start, status = time.perf_counter(), 500
+
+        async def send_watching_status(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_watching_status)
+        finally:
+            metrics = RequestMetricsMiddleware.metrics
+            if metrics is not None:
+                route = getattr(scope.get("route"), "path", "unmatched")  # the template: bounded labels
+                metrics.requests.labels(route, str(status)).inc()
+                metrics.request_latency.labels(route).observe(time.perf_counter() - start)
