@@ -12,8 +12,8 @@ rides on the same collective groups for NCCL/GLOO). Neither fits serving migrati
 
 So this backend uses Ray only for what it is good at here (rendezvous and orchestration: the
 target's TCPStore address travels in the transfer descriptor) and torch.distributed's own
-``ProcessGroupGloo`` / ``ProcessGroupNCCL`` objects, one two-rank group per endpoint pair, made
-on first use (pair_groups.py). Sends/recvs are tagged, chunked, waited with the ticket's
+``ProcessGroupGloo`` / ``ProcessGroupNCCL`` objects, one two-rank group per pair of endpoints
+and direction, made on first use (pair_groups.py). Sends/recvs are tagged, chunked, waited with the ticket's
 deadline, and a group that saw any failure is dropped and re-formed by the next transfer.
 
 Devices: gloo moves CPU tensors only, so CUDA payloads are staged through host memory; NCCL
@@ -104,7 +104,8 @@ class CollectiveReceiver(Receiver):
             self._receives[job.transfer_id] = receive
         threading.Thread(target=self._post, args=(receive, created, host_ip, tag_base, device), daemon=True,
                          name=f"kvfleet-recv-{job.transfer_id}").start()
-        return {"transport": transport, "pair_id": pair.pair_id, "store": list(address), "tag_base": tag_base}
+        return {"transport": transport, "pair_id": pair.pair_id, "store": list(address), "tag_base": tag_base,
+                "formed": pair.formed.is_set()}
 
     def _post(self, receive: _Receive, created: bool, host_ip: str, tag_base: int, device: torch.device) -> None:
         """Form the pair if this receive began it (blocks until the source joins), then post the recvs."""
@@ -117,10 +118,11 @@ class CollectiveReceiver(Receiver):
             elif not pair.wait_formed(self.config.op_timeout_s):
                 raise RuntimeError(f"pair {pair.pair_id} did not form within {self.config.op_timeout_s} s")
             with receive.lock:
-                if not receive.abandoned:
-                    for index, (start, end) in enumerate(receive.chunks):
-                        receive.works.append(pair.group.recv([receive.buffer.tensor[start:end]], pair.peer_rank,
-                                                             tag_base + index))
+                abandoned = receive.abandoned
+            if not abandoned:  # posting may block (NCCL forms its communicator here): no lock held
+                for index, (start, end) in enumerate(receive.chunks):
+                    receive.works.append(pair.group.recv([receive.buffer.tensor[start:end]], pair.peer_rank,
+                                                         tag_base + index))
         except BaseException as error:  # reported by finish(); this thread has no caller
             receive.error = error
         finally:
@@ -217,7 +219,8 @@ class CollectiveSender(Sender):
             torch.cuda.set_device(device)
         try:
             pair = pair_groups.join(job.source["endpoint_id"], peer, transport, desc["pair_id"], tuple(desc["store"]),
-                                    job.source["ip"], max(min(self.config.op_timeout_s, job.remaining_s()), 0.1))
+                                    job.source["ip"], max(min(self.config.op_timeout_s, job.remaining_s()), 0.1),
+                                    host_formed=desc["formed"])
         except RuntimeError as error:
             raise TransferError(FailureReason.BACKEND_ERROR, f"could not join {transport} pair with {peer}: "
                                 f"{error}") from None
@@ -231,8 +234,8 @@ class CollectiveSender(Sender):
         for work in works:
             try:
                 pair_groups.wait_work(work, job.deadline, device)
-            except RuntimeError as error:  # the pair is closed now: forget it
-                pair_groups.drop(pair)
+            except RuntimeError as error:  # the pair is closed now: forget it, and tell its host
+                pair_groups.drop(pair, tell_host=True)
                 reason = FailureReason.TIMEOUT if job.remaining_s() <= 0 else FailureReason.BACKEND_ERROR
                 raise TransferError(reason, f"{transport} send to {peer} failed: {error}") from None
         job.progress(data.numel())

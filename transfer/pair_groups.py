@@ -2,14 +2,18 @@
 
 Why pairs and not one fleet-wide group: a torch process holds one default group, Ray's
 collective groups fix their membership when they are created, and replicas come and go. A pair
-group per (endpoint, peer endpoint) forms in milliseconds when the first transfer between them
-needs it, is reused by later transfers in either direction, and is dropped by both sides when a
+group per (receiving endpoint, sending endpoint) forms in milliseconds when the first transfer
+between them needs it, is reused by later transfers in that direction, and is dropped when a
 transfer on it fails (a timed-out gloo wait closes the connection anyway).
 
 Rendezvous goes through Ray: the receiving side hosts a TCPStore (one per process, one key
-prefix per pair) and returns its address in the transfer descriptor; the sending side joins.
-Concurrent transfers between the same endpoints share one formation: the registry holds a pair
-from the moment it begins forming, and later users wait for it.
+prefix per pair) and returns its address in the transfer descriptor; the sending side joins the
+pair by its id. Receivers only ever propose pairs they host, so each direction between two
+endpoints has its own pair and both sides of a transfer always agree on it. Concurrent transfers
+share a formation: the registry holds a pair from the moment it begins forming.
+
+Failures: a side that sees a pair break forgets it; a sender also marks it dead in the host's
+store, so that the host does not propose it again. A receiver never proposes a pair it retired.
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ import torch
 import torch.distributed as dist
 
 _LOCK = threading.Lock()
-_PAIRS: dict[tuple[str, str, str], "PairGroup"] = {}  # (my endpoint, peer endpoint, transport) -> pair
+_PAIRS: dict[tuple[str, str, str, str], "PairGroup"] = {}  # (me, peer, transport, pair id) -> pair
+_CURRENT: dict[tuple[str, str, str], str] = {}  # (me, peer, transport) -> id of the pair receivers use
 _STORES: dict[Any, Any] = {}  # "server": this process's TCPStore; (host, port): client connections
 
 
@@ -33,9 +38,10 @@ _STORES: dict[Any, Any] = {}  # "server": this process's TCPStore; (host, port):
 class PairGroup:
     """This side of a two-rank group. Usable once ``formed`` is set and ``error`` is None."""
 
-    key: tuple[str, str, str]
+    key: tuple[str, str, str]  # (me, peer, transport)
     pair_id: str
     rank: int
+    address: tuple[str, int] | None = None  # the host's store (rank 0 side)
     group: Any = None
     formed: threading.Event = field(default_factory=threading.Event)
     error: BaseException | None = None
@@ -79,36 +85,59 @@ def _client_store(address: tuple[str, int], timeout_s: float) -> Any:
         return client
 
 
-def host(me: str, peer: str, transport: str, host_ip: str, timeout_s: float) -> tuple[PairGroup, tuple[str, int], bool]:
-    """Receiving side: the pair with ``peer`` and this process's store address.
+def _dead_key(pair_id: str) -> str:
+    return f"kvfleet/{pair_id}/dead"
 
-    If there is none, begins one (this side is rank 1 and the host) and returns ``created=True``:
-    the caller must then ``build`` it (blocks until the peer joins, so on a thread).
+
+def host(me: str, peer: str, transport: str, host_ip: str, timeout_s: float) -> tuple[PairGroup, tuple[str, int], bool]:
+    """Receiving side: the pair this endpoint hosts for ``peer`` and this process's store address.
+
+    If there is none (or its sender marked it dead), begins one (this side is rank 1) and returns
+    ``created=True``: the caller must then ``build`` it (blocks until the peer joins: on a thread).
     """
-    _, address = _server_store(host_ip, timeout_s)
+    server, address = _server_store(host_ip, timeout_s)
     key = (me, peer, transport)
     with _LOCK:
-        pair = _PAIRS.get(key)
-        if pair is not None:
-            return pair, address, False
-        pair = _PAIRS[key] = PairGroup(key, f"pair-{uuid.uuid4().hex[:12]}", rank=1)
-        return pair, address, True
+        current = _CURRENT.get(key)
+        pair = _PAIRS.get((*key, current)) if current else None
+    if pair is not None and pair.formed.is_set() and server.check([_dead_key(pair.pair_id)]):
+        drop(pair)
+        pair = None
+    if pair is not None:
+        return pair, address, False
+    with _LOCK:
+        pair = PairGroup(key, f"pair-{uuid.uuid4().hex[:12]}", rank=1)
+        _PAIRS[(*key, pair.pair_id)] = pair
+        _CURRENT[key] = pair.pair_id
+    return pair, address, True
 
 
 def join(me: str, peer: str, transport: str, pair_id: str, address: tuple[str, int], host_ip: str,
-         timeout_s: float) -> PairGroup:
-    """Sending side: pair ``pair_id`` with ``peer``, joining the peer's store if this side lacks it."""
+         timeout_s: float, host_formed: bool) -> PairGroup:
+    """Sending side: pair ``pair_id`` with ``peer``, joining the peer's store if this side lacks it.
+
+    ``host_formed``: the host's side had already formed when it proposed the pair; if this side
+    does not know it, this side lost it (dropped after a failure) and joining would hang: the
+    pair is marked dead instead and RuntimeError raised (the next transfer forms a new one).
+    """
     key = (me, peer, transport)
     with _LOCK:
-        pair = _PAIRS.get(key)
-        created = pair is None or pair.pair_id != pair_id
-        if created:
-            pair = _PAIRS[key] = PairGroup(key, pair_id, rank=0)
+        pair = _PAIRS.get((*key, pair_id))
+        created = pair is None
+        if created and not host_formed:
+            pair = _PAIRS[(*key, pair_id)] = PairGroup(key, pair_id, rank=0, address=tuple(address))
+    if created and host_formed:
+        _mark_dead(pair_id, tuple(address), timeout_s)
+        raise RuntimeError(f"pair {pair_id} was dropped by this side after a failure; marked it dead, retry")
     if created:
         build(pair, address, host_ip, timeout_s)
     elif not pair.wait_formed(timeout_s):
         raise RuntimeError(f"pair {pair_id} did not form within {timeout_s} s")
     return pair
+
+
+def _mark_dead(pair_id: str, address: tuple[str, int], timeout_s: float) -> None:
+    _client_store(address, timeout_s).set(_dead_key(pair_id), b"1")
 
 
 def build(pair: PairGroup, address: tuple[str, int] | None, host_ip: str, timeout_s: float) -> None:
@@ -133,11 +162,22 @@ def build(pair: PairGroup, address: tuple[str, int] | None, host_ip: str, timeou
         pair.formed.set()
 
 
-def drop(pair: PairGroup) -> None:
-    """Forget ``pair`` (if it is still the registered one): the next transfer forms a new one."""
+def drop(pair: PairGroup, *, tell_host: bool = False) -> None:
+    """Forget ``pair``: transfers that need a pair with that peer form a new one.
+
+    ``tell_host`` (sending side): also mark it dead in the host's store (best effort: if the host
+    is unreachable it is gone or will fail on the pair by itself).
+    """
+    if tell_host and pair.address is not None:
+        try:
+            _mark_dead(pair.pair_id, pair.address, 5.0)
+        except RuntimeError:
+            pass  # the host's store is unreachable: its process is gone or cut off
     with _LOCK:
-        if _PAIRS.get(pair.key) is pair:
-            del _PAIRS[pair.key]
+        if _PAIRS.get((*pair.key, pair.pair_id)) is pair:
+            del _PAIRS[(*pair.key, pair.pair_id)]
+        if _CURRENT.get(pair.key) == pair.pair_id:
+            del _CURRENT[pair.key]
 
 
 def close(pair: PairGroup, pending_works: list[Any]) -> None:

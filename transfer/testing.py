@@ -24,10 +24,10 @@ BYTES_PER_TOKEN_F32 = 2 * 30 * 3 * 64 * 4  # keys + values, all layers, float32
 
 def synthetic_session(original_tokens: int = 512, *, seed: int = 0, ragged: bool = False,
                       compression_ratio: float = 0.5, dtype: torch.dtype = torch.float32,
-                      model_id: str = "synthetic-model") -> CompressedKV:
-    """A pruned cache shaped like the embedded model's (random numbers, real layout)."""
+                      model_id: str = "synthetic-model", device: str = "cpu") -> CompressedKV:
+    """A pruned cache shaped like the embedded model's (random numbers, real layout) on ``device``."""
     return synthetic_kv(**EMBEDDED_SHAPE, original_tokens=original_tokens, compression_ratio=compression_ratio,
-                        ragged=ragged, dtype=dtype, seed=seed, model_id=model_id)
+                        ragged=ragged, dtype=dtype, seed=seed, model_id=model_id, device=device)
 
 
 def tokens_for_bytes(nbytes: int) -> int:
@@ -81,6 +81,11 @@ class EndpointActor(TransferEndpoint):
         self.transfer_offer(key, packed)
         return packed.nbytes
 
+    def withdraw(self, key: str) -> bool:
+        """Stop offering ``key`` (frees the pack)."""
+        with self._transfer_state().lock:
+            return self._transfer_state().outbox.pop(key, None) is not None
+
     def take(self, key: str) -> PackedKV | None:
         return self.transfer_take(key)
 
@@ -91,6 +96,11 @@ class EndpointActor(TransferEndpoint):
         """Compare what arrived under ``key`` with ``synthetic_session(**kwargs)`` built here."""
         packed = self.transfer_take(key)
         return packed is not None and same_cache(unpack(packed), synthetic_session(**kwargs))
+
+    def received_device(self, key: str) -> str | None:
+        """Device of the buffer that arrived under ``key`` (without taking it)."""
+        packed = self._transfer_state().inbox.get(key)
+        return None if packed is None else str(packed.buffer.device)
 
     def sunk_bytes(self) -> int:
         return self._sunk_bytes

@@ -33,7 +33,7 @@ def _params():
 def ray_cluster():
     if ray.is_initialized():
         ray.shutdown()
-    ray.init(num_cpus=2, object_store_memory=1536 << 20, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, object_store_memory=1536 << 20, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
 
@@ -62,7 +62,7 @@ class Side:
         return None if packed is None else unpack(packed)
 
     def kill(self):
-        if self.is_actor:
+        if self.is_actor and ray.is_initialized():  # after ray.shutdown the actor is gone anyway
             ray.kill(self.endpoint)
 
 
