@@ -6,7 +6,9 @@ them here: a typo is an error naming the field (``extra="forbid"`` everywhere).
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from control_plane.config import ControlPlaneConfig
 from deployments.engine.model_loader import ModelConfig
@@ -28,7 +30,6 @@ class ReplicaConfig(_Closed):
     max_ongoing_requests: int = Field(default=32, ge=1)
     max_queued_requests: int = Field(default=64, ge=0, description="beyond this, requests get 429")
     pool: KVPoolConfig = KVPoolConfig()
-    transfer_backend: str = Field(default="auto", description="backend for migrations between replicas")
     node_resources: list[dict[str, float]] = Field(
         default_factory=list, description="custom Ray resources per replica index, to pin replicas to nodes")
 
@@ -51,6 +52,28 @@ class SecurityConfig(_Closed):
     admin_keys: list[str] = Field(default_factory=list, description="keys allowed on /admin routes")
 
 
+class TransferConfig(_Closed):
+    """How migrations move caches between replicas' decode actors (see transfer/README.md).
+
+    ``faults`` is chaos testing: the i-th migration ticket gets the i-th fault (``corrupt``,
+    ``drop``, ``delay``, ``die``), later ones none - e.g. to watch a corrupted transfer end in a
+    rebuild. Leave empty in production."""
+
+    backend: str = Field(default="auto", description="auto | nixl | collective | object_store | local | fake")
+    timeout_s: float = Field(default=60.0, gt=0)
+    options: dict[str, Any] = Field(default_factory=dict, description="the backend's own Config fields")
+    faults: list[Literal["corrupt", "drop", "delay", "die"]] = Field(default_factory=list)
+
+    @field_validator("backend")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        from transfer.registry import backend_names
+
+        if name not in backend_names():
+            raise ValueError(f"unknown transfer backend {name!r}; valid: {', '.join(backend_names())}")
+        return name
+
+
 class LimitsConfig(_Closed):
     max_context_tokens: int = Field(default=8000, ge=1)
     max_tokens_default: int = Field(default=256, ge=1)
@@ -71,6 +94,7 @@ class AppConfig(_Closed):
     plain: PlainRequestConfig = PlainRequestConfig()
     security: SecurityConfig = SecurityConfig()
     limits: LimitsConfig = LimitsConfig()
+    transfer: TransferConfig = TransferConfig()
     control_tick_s: float = Field(default=2.0, gt=0, description="period of the control plane's decisions")
 
     @model_validator(mode="after")

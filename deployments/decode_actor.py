@@ -16,8 +16,6 @@ import logging
 from collections import deque
 from typing import Any, AsyncIterator
 
-import ray
-
 from deployments.config import PlainRequestConfig
 from deployments.engine.model_loader import ModelConfig
 from deployments.prefix_cache import PrefixCache
@@ -31,6 +29,7 @@ from kvpool.handles import KVHandle
 from kvpool.packing import PackedKV, pack, unpack
 from kvpool.pool import KVPool
 from kvpool.recompress import knorm_recompressor
+from transfer import TransferEndpoint, transfer_actor
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +39,11 @@ class MissingCache(KVFleetError):
     and the control plane is about to rebuild it, or it moved (HTTP 409: retry shortly)."""
 
 
-@ray.remote
-class DecodeActor:
+@transfer_actor
+class DecodeActor(TransferEndpoint):
+    """Also a transfer endpoint (transfer.TransferEndpoint): migrations move its caches directly
+    to another replica's DecodeActor with the configured backend, keyed by session id."""
+
     def __init__(self, model: dict, torch_threads: int, pool: dict, plain: dict | None = None):
         self.engine = start_engine(ModelConfig.model_validate(model), torch_threads)
         self.pool = KVPool(KVPoolConfig.model_validate(pool), recompressor=knorm_recompressor)
@@ -77,13 +79,6 @@ class DecodeActor:
                 "read_tokens": ckv.meta.original_tokens, "kept_tokens": round(ckv.meta.kept_tokens),
                 "codec": info.codec}
 
-    def import_packed(self, session_id: str, packed: PackedKV, pinned: bool = False) -> dict:
-        """Verify (checksum, layout) and store a migrated cache."""
-        ckv = unpack(packed)
-        if ckv.meta.model_id != self.engine.model_name:
-            raise KVFleetError(f"cache of model {ckv.meta.model_id!r} cannot be served by {self.engine.model_name!r}")
-        return self.store(session_id, ckv, pinned)
-
     def export(self, session_id: str) -> PackedKV:
         """Pack a session's cache for a transfer (the stored entry stays until ``free``)."""
         return pack(self._cache(session_id, decoded=False))
@@ -107,6 +102,13 @@ class DecodeActor:
             raise MissingCache(f"session {session_id!r} is not loaded on this replica right now "
                                "(being rebuilt or moved); retry shortly")
         return self.pool.get(handle, decoded=decoded)
+
+    # ---- transfer hooks (run on the endpoint's transfer threads) ------------------------------
+    def transfer_export(self, key: str) -> PackedKV:
+        return self.export(key)
+
+    def transfer_import(self, key: str, packed: PackedKV) -> None:
+        self.store(key, unpack(packed))
 
     # ---- admin ------------------------------------------------------------------------------
     def set_pinned(self, session_id: str, pinned: bool) -> None:

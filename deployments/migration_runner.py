@@ -4,6 +4,11 @@ The job (control_plane.migration.job) decides the next step; this class performs
 the result. Every remote call has a timeout; any failure is reported as a failed step, and the
 job decides whether to retry, rebuild by re-prefilling, or give up. Nothing is routed to the
 target before the job's FLIP, which the control plane performs itself.
+
+Steps: EXPORT checks the source still holds the cache; TRANSFER runs one transfer ticket
+(transfer module, configured backend) from the source's DecodeActor to the target's, which
+verifies the checksum and layout and imports it (not yet routed); IMPORT confirms the target
+holds it; PREFILL rebuilds from the durably stored context; DISCARD_TARGET / FREE_SOURCE free.
 """
 
 from __future__ import annotations
@@ -13,22 +18,24 @@ import logging
 from collections import Counter
 from typing import Any
 
-import ray
-
 from control_plane.control_plane import ControlPlane
 from control_plane.migration import MigrationPlan
 from control_plane.migration.job import MigrationStep, StepResult
 from deployments.config import AppConfig
+from transfer import Fault, KVExpectation, make_backend
 
 log = logging.getLogger(__name__)
-_STEP_TIMEOUT_S = 120.0
+_STEP_TIMEOUT_S = 300.0
+_FAULTS = {"corrupt": Fault.corrupt, "drop": Fault.drop, "die": Fault.die, "delay": lambda: Fault.delay(3600.0)}
 
 
 class MigrationRunner:
     def __init__(self, cp: ControlPlane, replicas: dict[str, Any], config: AppConfig):
         self.cp, self.replicas, self.config = cp, replicas, config
+        self.backend = make_backend(config.transfer.backend, config.transfer.options)
+        self.expect = KVExpectation(model_id=config.model.name)
+        self.faults = [_FAULTS[name]() for name in config.transfer.faults]
         self.counters: Counter[str] = Counter()
-        self.fault_hook = None  # tests may set a callable(step, packed) -> packed to inject faults
 
     async def run_all(self, plans: list[MigrationPlan]) -> list[dict]:
         return [await self.run(plan) for plan in plans]
@@ -36,11 +43,10 @@ class MigrationRunner:
     async def run(self, plan: MigrationPlan) -> dict:
         """Drive one plan to completion; returns the job summary."""
         job = self.cp.start_migration(plan)
-        state: dict[str, Any] = {}
         while not job.finished:
             step = job.next_step()
             try:
-                detail = await asyncio.wait_for(self._perform(step, plan, state), timeout=_STEP_TIMEOUT_S)
+                detail = await asyncio.wait_for(self._perform(step, plan), timeout=_STEP_TIMEOUT_S)
                 result = StepResult(step, ok=True, detail=detail or "")
             except Exception as exc:  # reported to the job, which retries or falls back
                 log.warning("migration session=%s step %s failed: %s", plan.session_id, step.value, exc)
@@ -49,23 +55,20 @@ class MigrationRunner:
         self.counters["migrations_succeeded" if job.succeeded else "migrations_failed"] += 1
         return job.summary()
 
-    async def _perform(self, step: MigrationStep, plan: MigrationPlan, state: dict[str, Any]) -> str:
+    async def _perform(self, step: MigrationStep, plan: MigrationPlan) -> str:
         session = plan.session_id
         target = self.replicas[plan.target]
         if step is MigrationStep.EXPORT:
-            state["packed"] = await self.replicas[plan.source].export.remote(session)
-            return f"{state['packed'].nbytes} bytes packed"
+            if session not in await self.replicas[plan.source].holds.remote():
+                raise LookupError(f"{plan.source} no longer holds {session}")
+            return "source holds the cache"
         if step is MigrationStep.TRANSFER:
-            packed = state.pop("packed")
-            if self.fault_hook is not None:
-                packed = self.fault_hook(step, packed)
-            state["ref"] = ray.put(packed)  # object-store handoff; the target pulls it on import
-            self.counters["transfer_bytes"] += packed.nbytes
-            return "object_store"
+            return await self._transfer(plan)
         if step is MigrationStep.IMPORT:
-            record = self.cp.view.session(session)
-            stored = await target.import_packed.remote(session, state.pop("ref"), record.pinned)
-            return f"imported {stored['stored_bytes']} bytes"
+            held = (await target.holds.remote()).get(session)
+            if held is None:
+                raise LookupError(f"{plan.target} did not import {session}")
+            return f"imported {held['nbytes']} bytes"
         if step is MigrationStep.PREFILL:
             record = self.cp.view.session(session)
             ctx = record.context
@@ -82,3 +85,19 @@ class MigrationRunner:
                 await self.replicas[plan.source].free.remote(session)
             return "source freed"
         raise ValueError(f"the shell does not perform step {step.value!r}")
+
+    async def _transfer(self, plan: MigrationPlan) -> str:
+        source = await self.replicas[plan.source].decode_endpoint.remote()
+        target = await self.replicas[plan.target].decode_endpoint.remote()
+        fault = self.faults.pop(0) if self.faults else None
+        timeout_s = self.config.transfer.timeout_s
+        ticket = self.backend.start(source, target, plan.session_id, expect=self.expect, timeout_s=timeout_s,
+                                    fault=fault)
+        status = await ticket.wait_async(timeout_s + 5)
+        if status.state.value != "done":
+            ticket.abort()
+            self.counters[f"transfer_failed_{status.reason.value if status.reason else 'unknown'}"] += 1
+            raise RuntimeError(f"transfer {status.state.value}: {status.reason} {status.message}")
+        self.counters["transfer_bytes"] += status.bytes_moved
+        self.counters["transfers_done"] += 1
+        return f"{status.backend}: {status.bytes_moved} bytes in {status.elapsed_s:.3f} s"

@@ -27,7 +27,6 @@ from deployments.config import AppConfig
 from deployments.decode_actor import DecodeActor
 from deployments.plain_requests import PlainPromptPlanner
 from deployments.prefill_actor import PrefillActor
-from kvpool.packing import PackedKV
 
 log = logging.getLogger(__name__)
 _ACTOR_DEATH = (ActorDiedError, ActorUnavailableError)
@@ -132,11 +131,12 @@ class Replica:
     async def free(self, session_id: str) -> int:
         return await self.decode_actor.free.remote(session_id)
 
-    async def export(self, session_id: str) -> PackedKV:
-        return await self.decode_actor.export.remote(session_id)
+    async def decode_endpoint(self) -> Any:
+        """The DecodeActor handle: the transfer endpoint migrations read from and write to."""
+        return self.decode_actor
 
-    async def import_packed(self, session_id: str, packed: PackedKV, pinned: bool = False) -> dict:
-        return await self.decode_actor.import_packed.remote(session_id, packed, pinned)
+    async def holds(self) -> dict[str, dict]:
+        return await self.decode_actor.holds.remote()
 
     async def admin(self, action: str, session_id: str, **kwargs: Any) -> Any:
         """Pool admin actions on one session: set_pinned, quantize, dequantize, recompress."""

@@ -42,7 +42,7 @@ def small_args(**overrides: Any) -> dict:
 def ray_cluster(num_cpus: int = 4) -> Iterator[None]:
     import ray
 
-    ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
+    ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
              object_store_memory=1 << 30, runtime_env={"env_vars": {"HF_HUB_OFFLINE": "1"}})
     try:
         yield
