@@ -26,7 +26,7 @@ import litellm
 
 from deployments.litellm_router.config import KvfleetRouterConfig, kvfleet_router_config, read_litellm_config
 from deployments.litellm_router.directory import SessionDirectory, make_directory
-from deployments.litellm_router.errors import NoDeploymentError
+from deployments.litellm_router.errors import NoDeploymentError, UnknownSessionError
 from deployments.litellm_router.sessions import SessionService
 from deployments.litellm_router.strategy import SessionAffinityStrategy
 
@@ -84,11 +84,24 @@ class KvfleetRouterClient:
         value = "\n\n".join(documents) if documents is not None else given[0]
         return await self.sessions.create(model, self.deployments(model), value, press, ttl_s)
 
-    async def aget_session(self, model: str, session_id: str) -> dict[str, Any]:
-        return await self.sessions.describe(session_id, self.deployments(model))
+    async def aget_session(self, model: str | None, session_id: str) -> dict[str, Any]:
+        """The home deployment's view of the session, with ``router``. ``model`` None: the group the
+        directory recorded for it (or the only configured group)."""
+        return await self.sessions.describe(session_id, self.deployments(self._group_of(model, session_id)))
 
-    async def adelete_session(self, model: str, session_id: str) -> bool:
-        return await self.sessions.delete(session_id, self.deployments(model))
+    async def adelete_session(self, model: str | None, session_id: str) -> bool:
+        return await self.sessions.delete(session_id, self.deployments(self._group_of(model, session_id)))
+
+    def _group_of(self, model: str | None, session_id: str) -> str:
+        if model is not None:
+            return model
+        route = self.sessions.directory.get(session_id)
+        if route is not None:
+            return route.model_group
+        if self.config.model_groups is not None and len(self.config.model_groups) == 1:
+            return self.config.model_groups[0]
+        raise UnknownSessionError(f"session {session_id!r} is not in the router's directory; name its model "
+                                  "group (?model=<model_name>) to look for it on the deployments")
 
     async def acompletion(self, model: str, messages: list[dict[str, Any]], session_id: str | None = None,
                           **kwargs: Any) -> Any:
@@ -101,10 +114,10 @@ class KvfleetRouterClient:
     def create_session(self, model: str, context: str | None = None, **kwargs: Any) -> dict[str, Any]:
         return self.run(self.acreate_session(model, context, **kwargs))
 
-    def get_session(self, model: str, session_id: str) -> dict[str, Any]:
+    def get_session(self, model: str | None, session_id: str) -> dict[str, Any]:
         return self.run(self.aget_session(model, session_id))
 
-    def delete_session(self, model: str, session_id: str) -> bool:
+    def delete_session(self, model: str | None, session_id: str) -> bool:
         return self.run(self.adelete_session(model, session_id))
 
     def completion(self, model: str, messages: list[dict[str, Any]], session_id: str | None = None,

@@ -1,6 +1,6 @@
 """The sessions API on the LiteLLM proxy: ``POST /v1/sessions``, ``GET`` / ``DELETE
 /v1/sessions/{id}``, the same shape as a kvfleet ingress, with ``model`` naming the LiteLLM model
-group. Requests are authenticated like every proxy route (``Authorization: Bearer <proxy key>``).
+group (optional on GET/DELETE: the router knows each session's group). Requests are authenticated like every proxy route (``Authorization: Bearer <proxy key>``).
 Errors are OpenAI error JSON with the status of the typed error.
 """
 
@@ -50,11 +50,11 @@ def sessions_router(client_for: Callable[[], Awaitable[Any]], auth: Callable[...
                              messages=req.messages, press=req.press, ttl_s=req.ttl_s)
 
     @api.get("/v1/sessions/{session_id}", dependencies=[Depends(auth)])
-    async def get_session(session_id: str, model: str) -> Any:
+    async def get_session(session_id: str, model: str | None = None) -> Any:
         return await _answer(client_for, "aget_session", model, session_id)
 
     @api.delete("/v1/sessions/{session_id}", dependencies=[Depends(auth)])
-    async def delete_session(session_id: str, model: str) -> Any:
+    async def delete_session(session_id: str, model: str | None = None) -> Any:
         deleted = await _answer(client_for, "adelete_session", model, session_id)
         if isinstance(deleted, JSONResponse):
             return deleted
