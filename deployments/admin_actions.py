@@ -50,13 +50,16 @@ class AdminActions:
                                  MigrationMethod(method))
         return self.start("move", lambda: self.runner.run(plan), session_id=session_id, target=plan.target)
 
-    def drain(self, replica_id: str) -> str:
+    def drain(self, replica_id: str, poll_s: float = 0.5) -> str:
+        """Stop placing on the replica; the control loop's ticks move its sessions away (plans of
+        reason ``drain``). The event is done once the replica holds no session."""
         plans = self.cp.drain(ReplicaId(replica_id))
         self.draining.add(replica_id)
 
         async def work() -> dict:
-            jobs = await self.runner.run_all(plans)
-            return {"moved": len(jobs), "remaining": self.cp.view.session_count(ReplicaId(replica_id))}
+            while self.cp.view.session_count(ReplicaId(replica_id)):
+                await asyncio.sleep(poll_s)
+            return {"moved": len(plans), "remaining": 0}
 
         return self.start("drain", work, replica=replica_id, sessions=len(plans))
 

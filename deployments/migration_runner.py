@@ -19,6 +19,7 @@ from collections import Counter
 from typing import Any
 
 from control_plane.control_plane import ControlPlane
+from control_plane.errors import InvalidMigration
 from control_plane.migration import MigrationPlan
 from control_plane.migration.job import MigrationStep, StepResult
 from deployments.config import AppConfig
@@ -38,7 +39,15 @@ class MigrationRunner:
         self.counters: Counter[str] = Counter()
 
     async def run_all(self, plans: list[MigrationPlan]) -> list[dict]:
-        return [await self.run(plan) for plan in plans]
+        """Run plans one after another; a plan that can't start (e.g. its session already has a
+        job, started by an admin action meanwhile) is skipped and logged, not fatal."""
+        summaries = []
+        for plan in plans:
+            try:
+                summaries.append(await self.run(plan))
+            except InvalidMigration as exc:
+                log.info("migration plan for session=%s skipped: %s", plan.session_id, exc)
+        return summaries
 
     async def run(self, plan: MigrationPlan) -> dict:
         """Drive one plan to completion; returns the job summary."""
