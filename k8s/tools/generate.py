@@ -66,7 +66,8 @@ def gpu_serve_config(cluster: dict[str, Any]) -> dict[str, Any]:
         args = app["args"]
         args["model"] = dict(GPU_MODEL)
         replicas = args.setdefault("replicas", {})
-        replicas.update({"num_gpus": 1, "transfer_backend": "nixl"})
+        replicas["num_gpus"] = 1
+        args["transfer"] = {**args.get("transfer", {}), "backend": "nixl"}
         replicas["pool"] = {**replicas.get("pool", {}), "device": "cuda:0", "device_budget_bytes": "40GiB",
                             "host_budget_bytes": "64GiB"}
     return config

@@ -132,7 +132,7 @@ def test_gpu_overlay_asks_for_gpus_and_sets_transfer_settings(rendered):
     for app in serve["applications"]:
         assert app["args"]["model"]["device"] == "cuda" and app["args"]["model"]["model_id"].startswith("/models/")
         assert app["args"]["replicas"]["num_gpus"] == 1
-        assert app["args"]["replicas"]["transfer_backend"] in ("nixl", "collective")
+        assert app["args"]["transfer"]["backend"] in ("nixl", "collective")
     assert not any(c["resources"]["limits"].get("nvidia.com/gpu") for c in _containers(rayservice)[:1])  # head
     cpu_group = _one(rendered["cpu"], "RayService")["spec"]["rayClusterConfig"]["workerGroupSpecs"][0]
     assert "nvidia.com/gpu" not in cpu_group["template"]["spec"]["containers"][0]["resources"]["limits"]
