@@ -96,11 +96,11 @@ class RawPeer:
             import threading
 
             threading.Thread(target=pair_groups.build, args=(pair, None, ip, 60.0), daemon=True).start()
-        return {"pair_id": pair.pair_id, "store": list(address)}
+        return {"pair_id": pair.pair_id, "store": list(address), "formed": pair.formed.is_set()}
 
     def gloo_join(self, peer: str, hosted: dict[str, Any]) -> None:
         self._gloo_pair = pair_groups.join(self.name, peer, "gloo", hosted["pair_id"], tuple(hosted["store"]),
-                                           ray.util.get_node_ip_address(), 60.0)
+                                           ray.util.get_node_ip_address(), 60.0, host_formed=hosted["formed"])
 
     def gloo_send(self, peer: str, nbytes: int, tag: int) -> None:
         pair = self._gloo_pair

@@ -25,7 +25,6 @@ import socket
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
 from typing import Any
 
 import ray
@@ -34,11 +33,12 @@ import torch
 from kvpool.errors import CapacityError, ChecksumError
 from kvpool.packing import PackedKV, verify
 from transfer import registry
-from transfer.base import LentBuffer, ReceiveJob, Receiver, Sender, SendJob
+from transfer.base import ReceiveJob, SendJob
+from transfer.endpoint_state import EndpointState, Incoming, Outgoing
 from transfer.errors import SimulatedPeerDeath, TransferAborted, TransferError
 from transfer.expectation import KVExpectation
 from transfer.faults import Fault, FaultKind, FaultSide, corrupted_copy, sleep_unless_cancelled
-from transfer.states import EndpointId, FailureReason, TransferId
+from transfer.states import FailureReason, TransferId
 
 TRANSFER_CONCURRENCY_GROUPS = {"transfer_io": 8, "transfer_ctl": 8}
 """Concurrency groups an endpoint actor must declare (``transfer_actor`` does it for you)."""
@@ -55,39 +55,6 @@ def transfer_actor(cls: type | None = None, **options: Any) -> Any:
     groups = {**TRANSFER_CONCURRENCY_GROUPS, **options.pop("concurrency_groups", {})}
     decorate = ray.remote(concurrency_groups=groups, **options)
     return decorate(cls) if cls is not None else decorate
-
-
-@dataclass
-class _Outgoing:
-    packed: PackedKV
-    deadline: float
-    cancelled: threading.Event = field(default_factory=threading.Event)
-    idle: threading.Event = field(default_factory=threading.Event)
-    sender: Sender | None = None
-
-    def __post_init__(self) -> None:
-        self.idle.set()
-
-
-@dataclass
-class _Incoming:
-    key: str
-    manifest: dict[str, Any]
-    receiver: Receiver
-    job: ReceiveJob
-    fault: Fault | None
-    lent: LentBuffer | None = None
-
-
-class _EndpointState:
-    def __init__(self) -> None:
-        self.endpoint_id = EndpointId(f"ep-{uuid.uuid4().hex[:12]}")
-        self.lock = threading.Lock()
-        self.outbox: dict[str, PackedKV] = {}
-        self.inbox: dict[str, PackedKV] = {}
-        self.outgoing: dict[str, _Outgoing] = {}
-        self.incoming: dict[str, _Incoming] = {}
-        self.roles: dict[tuple[str, str, str], Sender | Receiver] = {}
 
 
 def _in_ray_actor() -> bool:
@@ -170,7 +137,7 @@ class TransferEndpoint:
             raise TransferError(FailureReason.EXPORT_FAILED, f"source endpoint {state.endpoint_id} has no cache "
                                 f"under key {key!r}; export (offer) it before starting the transfer") from None
         with state.lock:
-            state.outgoing[transfer_id] = _Outgoing(packed, time.monotonic() + timeout_s + _STALE_AFTER_S)
+            state.outgoing[transfer_id] = Outgoing(packed, time.monotonic() + timeout_s + _STALE_AFTER_S)
         return packed.manifest
 
     @ray.method(concurrency_group="transfer_ctl")
@@ -197,7 +164,7 @@ class TransferEndpoint:
         except Exception as error:
             raise TransferError(FailureReason.BACKEND_ERROR, f"{backend} prepare failed: {error!r}") from error
         with self._transfer_state().lock:
-            self._transfer_state().incoming[transfer_id] = _Incoming(key, manifest, receiver, job,
+            self._transfer_state().incoming[transfer_id] = Incoming(key, manifest, receiver, job,
                                                                      Fault(**fault) if fault else None)
         return descriptor
 
@@ -286,7 +253,7 @@ class TransferEndpoint:
             incoming.receiver.abort(transfer_id, source_quiesced=True)
 
     # ---- internals ---------------------------------------------------------------------------
-    def _transfer_send(self, outgoing: _Outgoing, backend: str, config: dict[str, Any], transfer_id: TransferId,
+    def _transfer_send(self, outgoing: Outgoing, backend: str, config: dict[str, Any], transfer_id: TransferId,
                        descriptor: dict[str, Any], fault: Fault | None, target: dict[str, Any],
                        timeout_s: float) -> dict[str, Any]:
         payload = outgoing.packed.buffer
@@ -314,7 +281,7 @@ class TransferEndpoint:
         except Exception as error:
             raise TransferError(FailureReason.BACKEND_ERROR, f"{backend} send failed: {error!r}") from error
 
-    def _transfer_incoming(self, transfer_id: TransferId) -> _Incoming:
+    def _transfer_incoming(self, transfer_id: TransferId) -> Incoming:
         with self._transfer_state().lock:
             incoming = self._transfer_state().incoming.get(transfer_id)
         if incoming is None:
@@ -349,9 +316,9 @@ class TransferEndpoint:
         for tid in stale_out:
             self.transfer_release(tid)
 
-    def _transfer_state(self) -> _EndpointState:
+    def _transfer_state(self) -> EndpointState:
         state = self.__dict__.get("_kvfleet_transfer_state")
         if state is None:
             with _STATE_LOCK:
-                state = self.__dict__.setdefault("_kvfleet_transfer_state", _EndpointState())
+                state = self.__dict__.setdefault("_kvfleet_transfer_state", EndpointState())
         return state

@@ -17,21 +17,17 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import defaultdict
 from typing import Any
 
 import torch
 from pydantic import Field
 
 from transfer.base import BackendConfig, LentBuffer, ReceiveJob, Receiver, Route, Sender, SendJob, TransferBackend
-from transfer.buffer_pool import MIB, BufferPool, PooledBuffer
-from transfer.endpoint import PROCESS_TOKEN
+from transfer.buffer_pool import MIB, PooledBuffer
 from transfer.errors import TransferAborted, TransferError, TransferUnavailableError
+from transfer.nixl_runtime import NOTIF_PREFIX, NixlRuntime, memory_kind, runtime
 from transfer.states import FailureReason, TransferId
 
-_NOTIF_PREFIX = b"kvfleet|"
-_RUNTIME: "_NixlRuntime | None" = None
-_RUNTIME_LOCK = threading.Lock()
 
 
 class NixlConfig(BackendConfig):
@@ -42,121 +38,6 @@ class NixlConfig(BackendConfig):
     chunk_bytes: int = Field(default=16 * MIB, gt=0)
     pool_max_bytes: int = Field(default=4 << 30, gt=0)
     min_buffer_bytes: int = Field(default=MIB, gt=0)
-
-
-def _mem(device: torch.device) -> tuple[str, int]:
-    """NIXL memory type and device id of ``device``."""
-    if device.type == "cuda":
-        return "VRAM", device.index if device.index is not None else torch.cuda.current_device()
-    return "DRAM", 0
-
-
-class _NotifBoard:
-    """Collects chunk notifications for all transfers of this process's agent."""
-
-    def __init__(self, agent: Any) -> None:
-        self._agent = agent
-        self._lock = threading.Lock()
-        self._arrived: dict[str, set[int]] = defaultdict(set)
-        self._seen_at: dict[str, float] = {}
-
-    def wait(self, transfer_id: str, count: int, until: float, cancelled: threading.Event) -> int:
-        """Wait until ``count`` chunks of ``transfer_id`` arrived or ``until``; return how many did."""
-        delay_s = 0.0001
-        while True:
-            with self._lock:
-                self._pump()
-                arrived = len(self._arrived.get(transfer_id, ()))
-            if arrived >= count or time.monotonic() >= until:
-                return arrived
-            if cancelled.wait(delay_s):
-                raise TransferAborted(transfer_id)
-            delay_s = min(delay_s * 2, 0.002)
-
-    def forget(self, transfer_id: str) -> None:
-        with self._lock:
-            self._forget_locked(transfer_id)
-
-    def _pump(self) -> None:
-        now = time.monotonic()
-        for messages in self._agent.get_new_notifs().values():
-            for message in messages:
-                if message.startswith(_NOTIF_PREFIX):
-                    _, tid, chunk = message.decode().split("|")
-                    self._arrived[tid].add(int(chunk))
-                    self._seen_at.setdefault(tid, now)
-        for tid in [t for t, seen in self._seen_at.items() if now - seen > 600]:  # late chunks of dropped transfers
-            self._forget_locked(tid)
-
-    def _forget_locked(self, transfer_id: str) -> None:
-        self._arrived.pop(transfer_id, None)
-        self._seen_at.pop(transfer_id, None)
-
-
-class _NixlRuntime:
-    """This process's NIXL agent, its registered buffer pools and what it knows of remote agents."""
-
-    def __init__(self, config: NixlConfig) -> None:
-        from nixl._api import nixl_agent, nixl_agent_config, nixl_thread_sync_t
-
-        self.name = f"kvfleet-{PROCESS_TOKEN[:16]}"
-        # several transfer threads share the agent: let NIXL serialise what must be serialised
-        settings = nixl_agent_config(backends=[config.ucx_backend], sync_mode=nixl_thread_sync_t.NIXL_THREAD_SYNC_STRICT)
-        self.agent = nixl_agent(self.name, settings)
-        self.board = _NotifBoard(self.agent)
-        self._lock = threading.Lock()
-        self._pools: dict[str, BufferPool] = {}
-        self._generation = 0
-        self._remote_generation: dict[str, int] = {}
-
-    def pool(self, device: torch.device, config: NixlConfig) -> BufferPool:
-        with self._lock:
-            pool = self._pools.get(str(device))
-            if pool is None:
-                pool = BufferPool(device, config.pool_max_bytes, min_bytes=config.min_buffer_bytes,
-                                  register=self._register, deregister=self._deregister)
-                self._pools[str(device)] = pool
-            return pool
-
-    def metadata(self) -> tuple[bytes, int]:
-        with self._lock:
-            return self.agent.get_agent_metadata(), self._generation
-
-    def ensure_remote(self, name: str, metadata: bytes, generation: int) -> None:
-        """Load (or reload) a remote agent's metadata unless this generation is already loaded."""
-        if name == self.name:
-            return  # loopback: NIXL refuses to load its own metadata and does not need it
-        with self._lock:
-            if self._remote_generation.get(name) == generation:
-                return
-            self.agent.add_remote_agent(metadata)
-            self._remote_generation[name] = generation
-
-    def stats(self) -> dict[str, Any]:
-        """Registered-memory pools of this process, by device."""
-        with self._lock:
-            pools = dict(self._pools)
-        return {device: pool.stats() for device, pool in pools.items()}
-
-    def _register(self, tensor: torch.Tensor) -> Any:
-        registration = self.agent.register_memory(tensor)
-        with self._lock:
-            self._generation += 1
-        return registration
-
-    def _deregister(self, registration: Any) -> None:
-        self.agent.deregister_memory(registration)
-        with self._lock:
-            self._generation += 1
-
-
-def runtime(config: NixlConfig) -> _NixlRuntime:
-    """The process-wide NIXL runtime (created on first use)."""
-    global _RUNTIME
-    with _RUNTIME_LOCK:
-        if _RUNTIME is None:
-            _RUNTIME = _NixlRuntime(config)
-        return _RUNTIME
 
 
 def _chunks(nbytes: int, chunk_bytes: int) -> list[tuple[int, int]]:
@@ -191,22 +72,22 @@ class NixlSender(Sender):
     def stats(self) -> dict[str, Any]:
         return runtime(self.config).stats()
 
-    def _post(self, rt: _NixlRuntime, job: SendJob, staging: PooledBuffer, index: int, start: int, end: int) -> Any:
+    def _post(self, rt: NixlRuntime, job: SendJob, staging: PooledBuffer, index: int, start: int, end: int) -> Any:
         desc, payload = job.descriptor, job.payload
         staging.tensor[start:end].copy_(payload[start:end])
         if payload.device.type == "cuda":
             torch.cuda.current_stream(payload.device).synchronize()  # NIXL reads outside stream order
-        mem, dev = _mem(payload.device)
+        mem, dev = memory_kind(payload.device)
         local = rt.agent.get_xfer_descs([(staging.address + start, end - start, dev)], mem)
         remote = rt.agent.get_xfer_descs([(desc["address"] + start, end - start, desc["device_id"])], desc["mem_type"])
-        notif = _NOTIF_PREFIX + f"{job.transfer_id}|{index}".encode()
+        notif = NOTIF_PREFIX + f"{job.transfer_id}|{index}".encode()
         handle = rt.agent.initialize_xfer("WRITE", local, remote, desc["agent"], notif)
         if rt.agent.transfer(handle) == "ERR":
             handle.release()
             raise TransferError(FailureReason.BACKEND_ERROR, f"NIXL refused to post chunk {index} to {desc['agent']}")
         return handle
 
-    def _wait(self, rt: _NixlRuntime, job: SendJob, handles: list[Any]) -> None:
+    def _wait(self, rt: NixlRuntime, job: SendJob, handles: list[Any]) -> None:
         pending, delay_s = list(handles), 0.0001
         while pending:
             states = [rt.agent.check_xfer_state(handle) for handle in pending]
@@ -222,7 +103,7 @@ class NixlSender(Sender):
                 raise TransferAborted(job.transfer_id)
             delay_s = min(delay_s * 2, 0.002)
 
-    def _settle(self, rt: _NixlRuntime, staging: PooledBuffer, handles: list[Any]) -> None:
+    def _settle(self, rt: NixlRuntime, staging: PooledBuffer, handles: list[Any]) -> None:
         """After a failure: cancel writes still running; reuse staging only if none is left."""
         pool, clean = rt.pool(staging.tensor.device, self.config), True
         for handle in handles:
@@ -250,7 +131,7 @@ class NixlReceiver(Receiver):
         with self._lock:
             self._buffers[job.transfer_id] = buffer
         metadata, generation = rt.metadata()
-        mem, dev = _mem(job.device)
+        mem, dev = memory_kind(job.device)
         return {"agent": rt.name, "metadata": metadata, "generation": generation, "address": buffer.address,
                 "device_id": dev, "mem_type": mem}
 
