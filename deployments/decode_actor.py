@@ -174,14 +174,14 @@ class DecodeActor(TransferEndpoint):
         Each yielded dict: ``{"text", "token_id", "finish_reason", "prompt_tokens",
         "completion_tokens"}`` plus ``"logprob": {"token", "logprob", "top_logprobs"}`` when
         logprobs were asked for; the last one has a finish_reason. ``prompt_tokens`` counts the
-        question, plus the context of an explicit ``cache`` (a plain request's whole prompt; a
-        session's context is counted by the ingress as cached tokens).
+        question, plus, without a session, the prefix cache's context (a plain request's whole
+        prompt; a session's context is counted by the ingress as cached tokens).
         """
         if prefix_handle is not None:
             ckv = self.prefixes.get(prefix_handle)
         else:
             ckv = cache if cache is not None else self._cache(session_id)
-        context_tokens = ckv.meta.original_tokens if cache is not None else 0
+        context_tokens = ckv.meta.original_tokens if session_id is None else 0  # plain: prefix (cached or not)
         if ckv.meta.codec != "none":
             ckv = codecs.decode(ckv)
         params = SamplingParams.model_validate(sampling)
