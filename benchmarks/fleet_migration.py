@@ -33,9 +33,15 @@ PORT = 8050
 
 def _move(base: str, session_id: str, method: str) -> float:
     target = "replica-1" if replica_of(base, session_id) == "replica-0" else "replica-0"
-    start = time.perf_counter()
-    event = httpx.post(f"{base}/admin/move", timeout=60,
-                       json={"session_id": session_id, "target_replica": target, "method": method}).json()
+    for _ in range(120):  # the session may still be settling from the previous move (409/400)
+        start = time.perf_counter()
+        event = httpx.post(f"{base}/admin/move", timeout=60,
+                           json={"session_id": session_id, "target_replica": target, "method": method}).json()
+        if "event_id" in event:
+            break
+        time.sleep(0.5)
+    else:
+        raise RuntimeError(f"move was refused: {event}")
     done = wait_event(base, event["event_id"], timeout_s=600)
     if done["status"] != "done":
         raise RuntimeError(f"move failed: {done}")
