@@ -96,10 +96,11 @@ def test_plain_request_without_session(client, reference):
     assert reply.choices[0].message.content == expected
     assert reply.usage.completion_tokens == n_tokens
     assert reply.usage.prompt_tokens == reference.plain_prompt_tokens(messages)  # the whole prompt, not its tail
-    assert reply.usage.prompt_tokens_details.cached_tokens == 0
     assert getattr(reply, "session_id", None) is None
-    text, _ = stream_text(client, None, messages)
+    # the same prompt again (its prefix may now come from the replica's compressed-prefix cache)
+    text, chunks = stream_text(client, None, messages, stream_options={"include_usage": True})
     assert text == expected
+    assert chunks[-1].usage.prompt_tokens == reply.usage.prompt_tokens
 
 
 @pytest.mark.slow
