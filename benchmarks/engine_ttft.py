@@ -42,7 +42,7 @@ from benchmarks.provenance import RESULTS_DIR, finish, provenance  # noqa: E402
 from benchmarks.quality_tasks import needle_document  # noqa: E402
 from benchmarks.timing import interleaved, paired_ratios, summarize  # noqa: E402
 
-QUESTION = "Please read the document again and tell me: what is the access code for room {room}, exactly?"
+QUESTION = "Please read the document again and answer exactly: {question}"
 BYTES_PRESSES = ("knorm", "snapkv", "streaming_llm", "expected_attention", "adakv(snapkv)", "kvzip")
 
 
@@ -87,8 +87,7 @@ def measure_ttft(engine, lengths: list[int], repeats: int, press: dict) -> list[
     rows = []
     for length in lengths:
         doc = needle_document(seed=length, target_tokens=length, count=token_counter(engine))
-        room = doc.items[len(doc.items) // 2].question.split("room ")[1].rstrip("?")
-        question = QUESTION.format(room=room)
+        question = QUESTION.format(question=doc.items[len(doc.items) // 2].question)
         compressed = engine.prefill(doc.context, spec)
         full = engine.prefill(doc.context, PressSpec())
         question_tokens = len(engine.question_ids(full, question))

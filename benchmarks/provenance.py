@@ -69,7 +69,7 @@ def machine() -> dict[str, Any]:
     return {"cpu": _cpu_model(), "cores": os.cpu_count(), "memory_gib": _memory_gib(),
             "platform": platform.platform(), "python": platform.python_version(),
             "cuda_device": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-            "torch_threads": torch.get_num_threads(), "load_average": list(os.getloadavg())}
+            "torch_threads": torch.get_num_threads(), "load_average": [round(x, 1) for x in os.getloadavg()]}
 
 
 def provenance(config: dict[str, Any]) -> dict[str, Any]:
@@ -81,5 +81,5 @@ def provenance(config: dict[str, Any]) -> dict[str, Any]:
 def finish(result: dict[str, Any], started_s: float) -> dict[str, Any]:
     """Stamp wall time and the load average at the end onto ``result`` (returned for chaining)."""
     result["runtime_s"] = round(time.perf_counter() - started_s, 1)
-    result["load_average_end"] = list(os.getloadavg())
+    result["load_average_end"] = [round(x, 1) for x in os.getloadavg()]
     return result

@@ -2,17 +2,25 @@
 
 Both build a ``QADocument``: a context of about ``target_tokens`` tokens (counted with the
 tokenizer passed in) and the questions to ask on it, each with its expected answer and the
-relative depth (0 = start, 1 = end) at which the fact sits.
+relative depth (0 = start, 1 = end) at which its fact sits. The context opens with the
+passkey-retrieval preamble ("There is important information hidden inside a lot of irrelevant
+text...") and the facts sit in bland filler prose.
 
-- ``needle_document``: ``needles`` facts "The access code for room N is XXXX." planted at evenly
-  spaced depths in varied filler prose. Every room number and code is distinct, so a model
-  has to bind the room it is asked about to the right code (the other codes are distractors).
-- ``facts_document``: a short biography (name -> city, profession, pet, colour) for several
-  fictional people, spread over the filler; one question per fact.
+- ``needle_document``: 5 four-digit codes, each under its own key ("The secret PIN of the old
+  safe is 9117."), at evenly spaced depths. The keys are distinct so that the task is retrieval
+  rather than disambiguation; the other codes are still distractors for a cache that lost the
+  right one.
+- ``facts_document``: 5 word-valued facts about one fictional country (flag colour, national
+  animal, main export, capital, ...), one question each.
 
-Same ``seed`` and tokenizer -> the same document, byte for byte. Scoring is
-``exact_match(answer, expected, kind)``: the first 4-digit number of the answer for codes, the
-first answer word(s) matching a candidate for the other kinds (see ``extract``).
+Calibration (embedded SmolLM2-135M, uncompressed, 1.5k tokens): the 135M model fails on
+person -> attribute binding (two biographies: 1/6 correct) and on generic filler that reads like
+an answer ("The details were written in a grey notebook."); with distinct keys, a preamble and
+bland filler it answers most needles. Same ``seed`` and tokenizer -> the same document.
+
+Scoring, ``exact_match(answer, expected, kind)``: codes - the first 4-digit number of the answer
+is the code; words - the first word of the answer that belongs to the fact's option list is the
+expected one (so "purple, not green" is right and "green or purple" is wrong).
 """
 
 from __future__ import annotations
@@ -24,6 +32,9 @@ from typing import Any, Callable
 
 TokenCounter = Callable[[str], int]
 
+PREAMBLE = ("There is important information hidden inside a lot of irrelevant text. Find it and memorize it. "
+            "I will quiz you about the important information there.\n\n")
+
 _SUBJECTS = ("The old harbour", "A quiet village", "The northern railway", "The city council", "A travelling choir",
              "The river valley", "The market square", "A small bakery", "The university library", "The weather station",
              "An orchard on the hill", "The ferry company", "The museum of clocks", "A mountain hut", "The school garden")
@@ -32,22 +43,39 @@ _VERBS = ("was repainted", "was mentioned in the newspaper", "hosted a long meet
           "was measured by surveyors", "planned a summer festival", "lost a set of keys", "repaired its roof")
 _WHEN = ("last spring", "on a rainy Tuesday", "after the harvest", "before the storm", "in the early morning",
          "during the holidays", "late in the evening", "at the end of the month", "two years ago", "at dawn")
-_EXTRA = ("Nobody remembers why.", "The details were written in a grey notebook.", "It was an ordinary day.",
-          "Several people disagreed about the cost.", "The story was repeated for weeks.",
-          "A photograph of it hangs in the hall.", "The records are kept in a wooden box.",
-          "Children still talk about it.", "It rained most of the afternoon.", "The bells rang twice.")
 
-_FIRST = ("Mara", "Tobias", "Ines", "Oskar", "Lena", "Viktor", "Nadia", "Felix", "Greta", "Hugo", "Elsa", "Ruben")
-_LAST = ("Velt", "Brandt", "Okafor", "Lindqvist", "Moreau", "Tanaka", "Costa", "Novak", "Hale", "Ferreira")
-_CITIES = ("Lisbon", "Oslo", "Madrid", "Vienna", "Dublin", "Prague", "Warsaw", "Athens", "Berlin", "Helsinki",
-           "Zurich", "Budapest")
-_JOBS = ("baker", "pilot", "dentist", "carpenter", "librarian", "chemist", "farmer", "sailor", "painter", "nurse")
-_PETS = ("parrot", "tortoise", "rabbit", "goldfish", "hamster", "ferret", "donkey", "goat")
+NEEDLE_KEYS = (
+    ("The access code for the north door is {v}.", "What is the access code for the north door?"),
+    ("The serial number of the red bicycle is {v}.", "What is the serial number of the red bicycle?"),
+    ("The secret PIN of the old safe is {v}.", "What is the secret PIN of the old safe?"),
+    ("The winning lottery ticket has the number {v}.", "What is the number of the winning lottery ticket?"),
+    ("The phone extension of the museum director is {v}.", "What is the phone extension of the museum director?"),
+    ("The yellow truck has the license plate {v}.", "What is the license plate of the yellow truck?"),
+    ("The password of the library computer is {v}.", "What is the password of the library computer?"),
+    ("The locker of the swimming coach has the number {v}.", "What is the number of the swimming coach's locker?"),
+)
+
+COUNTRIES = ("Veltria", "Norlandia", "Kesmaria", "Oradia", "Tulmeria", "Brevonia", "Quastia", "Lindora")
+FACT_SLOTS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "colour": ("The flag of {c} is mostly {v}.", "What colour is the flag of {c}?",
+               ("purple", "green", "orange", "yellow", "silver", "crimson", "turquoise", "brown")),
+    "animal": ("The national animal of {c} is the {v}.", "What is the national animal of {c}?",
+               ("otter", "falcon", "badger", "lynx", "heron", "tortoise", "walrus", "beaver")),
+    "export": ("The main export of {c} is {v}.", "What is the main export of {c}?",
+               ("copper", "timber", "wool", "salt", "cotton", "marble", "coffee", "tin")),
+    "capital": ("The capital of {c} is {v}.", "What is the capital of {c}?",
+                ("Norhaven", "Easmoor", "Tallbridge", "Quenby", "Ostrel", "Marrowick", "Dunmere", "Pellham")),
+    "sport": ("The favourite sport in {c} is {v}.", "What is the favourite sport in {c}?",
+              ("rugby", "tennis", "cricket", "hockey", "rowing", "fencing", "archery", "cycling")),
+    "instrument": ("The national instrument of {c} is the {v}.", "What is the national instrument of {c}?",
+                   ("harp", "violin", "flute", "drum", "lute", "trumpet", "accordion", "bagpipe")),
+}
 
 
 @dataclass(frozen=True)
 class QAItem:
-    """One question with its expected answer; ``kind`` picks the extractor, ``depth`` in [0, 1]."""
+    """One question with its expected answer; ``kind`` picks the scorer ("code" or a FACT_SLOTS key),
+    ``depth`` in [0, 1]."""
 
     question: str
     answer: str
@@ -72,21 +100,18 @@ class QADocument:
 
 
 def filler_sentence(rng: random.Random) -> str:
-    sentence = f"{rng.choice(_SUBJECTS)} {rng.choice(_VERBS)} {rng.choice(_WHEN)}."
-    return f"{sentence} {rng.choice(_EXTRA)}" if rng.random() < 0.4 else sentence
+    return f"{rng.choice(_SUBJECTS)} {rng.choice(_VERBS)} {rng.choice(_WHEN)}."
 
 
 def _plant(rng: random.Random, facts: list[str], target_tokens: int, count: TokenCounter) -> tuple[str, list[float]]:
-    """Filler of about ``target_tokens`` tokens (within ~1 %) with ``facts`` at evenly spaced depths.
-
-    Returns the text and each fact's actual relative depth (by characters).
-    """
+    """PREAMBLE + filler of about ``target_tokens`` tokens in all (within ~1 %) with ``facts`` at
+    evenly spaced depths. Returns the text and each fact's relative depth (by characters)."""
     pool = [filler_sentence(rng) for _ in range(max(8, target_tokens // 4))]
     per_sentence = count(" ".join(pool[:50])) / min(50, len(pool))
-    fact_tokens = sum(count(f) for f in facts)
-    n = max(len(facts) + 1, round((target_tokens - fact_tokens) / per_sentence))
-    text, depths = _interleave(pool, n, facts)
-    n = max(len(facts) + 1, round(n * (target_tokens - fact_tokens) / max(1, count(text) - fact_tokens)))
+    fixed = count(PREAMBLE) + sum(count(f) for f in facts)
+    n = max(len(facts) + 1, round((target_tokens - fixed) / per_sentence))
+    text, _ = _interleave(pool, n, facts)
+    n = max(len(facts) + 1, round(n * (target_tokens - fixed) / max(1, count(text) - fixed)))
     return _interleave(pool, n, facts)
 
 
@@ -101,38 +126,30 @@ def _interleave(pool: list[str], n: int, facts: list[str]) -> tuple[str, list[fl
                 depths_at.append(sum(len(p) + 1 for p in parts))
                 parts.append(fact)
         parts.append(sentence)
-    text = " ".join(parts)
-    return text, [round(at / len(text), 3) for at in depths_at]
+    text = PREAMBLE + " ".join(parts)
+    return text, [round((len(PREAMBLE) + at) / len(text), 3) for at in depths_at]
 
 
 def needle_document(seed: int, target_tokens: int, count: TokenCounter, needles: int = 5) -> QADocument:
-    """``needles`` room access codes planted at evenly spaced depths (one question per room)."""
+    """``needles`` four-digit codes under distinct keys at evenly spaced depths (one question each)."""
     rng = random.Random(f"needle-{seed}")
-    rooms = rng.sample(range(100, 1000), needles)
-    codes = rng.sample(range(1000, 10000), needles)
-    facts = [f"The access code for room {room} is {code}." for room, code in zip(rooms, codes)]
-    text, depths = _plant(rng, facts, target_tokens, count)
-    items = tuple(QAItem(f"What is the access code for room {room}?", str(code), "code", depth)
-                  for room, code, depth in zip(rooms, codes, depths))
+    keys = rng.sample(NEEDLE_KEYS, needles)
+    codes = [str(c) for c in rng.sample(range(1000, 10000), needles)]
+    text, depths = _plant(rng, [fact.format(v=code) for (fact, _), code in zip(keys, codes)], target_tokens, count)
+    items = tuple(QAItem(question, code, "code", depth) for (_, question), code, depth in zip(keys, codes, depths))
     return QADocument(f"needle-{target_tokens}-{seed}", "needle", text, items, target_tokens)
 
 
-def facts_document(seed: int, target_tokens: int, count: TokenCounter, people: int = 2) -> QADocument:
-    """Biographies of ``people`` fictional people spread over the filler; 3 questions per person."""
+def facts_document(seed: int, target_tokens: int, count: TokenCounter, facts: int = 5) -> QADocument:
+    """``facts`` word-valued facts about one fictional country, in shuffled order (one question each)."""
     rng = random.Random(f"facts-{seed}")
-    names = [f"{first} {last}" for first, last in zip(rng.sample(_FIRST, people), rng.sample(_LAST, people))]
-    cities, jobs, pets = rng.sample(_CITIES, people), rng.sample(_JOBS, people), rng.sample(_PETS, people)
-    facts, questions = [], []
-    for name, city, job, pet in zip(names, cities, jobs, pets):
-        facts += [f"{name} was born in {city}.", f"{name} works as a {job}.", f"{name} owns a {pet}."]
-        questions += [(f"In which city was {name} born?", city, "word"),
-                      (f"What is the profession of {name}?", job, "word"),
-                      (f"What animal does {name} own?", pet, "word")]
-    order = list(range(len(facts)))
-    rng.shuffle(order)
-    text, depths = _plant(rng, [facts[i] for i in order], target_tokens, count)
-    depth_of = {fact_index: depth for fact_index, depth in zip(order, depths)}
-    items = tuple(QAItem(q, a, kind, depth_of[i]) for i, (q, a, kind) in enumerate(questions))
+    country = rng.choice(COUNTRIES)
+    slots = rng.sample(sorted(FACT_SLOTS), facts)
+    values = [rng.choice(FACT_SLOTS[slot][2]) for slot in slots]
+    sentences = [FACT_SLOTS[slot][0].format(c=country, v=value) for slot, value in zip(slots, values)]
+    text, depths = _plant(rng, sentences, target_tokens, count)
+    items = tuple(QAItem(FACT_SLOTS[slot][1].format(c=country), value, slot, depth)
+                  for slot, value, depth in zip(slots, values, depths))
     return QADocument(f"facts-{target_tokens}-{seed}", "facts", text, items, target_tokens)
 
 
@@ -147,24 +164,13 @@ def build_documents(tasks: list[str], seeds: list[int], target_tokens: int, coun
     return [_TASKS[task](seed, target_tokens, count) for task in tasks for seed in seeds]
 
 
-def extract(answer: str, kind: str) -> str | None:
-    """The answer's first candidate of ``kind``: a 4-digit number for "code", else the text lower-cased."""
+def exact_match(answer: str, expected: str, kind: str) -> bool:
+    """Whether ``answer`` gives ``expected`` (see the module docstring); ValueError on an unknown kind."""
     if kind == "code":
         match = re.search(r"(?<!\d)\d{4}(?!\d)", answer)
-        return match.group(0) if match else None
-    return answer.strip().lower() or None
-
-
-def exact_match(answer: str, expected: str, kind: str) -> bool:
-    """Codes: the first 4-digit number equals ``expected``. Words: ``expected`` is the first of the
-    vocabulary words of its list that occurs in the answer (so "Lisbon, not Oslo" counts, "Oslo or
-    Lisbon" does not)."""
-    found = extract(answer, kind)
-    if found is None:
-        return False
-    if kind == "code":
-        return found == expected
-    vocabulary = {w.lower() for w in (*_CITIES, *_JOBS, *_PETS)}
-    words = re.findall(r"[a-z]+", found)
-    first = next((w for w in words if w in vocabulary), None)
+        return match is not None and match.group(0) == expected
+    if kind not in FACT_SLOTS:
+        raise ValueError(f"unknown answer kind {kind!r}; valid: code, {', '.join(sorted(FACT_SLOTS))}")
+    options = {o.lower() for o in FACT_SLOTS[kind][2]}
+    first = next((w for w in re.findall(r"[a-z]+", answer.lower()) if w in options), None)
     return first == expected.lower()

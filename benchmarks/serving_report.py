@@ -37,7 +37,7 @@ GiB = 1 << 30
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": {
         "engine": {"lengths": [512], "repeats": 1, "presses": ["knorm"], "ratios": [0.0, 0.5], "bytes_tokens": 512,
-                   "load_repeats": 1},
+                   "load_repeats": 0},
         "quality": {"context_tokens": 768, "tasks": ["needle"], "seeds": [0], "presses": ["knorm", "streaming_llm"],
                     "ratios": [0.5], "int8": True},
         "latency": {"lengths": [512], "concurrency": [1, 2], "rounds": 1},
@@ -45,11 +45,11 @@ PRESETS: dict[str, dict[str, Any]] = {
         "capacity_budget_bytes": 1 * GiB,
     },
     "full": {
-        "engine": {"lengths": [1024, 2048, 4096], "repeats": 5, "presses": ["knorm", "snapkv", "streaming_llm",
+        "engine": {"lengths": [1024, 2048, 4096], "repeats": 3, "presses": ["knorm", "snapkv", "streaming_llm",
                                                                            "expected_attention", "adakv(snapkv)",
                                                                            "kvzip"],
-                   "ratios": list(RATIOS), "bytes_tokens": 1024, "load_repeats": 3},
-        "quality": {"context_tokens": 1536, "tasks": ["needle", "facts"], "seeds": [0, 1],
+                   "ratios": list(RATIOS), "bytes_tokens": 1024, "load_repeats": 2},
+        "quality": {"context_tokens": 1024, "tasks": ["needle", "facts"], "seeds": [0],
                     "presses": list(QUALITY_PRESSES), "ratios": [r for r in RATIOS if r > 0], "int8": True},
         "latency": {"lengths": [1024, 2048, 4096], "concurrency": [1, 4, 16], "rounds": 3},
         "migration": {"lengths": [1024, 4096], "rounds": 3},
@@ -126,7 +126,7 @@ def _serving_sections(config: dict[str, Any], result: dict[str, Any], url: str |
         if "latency" in sections:
             lat = config["latency"]
             result["latency"] = latency.run(target, lat["lengths"], lat["concurrency"], lat["rounds"], SESSION_PRESS,
-                                            count, log=_log)
+                                            count, replicas=args["replicas"]["count"], log=_log)
         if "migration" in sections:
             mig = config["migration"]
             result["migration"] = migration.run(target, mig["lengths"], mig["rounds"], SESSION_PRESS, count, log=_log)

@@ -34,7 +34,7 @@ def serving_helpers() -> Any:
     return sys.modules[name]
 
 
-def bench_args(replicas: int = 2, host_budget: str = "1GiB") -> dict[str, Any]:
+def bench_args(replicas: int = 2, host_budget: str = "2GiB") -> dict[str, Any]:
     """App args: the test defaults (1 torch thread per model process) with timeouts long enough for
     16 concurrent re-prefills on 2 shared cores."""
     helpers = serving_helpers()

@@ -3,7 +3,7 @@
 Bytes come from the serving replicas themselves: ``bytes_stored`` of every session the quality
 sweep loads (the pool's exact accounting, ``CompressedKV.nbytes``), and the int8 size after the
 admin quantize. Sessions held: when this process started the app, one real cache per press x
-ratio is exported from its replica (``Replica.export``) and a real ``KVPool`` with a
+ratio is exported from its replica's DecodeActor (``export``) and a real ``KVPool`` with a
 ``budget_bytes`` host budget is filled with it until the first eviction (codec none and int8);
 otherwise (``--url``) it is ``floor(budget / bytes)``, which is what the pool's byte budget holds
 (``method`` says which).
@@ -37,8 +37,15 @@ def export_cache(target: Target, session: dict) -> Any:
     """The session's stored CompressedKV, exported from its replica (needs the app started here)."""
     from kvpool import unpack
 
-    packed = target.replica_handle(session["replica"]).export.remote(session["id"]).result(timeout_s=300)
-    return unpack(packed)
+    return unpack(export_packed(target, session))
+
+
+def export_packed(target: Target, session: dict) -> Any:
+    """The session's PackedKV, read from its replica's DecodeActor (``Replica.decode_endpoint``)."""
+    import ray
+
+    decode_actor = target.replica_handle(session["replica"]).decode_endpoint.remote().result(timeout_s=60)
+    return ray.get(decode_actor.export.remote(session["id"]), timeout=300)
 
 
 def measure_session(target: Target, session: dict, budget_bytes: int) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from typing import Any, Callable
 from benchmarks.quality_tasks import needle_document
 from benchmarks.serving.admin import has_route, run_action
 from benchmarks.serving.app import Target
+from benchmarks.serving.capacity import export_packed
 from benchmarks.timing import summarize
 
 
@@ -61,7 +62,7 @@ def _backend_samples(target: Target, sessions: dict[int, dict], backends: list[s
     samples: dict[int, dict[str, list[float]]] = {n: {b: [] for b in backends} for n in sessions}
     try:
         for length, session in sessions.items():
-            packed = target.replica_handle(session["replica"]).export.remote(session["id"]).result(timeout_s=300)
+            packed = export_packed(target, session)
             ray.get(source.offer.remote(f"ctx-{length}", packed), timeout=300)
             for round_index in range(rounds):
                 shift = round_index % len(backends)

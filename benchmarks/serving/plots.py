@@ -114,8 +114,8 @@ def capacity(result: dict[str, Any], path: Path) -> bool:
 
 def latency(result: dict[str, Any], path: Path) -> bool:
     rows = (result.get("latency") or {}).get("rows") or []
-    shortest = min((r["context_tokens"] for r in rows), default=None)
-    rows = [r for r in rows if r["context_tokens"] == shortest and r["ttft"]["n"]]
+    shortest = min((r["target_tokens"] for r in rows), default=None)
+    rows = [r for r in rows if r["target_tokens"] == shortest and r["ttft"]["n"]]
     if not rows:
         return False
     figure, (ttft_ax, rate_ax) = _figure(14, 4.8, 2)
@@ -135,7 +135,7 @@ def latency(result: dict[str, Any], path: Path) -> bool:
         ax.legend(fontsize=7)
     ttft_ax.set_yscale("log")
     ttft_ax.set_ylabel("TTFT (s, log)")
-    ttft_ax.set_title(f"TTFT vs concurrency ({shortest}-token contexts)")
+    ttft_ax.set_title(f"TTFT vs concurrency (~{shortest}-token contexts)")
     rate_ax.set_ylabel("tokens/s")
     rate_ax.set_title("Decode rate per request vs concurrency")
     figure.tight_layout()

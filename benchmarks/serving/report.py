@@ -75,9 +75,11 @@ def latency_md(latency: dict[str, Any]) -> str:
         rows.append([r["series"], r["context_tokens"], r["concurrency"], r["requests"], _s(r["ttft"]["median_s"]),
                      _s(r["ttft"]["p95_s"]), _s(r["decode_tokens_per_s"]["median_tok_s"], 1),
                      _s(r["request_tokens_per_s"]["median_tok_s"], 1),
-                     _s(r.get("plain_full_over_session_ttft_x"), 1)])
+                     _s(r.get("plain_full_over_session_ttft_x"), 1), _s(r.get("plain_prefix_over_session_ttft_x"), 1),
+                     None if r.get("prefix_index") is None else f"{r['prefix_index']['hits']}/{r['prefix_index']['misses']}"])
     return (_table(["series", "context tokens", "clients", "requests", "TTFT p50 s", "TTFT p95 s",
-                    "decode tok/s p50", "request tok/s p50", "plain/session TTFT x"], rows)
+                    "decode tok/s p50", "request tok/s p50", "plain_full/session TTFT x",
+                    "plain_prefix/session TTFT x", "prefix index hits/misses"], rows)
             + f"\n\nplain_prefix: {latency.get('plain_prefix_note')}")
 
 

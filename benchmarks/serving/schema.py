@@ -41,8 +41,8 @@ CAPACITY_ROW = {"type": "object", "required": ["press", "compression_ratio", "by
                 "properties": {"bytes_per_session": _POS, "bytes_per_session_int8": _OPT_POS,
                                "sessions_held": {"type": "integer", "minimum": 1}, "goal_gain": _POS}}
 
-LATENCY_ROW = {"type": "object", "required": ["series", "concurrency", "context_tokens", "requests", "ttft", "total",
-                                              "decode_tokens_per_s"],
+LATENCY_ROW = {"type": "object", "required": ["series", "concurrency", "target_tokens", "context_tokens", "requests",
+                                              "ttft", "total", "decode_tokens_per_s"],
                "properties": {"series": {"enum": ["session", "plain_full", "plain_prefix"]},
                               "concurrency": {"type": "integer", "minimum": 1},
                               "context_tokens": {"type": "integer", "minimum": 1},

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from benchmarks.press_grid import press_spec
-from benchmarks.quality_tasks import build_documents, exact_match, facts_document, needle_document
+from benchmarks.quality_tasks import (FACT_SLOTS, NEEDLE_KEYS, PREAMBLE, build_documents, exact_match, facts_document,
+                                      needle_document)
 from benchmarks.serving import capacity, report, targets
 from benchmarks.timing import interleaved, paired_ratios, percentile, summarize
 
@@ -23,21 +24,26 @@ def test_needle_document_is_seeded_and_has_its_facts():
     assert len(doc.items) == 5 and len({i.answer for i in doc.items}) == 5
     depths = [i.depth for i in doc.items]
     assert depths == sorted(depths) and depths[0] < 0.2 and depths[-1] > 0.8
+    assert doc.context.startswith(PREAMBLE)
+    assert len({i.question for i in doc.items}) == 5  # distinct keys
     for item in doc.items:
-        room = item.question.split("room ")[1].rstrip("?")
-        assert f"The access code for room {room} is {item.answer}." in doc.context
+        fact = next(f.format(v=item.answer) for f, q in NEEDLE_KEYS if q == item.question)
+        assert fact in doc.context
 
 
 def test_facts_document_questions_answerable_from_context():
     doc = facts_document(1, 500, words)
-    assert len(doc.items) == 6
+    assert len(doc.items) == 5 and len({i.kind for i in doc.items}) == 5
     for item in doc.items:
-        assert item.answer in doc.context
+        fact_template = FACT_SLOTS[item.kind][0]
+        assert fact_template.split("{c}")[0] in doc.context and f" {item.answer}." in doc.context
 
 
-def test_build_documents_rejects_unknown_task():
+def test_build_documents_rejects_unknown_task_and_kind():
     with pytest.raises(ValueError, match="valid"):
         build_documents(["needle", "poetry"], [0], 300, words)
+    with pytest.raises(ValueError, match="valid"):
+        exact_match("x", "y", "shoe size")
 
 
 @pytest.mark.parametrize("answer, expected, kind, ok", [
@@ -45,9 +51,10 @@ def test_build_documents_rejects_unknown_task():
     ("5823", "5823", "code", True),
     ("Room 417: 1234, or maybe 5823", "5823", "code", False),
     ("I don't know", "5823", "code", False),
-    ("She was born in Lisbon.", "Lisbon", "word", True),
-    ("Oslo, or perhaps Lisbon", "Lisbon", "word", False),
-    ("", "Lisbon", "word", False),
+    ("The flag of Veltria is mostly purple.", "purple", "colour", True),
+    ("Green, or perhaps purple", "purple", "colour", False),
+    ("Purple - not green", "purple", "colour", True),
+    ("", "purple", "colour", False),
 ])
 def test_exact_match(answer, expected, kind, ok):
     assert exact_match(answer, expected, kind) is ok
