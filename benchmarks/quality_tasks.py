@@ -36,8 +36,9 @@ PREAMBLE = ("There is important information hidden inside a lot of irrelevant te
             "I will quiz you about the important information there.\n\n")
 
 _SUBJECTS = ("The old harbour", "A quiet village", "The northern railway", "The city council", "A travelling choir",
-             "The river valley", "The market square", "A small bakery", "The university library", "The weather station",
-             "An orchard on the hill", "The ferry company", "The museum of clocks", "A mountain hut", "The school garden")
+             "The river valley", "The market square", "A small bakery", "The university library",
+             "The weather station", "An orchard on the hill", "The ferry company", "The museum of clocks",
+             "A mountain hut", "The school garden")
 _VERBS = ("was repainted", "was mentioned in the newspaper", "hosted a long meeting", "changed its opening hours",
           "received a letter of thanks", "was visited by tourists", "prepared for the winter", "ordered new chairs",
           "was measured by surveyors", "planned a summer festival", "lost a set of keys", "repaired its roof")

@@ -39,20 +39,21 @@ PRESETS: dict[str, dict[str, Any]] = {
         "engine": {"lengths": [512], "repeats": 1, "presses": ["knorm"], "ratios": [0.0, 0.5], "bytes_tokens": 512,
                    "load_repeats": 0},
         "quality": {"context_tokens": 768, "tasks": ["needle"], "seeds": [0], "presses": ["knorm", "streaming_llm"],
-                    "ratios": [0.5], "int8": True},
+                    "ratios": [0.5], "int8": True, "int8_ratios": None},
         "latency": {"lengths": [512], "concurrency": [1, 2], "rounds": 1},
         "migration": {"lengths": [512], "rounds": 1},
         "capacity_budget_bytes": 1 * GiB,
     },
     "full": {
-        "engine": {"lengths": [1024, 2048, 4096], "repeats": 3, "presses": ["knorm", "snapkv", "streaming_llm",
+        "engine": {"lengths": [1024, 2048, 4096], "repeats": 2, "presses": ["knorm", "snapkv", "streaming_llm",
                                                                            "expected_attention", "adakv(snapkv)",
                                                                            "kvzip"],
-                   "ratios": list(RATIOS), "bytes_tokens": 1024, "load_repeats": 2},
+                   "ratios": list(RATIOS), "bytes_tokens": 1024, "load_repeats": 1},
         "quality": {"context_tokens": 1024, "tasks": ["needle", "facts"], "seeds": [0],
-                    "presses": list(QUALITY_PRESSES), "ratios": [r for r in RATIOS if r > 0], "int8": True},
-        "latency": {"lengths": [1024, 2048, 4096], "concurrency": [1, 4, 16], "rounds": 3},
-        "migration": {"lengths": [1024, 4096], "rounds": 3},
+                    "presses": list(QUALITY_PRESSES), "ratios": [r for r in RATIOS if r > 0], "int8": True,
+                    "int8_ratios": [0.5]},
+        "latency": {"lengths": [1024, 4096], "concurrency": [1, 4, 16], "rounds": 2},
+        "migration": {"lengths": [1024, 4096], "rounds": 2},
         "capacity_budget_bytes": 4 * GiB,
     },
 }
@@ -72,6 +73,8 @@ def _config(args: argparse.Namespace) -> dict[str, Any]:
             quality[key] = getattr(args, key)
     if args.no_int8:
         quality["int8"] = False
+    if args.int8_ratios is not None:
+        quality["int8_ratios"] = args.int8_ratios or None
     if args.rounds is not None:
         config["latency"]["rounds"] = config["migration"]["rounds"] = args.rounds
     config["mode"] = "quick" if args.quick else "full"
@@ -119,7 +122,8 @@ def _serving_sections(config: dict[str, Any], result: dict[str, Any], url: str |
             q = config["quality"]
             docs = build_documents(q["tasks"], q["seeds"], q["context_tokens"], count)
             result["quality"] = quality.evaluate(target, docs, q["presses"], q["ratios"], int8=q["int8"],
-                                                 capacity_budget_bytes=config["capacity_budget_bytes"], log=_log)
+                                                 capacity_budget_bytes=config["capacity_budget_bytes"],
+                                                 int8_ratios=q["int8_ratios"], log=_log)
             result["capacity"] = {"budget_bytes": config["capacity_budget_bytes"],
                                   "rows": capacity.summarize(result["quality"]["jobs"],
                                                              config["capacity_budget_bytes"])}
@@ -197,7 +201,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--url", default=None, help="benchmark a running kvfleet instead of starting one")
     r.add_argument("--port", type=_port, default=8230, help="HTTP port of the app started here (8200-8299)")
     r.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS))
-    r.add_argument("--out", type=Path, default=None, help="result JSON (default benchmarks/results/serving_bench*.json)")
+    r.add_argument("--out", type=Path, default=None,
+                   help="result JSON (default benchmarks/results/serving_bench*.json)")
     r.add_argument("--context-tokens", dest="context_tokens", type=int, default=None,
                    help="quality documents' length (1k-6k)")
     r.add_argument("--tasks", nargs="+", default=None, choices=["needle", "facts"])
@@ -205,6 +210,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--presses", nargs="+", default=None, help="press labels, e.g. knorm 'adakv(snapkv)'")
     r.add_argument("--ratios", type=float, nargs="+", default=None)
     r.add_argument("--no-int8", dest="no_int8", action="store_true", help="skip the int8 codec pass")
+    r.add_argument("--int8-ratios", dest="int8_ratios", type=float, nargs="*", default=None,
+                   help="ratios that get the int8 pass (none given: all); the baseline always does")
     r.add_argument("--rounds", type=int, default=None, help="latency/migration rounds")
     rep = sub.add_parser("report", help="render a result as Markdown")
     rep.add_argument("result", nargs="?", default=str(RESULTS_DIR / "serving_bench.json"))

@@ -3,19 +3,18 @@
 Two levels, both on the caches of real sessions (contexts of each length in ``lengths``, stored
 with ``press``):
 
-1. ``backends``: the session's packed cache (exported from its replica) is moved between two
-   transfer endpoint actors (``transfer.testing.EndpointActor``, import hook = count bytes, so
-   this is the transfer itself: describe, prepare, send, checksum verify, commit) with every
-   backend that can run here (``transfer.registry.availability``). Needs the app started by this
-   process (Ray access). Hook: ``transfer_backends_hook()`` says whether the transfer API is
+1. ``backends``: the session's packed cache (exported from its replica's DecodeActor) is moved
+   between two transfer endpoint actors (``transfer.testing.EndpointActor``, import hook = count
+   bytes, so this is the transfer itself: describe, prepare, send, checksum verify, commit) with
+   every backend that can run here (``transfer.registry.availability``). Needs the app started by
+   this process (Ray access). Hook: ``transfer_backends_hook()`` says whether the transfer API is
    importable; if not, the section is skipped with the reason.
-2. ``admin_move``: the real control-plane path, ``POST /admin/move`` to the other replica with
-   ``method: transfer`` (the app's configured backend) and ``method: rebuild`` (re-prefill of the
-   stored context on the target), timed from the POST until its admin event is done.
+2. The real control-plane path, ``POST /admin/move`` to the other replica, timed from the POST
+   until its admin event is done: ``admin_transfer`` (``method: transfer``, the app's configured
+   backend) and ``reprefill`` (``method: rebuild``: the target re-prefills the stored context).
+   Without the admin route, ``reprefill`` is a fresh ``POST /v1/sessions`` of the same context.
 
-The rebuild cost is also measured as a fresh ``POST /v1/sessions`` of the same context
-(``reprefill``). Rounds are interleaved (order rotating) so the shared machine's noise hits
-every variant alike.
+Rounds are interleaved (order rotating) so the shared machine's noise hits every variant alike.
 """
 
 from __future__ import annotations
@@ -90,15 +89,18 @@ def run(target: Target, lengths: list[int], rounds: int, press: dict, count: Cal
         log(f"migration backends: {note}")
         backend_samples = _backend_samples(target, sessions, backends, rounds, log) if backends else {}
         admin = has_route(target.client, "/admin/move")
-        result["admin_move_note"] = "POST /admin/move" if admin else "POST /admin/move is not routed by this app"
-        admin_samples: dict[int, dict[str, list[float]]] = {n: {"admin_transfer": [], "admin_rebuild": [],
-                                                                  "reprefill": []} for n in lengths}
+        result["admin_move_note"] = ("POST /admin/move (transfer; rebuild = reprefill)" if admin else
+                                     "POST /admin/move is not routed by this app; reprefill = new session")
+        result["reprefill_path"] = "admin_move_rebuild" if admin else "new_session"
+        admin_samples: dict[int, dict[str, list[float]]] = {n: {"admin_transfer": [], "reprefill": []}
+                                                            for n in lengths}
         for round_index in range(rounds):
             for n in lengths:
-                variants = ["admin_transfer", "admin_rebuild", "reprefill"] if admin else ["reprefill"]
+                variants = ["admin_transfer", "reprefill"] if admin else ["reprefill"]
                 shift = round_index % len(variants)
                 for variant in variants[shift:] + variants[:shift]:
-                    admin_samples[n][variant].append(_variant(target, variant, sessions, n, docs[n].context, press))
+                    admin_samples[n][variant].append(_variant(target, variant, sessions, n, docs[n].context, press,
+                                                                 admin))
                     log(f"migration {n} tok {variant}: {admin_samples[n][variant][-1]:.3f} s")
         for n in lengths:
             session = sessions[n]
@@ -119,17 +121,18 @@ def run(target: Target, lengths: list[int], rounds: int, press: dict, count: Cal
     return result
 
 
-def _variant(target: Target, variant: str, sessions: dict[int, dict], n: int, context: str, press: dict) -> float:
+def _variant(target: Target, variant: str, sessions: dict[int, dict], n: int, context: str, press: dict,
+             admin: bool) -> float:
     """Seconds of one migration variant for the session of length ``n`` (updates its replica)."""
     session = sessions[n]
-    if variant == "reprefill":
+    if variant == "reprefill" and not admin:
         again = target.client.create_session(context, press)
         target.client.delete_session(again["id"])
         return again["client_load_s"]
     other = _other_replica(target, session["replica"])
     if other is None:
         raise RuntimeError("admin move needs a second live replica")
-    method = variant.removeprefix("admin_")
+    method = "transfer" if variant == "admin_transfer" else "rebuild"
     event = run_action(target.client, "/admin/move",
                        {"session_id": session["id"], "target_replica": other, "method": method})
     session["replica"] = target.client.get_session(session["id"])["replica"]

@@ -147,7 +147,7 @@ def migration(result: dict[str, Any], path: Path) -> bool:
     rows = (result.get("migration") or {}).get("rows") or []
     if not rows:
         return False
-    names = [n for n in (*result["migration"].get("backends", []), "admin_transfer", "admin_rebuild", "reprefill")
+    names = [n for n in (*result["migration"].get("backends", []), "admin_transfer", "reprefill")
              if any(isinstance(r.get(n), dict) and r[n]["n"] for r in rows)]
     figure, (ax,) = _figure(8, 4.8, 1)
     width = 0.8 / max(len(names), 1)

@@ -107,11 +107,13 @@ def aggregate(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def evaluate(target: Target, documents: list[QADocument], presses: list[str], ratios: list[float],
              int8: bool = True, workers: int = 2, max_tokens: int = 24, capacity_budget_bytes: int | None = None,
-             log: Callable[[str], None] = print) -> dict[str, Any]:
+             int8_ratios: list[float] | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
     """The whole sweep; returns ``{"int8_path", "int8_note", "jobs", "accuracy"}``.
 
     ``capacity_budget_bytes``: when set and the app was started here, the first document of every
     press x ratio also fills a real KVPool of that budget with its exported cache (capacity.py).
+    ``int8_ratios``: ratios that get the int8 pass (None: all); the uncompressed baseline (0) is
+    always included when int8 is on.
     """
     int8_path, note = probe_int8_path(target) if int8 else (None, "int8 disabled (--no-int8)")
     log(f"int8: {int8_path} ({note})")
@@ -121,7 +123,11 @@ def evaluate(target: Target, documents: list[QADocument], presses: list[str], ra
     start = time.perf_counter()
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
         fill = capacity_budget_bytes if target.owns_cluster else None
-        futures = {pool.submit(run_job, target, doc, label, ratio, int8_path, max_tokens,
+        def int8_for(ratio: float) -> str | None:
+            wanted = int8_ratios is None or ratio == 0 or any(abs(ratio - r) < 1e-9 for r in int8_ratios)
+            return int8_path if wanted else None
+
+        futures = {pool.submit(run_job, target, doc, label, ratio, int8_for(ratio), max_tokens,
                                fill if doc is documents[0] else None): (doc, label, ratio)
                    for doc, label, ratio in work}
         for future in concurrent.futures.as_completed(futures):
@@ -132,6 +138,7 @@ def evaluate(target: Target, documents: list[QADocument], presses: list[str], ra
             log(f"quality {len(jobs)}/{len(work)} {label} r={ratio} {doc.doc_id}: {correct} of {len(doc.items)} "
                 f"({job['tokens_read']} read, {job['tokens_kept']} kept, {time.perf_counter() - start:.0f} s)")
     jobs.sort(key=lambda j: (j["press"], j["compression_ratio"], j["doc_id"]))
-    return {"int8_path": int8_path, "int8_note": note, "configs": [list(c) for c in configs],
+    return {"int8_path": int8_path, "int8_note": note, "int8_ratios": int8_ratios,
+            "configs": [list(c) for c in configs],
             "documents": [d.to_json() for d in documents], "jobs": jobs, "accuracy": aggregate(jobs),
             "seconds": round(time.perf_counter() - start, 1)}

@@ -24,7 +24,8 @@ def _mib(nbytes: float | None) -> str | None:
 def provenance_md(result: dict[str, Any]) -> str:
     m, v, g = result.get("machine", {}), result.get("versions", {}), result.get("git", {})
     mode = result.get("config", {}).get("mode")
-    return (f"Run: mode **{mode}**, commit `{g.get('commit')}`{' (benchmarks dirty)' if g.get('benchmarks_dirty') else ''}, "
+    dirty = " (benchmarks dirty)" if g.get("benchmarks_dirty") else ""
+    return (f"Run: mode **{mode}**, commit `{g.get('commit')}`{dirty}, "
             f"{result.get('runtime_s')} s. Machine: {m.get('cpu')}, {m.get('cores')} cores, {m.get('memory_gib')} GiB, "
             f"load average {m.get('load_average')} at start, {result.get('load_average_end')} at end. "
             f"Versions: " + ", ".join(f"{k} {val}" for k, val in v.items() if val))
@@ -69,6 +70,10 @@ def quality_md(quality: dict[str, Any]) -> str:
     return "\n\n".join(out)
 
 
+def _hits(index: dict[str, int] | None) -> str | None:
+    return None if index is None else f"{index['hits']}/{index['misses']}"
+
+
 def latency_md(latency: dict[str, Any]) -> str:
     rows = []
     for r in latency.get("rows", []):
@@ -76,7 +81,7 @@ def latency_md(latency: dict[str, Any]) -> str:
                      _s(r["ttft"]["p95_s"]), _s(r["decode_tokens_per_s"]["median_tok_s"], 1),
                      _s(r["request_tokens_per_s"]["median_tok_s"], 1),
                      _s(r.get("plain_full_over_session_ttft_x"), 1), _s(r.get("plain_prefix_over_session_ttft_x"), 1),
-                     None if r.get("prefix_index") is None else f"{r['prefix_index']['hits']}/{r['prefix_index']['misses']}"])
+                     _hits(r.get("prefix_index"))])
     return (_table(["series", "context tokens", "clients", "requests", "TTFT p50 s", "TTFT p95 s",
                     "decode tok/s p50", "request tok/s p50", "plain_full/session TTFT x",
                     "plain_prefix/session TTFT x", "prefix index hits/misses"], rows)
@@ -97,7 +102,7 @@ def capacity_md(capacity: dict[str, Any]) -> str:
 
 
 def migration_md(migration: dict[str, Any]) -> str:
-    names = [*migration.get("backends", []), "admin_transfer", "admin_rebuild", "reprefill"]
+    names = [*migration.get("backends", []), "admin_transfer", "reprefill"]
     rows = []
     for r in migration.get("rows", []):
         cells = []
@@ -107,7 +112,8 @@ def migration_md(migration: dict[str, Any]) -> str:
                          f"{cell['median_s']:.3f} / {cell['p95_s']:.3f}")
         rows.append([r["context_tokens"], r["tokens_kept"], _mib(r["bytes"]), *cells])
     return (_table(["context tokens", "kept tokens", "MiB", *[f"{n} p50 / p95 s" for n in names]], rows)
-            + f"\n\nbackends: {migration.get('backends_note')}; admin: {migration.get('admin_move_note')}")
+            + f"\n\nbackends: {migration.get('backends_note')}; admin: {migration.get('admin_move_note')}; "
+              f"reprefill measured as: {migration.get('reprefill_path')}")
 
 
 def engine_md(engine: dict[str, Any]) -> str:

@@ -29,7 +29,8 @@ PROVENANCE = {
     "runtime_s": _POS,
 }
 
-ACCURACY_ROW = {"type": "object", "required": ["press", "compression_ratio", "codec", "questions", "correct", "accuracy"],
+ACCURACY_ROW = {"type": "object",
+                "required": ["press", "compression_ratio", "codec", "questions", "correct", "accuracy"],
                 "properties": {"press": {"type": "string"}, "compression_ratio": {"type": "number", "minimum": 0,
                                                                                    "maximum": 1},
                                "codec": {"enum": ["none", "int8"]}, "questions": {"type": "integer", "minimum": 1},
