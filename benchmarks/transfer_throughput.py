@@ -155,7 +155,8 @@ def main() -> None:
         raw_a = RawPeer.options(resources={"node_a": 0.01}).remote("raw-a")
         raw_b = RawPeer.options(resources={"node_b": 0.01}).remote("raw-b")
         report: dict[str, Any] = {
-            "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+            "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+                        "loadavg_at_start": os.getloadavg()},
             "setup": "2-node ray.cluster_utils.Cluster on one machine; payload = synthetic session "
                      "(30 layers x 3 KV heads x 64 dims, float32); target import hook counts bytes only",
             "raw_of": RAW_OF, "goal": "backend >= 0.5 x raw throughput for payloads >= 64 MiB",
@@ -181,6 +182,7 @@ def main() -> None:
         if args.reprefill:
             report["migrate_vs_reprefill"] = migrate_vs_reprefill(source, target)
             print(json.dumps(report["migrate_vs_reprefill"], indent=1), flush=True)
+        report["machine"]["loadavg_at_end"] = os.getloadavg()
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(report, indent=1))
         if args.sizes_mib:

@@ -53,12 +53,16 @@ class BufferPool:
 
     def __init__(self, device: torch.device | str, max_bytes: int, *, min_bytes: int = MIB,
                  register: Callable[[torch.Tensor], Any] | None = None,
-                 deregister: Callable[[Any], None] | None = None) -> None:
+                 deregister: Callable[[Any], None] | None = None,
+                 allocate: Callable[[int], tuple[torch.Tensor, Any]] | None = None) -> None:
+        """``register(tensor) -> registration`` / ``deregister(registration)``: e.g. NIXL. ``allocate(size)
+        -> (tensor, registration)`` replaces both allocation and registration (e.g. shared memory)."""
         self.device = torch.device(device)
         self.max_bytes = max_bytes
         self.min_bytes = min_bytes
         self._register = register
         self._deregister = deregister
+        self._allocate_with = allocate
         self._lock = threading.Lock()
         self._idle: "OrderedDict[int, PooledBuffer]" = OrderedDict()  # id -> buffer, LRU order
         self._all: dict[int, PooledBuffer] = {}
@@ -133,6 +137,10 @@ class BufferPool:
             self._counters["deregistrations"] += 1
 
     def _allocate(self, size: int) -> PooledBuffer:
+        if self._allocate_with is not None:
+            tensor, registration = self._allocate_with(size)
+            tensor.zero_()  # fault the pages in now, not in the middle of a transfer
+            return PooledBuffer(tensor, registration, size, in_use=True)
         tensor = torch.empty(size, dtype=torch.uint8, device=self.device)
         tensor.zero_()  # fault the pages in now, not in the middle of a transfer
         registration = None

@@ -1,40 +1,49 @@
 """local: same-node handoff (prefill actor -> decode actor) with as few copies as possible.
 
-=====================  ==================================================  ======================
-endpoints              how                                                 copies in the handoff
-=====================  ==================================================  ======================
-same process           the payload tensor itself is handed over            0
-same node, CUDA        CUDA IPC handle (same physical GPU)                 0
-same node, CPU         a /dev/shm file the source fills, the target maps   1 (into shared memory)
-=====================  ==================================================  ======================
+=====================  ======================================================  =================
+endpoints              how                                                     copies
+=====================  ======================================================  =================
+same process           the payload tensor itself is handed over                0
+same node, CUDA        CUDA IPC handle (same physical GPU)                     0
+same node, CPU         the source copies into the target's shared-memory pool  1
+=====================  ======================================================  =================
 
-The target receives the bytes *lent*; its import hook copies or unpacks them (kvpool.unpack
-copies), after which the source releases its side. Endpoints on different nodes are refused
-with TransferUnavailableError: use nixl, collective or object_store (``auto`` does).
+The target keeps a pool of pre-faulted shared-memory buffers (``memfd_create``, so nothing is
+left behind when a process dies; buffer_pool.BufferPool): its prepare names one as
+``/proc/<pid>/fd/<fd>``, the source maps it (mappings are cached) and copies the payload in, so
+neither side pays page faults per transfer. The target receives the bytes *lent*; its import hook copies or
+unpacks them (kvpool.unpack copies). Endpoints on different nodes are refused with
+TransferUnavailableError: use nixl, collective or object_store (``auto`` does).
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
-import uuid
+from collections import OrderedDict
 from typing import Any
 
 import torch
 from pydantic import Field
 
 from transfer.base import BackendConfig, LentBuffer, ReceiveJob, Receiver, Route, Sender, SendJob, TransferBackend
+from transfer.buffer_pool import MIB, BufferPool, PooledBuffer
 from transfer.endpoint import PROCESS_TOKEN
 from transfer.errors import TransferError, TransferUnavailableError
 from transfer.states import FailureReason, TransferId
 
 _HANDOFF: dict[str, torch.Tensor] = {}  # same-process handoffs: transfer id -> payload
 _HANDOFF_LOCK = threading.Lock()
+_BUFFER_NUMBERS = itertools.count()
+_MAPPINGS_KEPT = 16
 
 
 class LocalConfig(BackendConfig):
-    shm_dir: str = "/dev/shm"
-    chunk_bytes: int = Field(default=64 << 20, gt=0)
+    """``shm_pool_max_bytes``: shared memory a target keeps for incoming caches."""
+
+    chunk_bytes: int = Field(default=64 * MIB, gt=0)
+    shm_pool_max_bytes: int = Field(default=4 << 30, gt=0)
 
 
 def _cuda_uuid(device: torch.device) -> str | None:
@@ -44,9 +53,12 @@ def _cuda_uuid(device: torch.device) -> str | None:
 
 
 class LocalSender(Sender):
+    config: LocalConfig
+
     def __init__(self, config: LocalConfig) -> None:
         super().__init__(config)
-        self._held: dict[str, Any] = {}
+        self._held: dict[str, torch.Tensor] = {}
+        self._mappings: "OrderedDict[str, torch.Tensor]" = OrderedDict()  # target buffer id -> our mapping
         self._lock = threading.Lock()
 
     def send(self, job: SendJob) -> dict[str, Any]:
@@ -69,85 +81,92 @@ class LocalSender(Sender):
             self._held[job.transfer_id] = payload  # the target maps this memory until we release
         rebuild, args = reduce_tensor(payload)
         job.progress(job.payload.numel())
-        return {"mode": "cuda_ipc", "rebuild": rebuild, "args": args, "nbytes": payload.numel()}
+        return {"mode": "cuda_ipc", "rebuild": rebuild, "args": args}
 
     def _send_shm(self, job: SendJob, payload: torch.Tensor) -> dict[str, Any]:
-        path = job.descriptor["path"]
-        with self._lock:
-            self._held[job.transfer_id] = path
+        descriptor = job.descriptor
+        shared = self._mapping(descriptor["buffer_id"], descriptor["path"], descriptor["capacity_bytes"])
         nbytes = payload.numel()
-        if nbytes == 0:
-            open(path, "wb").close()
-        else:
-            shared = torch.from_file(path, shared=True, size=nbytes, dtype=torch.uint8)
-            for start in range(0, nbytes, self.config.chunk_bytes):
-                end = min(start + self.config.chunk_bytes, nbytes)
-                shared[start:end].copy_(payload[start:end])
-                job.progress(end)
-        return {"mode": "shm", "path": path}
+        for start in range(0, nbytes, self.config.chunk_bytes):
+            end = min(start + self.config.chunk_bytes, nbytes)
+            shared[start:end].copy_(payload[start:end])
+            job.progress(end)
+        return {"mode": "shm", "nbytes": nbytes}
+
+    def _mapping(self, buffer_id: str, path: str, size: int) -> torch.Tensor:
+        """Our mapping of the target's buffer (keyed by its id: fd numbers, hence paths, get reused)."""
+        with self._lock:
+            mapping = self._mappings.pop(buffer_id, None)
+            if mapping is None:
+                mapping = torch.from_file(path, shared=True, size=size, dtype=torch.uint8)
+            self._mappings[buffer_id] = mapping
+            while len(self._mappings) > _MAPPINGS_KEPT:
+                self._mappings.popitem(last=False)
+            return mapping
 
     def release(self, transfer_id: TransferId) -> None:
         with _HANDOFF_LOCK:
             _HANDOFF.pop(transfer_id, None)
         with self._lock:
-            held = self._held.pop(transfer_id, None)
-        if isinstance(held, str):
-            _unlink(held)
+            self._held.pop(transfer_id, None)
 
 
 class LocalReceiver(Receiver):
+    config: LocalConfig
+
     def __init__(self, config: LocalConfig) -> None:
         super().__init__(config)
-        self._paths: dict[str, str] = {}  # so that an abort removes a file a dead source left behind
+        self._pool = BufferPool("cpu", config.shm_pool_max_bytes, allocate=_allocate_shared, deregister=_close)
+        self._buffers: dict[str, PooledBuffer] = {}
         self._lock = threading.Lock()
 
     def prepare(self, job: ReceiveJob) -> dict[str, Any]:
-        path = os.path.join(self.config.shm_dir, f"kvfleet-{job.transfer_id}-{uuid.uuid4().hex[:8]}")
+        descriptor = {"process": PROCESS_TOKEN, "cuda_uuid": _cuda_uuid(job.device)}
+        if job.source["process"] == PROCESS_TOKEN:
+            return descriptor  # in-process handoff: no shared memory needed
+        buffer = self._pool.acquire(job.nbytes)  # for the shm path (CUDA IPC leaves it idle)
         with self._lock:
-            self._paths[job.transfer_id] = path
-        return {"process": PROCESS_TOKEN, "cuda_uuid": _cuda_uuid(job.device), "path": path}
+            self._buffers[job.transfer_id] = buffer
+        _, path, buffer_id = buffer.registration
+        return {**descriptor, "path": path, "buffer_id": buffer_id, "capacity_bytes": buffer.capacity_bytes}
 
     def finish(self, job: ReceiveJob, report: dict[str, Any], arrival_deadline: float) -> LentBuffer:
-        buffer = getattr(self, f"_take_{report['mode']}")(job, report)
+        mode = report["mode"]
+        if mode == "inproc":
+            with _HANDOFF_LOCK:
+                buffer = _HANDOFF.pop(job.transfer_id, None)
+            if buffer is None:
+                raise TransferError(FailureReason.DATA_LOST, "no in-process handoff found")
+        elif mode == "cuda_ipc":
+            buffer = report["rebuild"](*report["args"])
+        else:
+            with self._lock:
+                buffer = self._buffers[job.transfer_id].view(report["nbytes"])
         if buffer.numel() != job.nbytes:
             raise TransferError(FailureReason.DATA_LOST, f"{buffer.numel()} of {job.nbytes} bytes arrived")
-        return LentBuffer(buffer.to(job.device), lambda: None)
-
-    def _take_inproc(self, job: ReceiveJob, report: dict[str, Any]) -> torch.Tensor:
-        with _HANDOFF_LOCK:
-            buffer = _HANDOFF.pop(job.transfer_id, None)
-        if buffer is None:
-            raise TransferError(FailureReason.DATA_LOST, "no in-process handoff found")
-        return buffer
-
-    def _take_cuda_ipc(self, job: ReceiveJob, report: dict[str, Any]) -> torch.Tensor:
-        return report["rebuild"](*report["args"])
-
-    def _take_shm(self, job: ReceiveJob, report: dict[str, Any]) -> torch.Tensor:
-        path = report["path"]
-        try:
-            size = os.stat(path).st_size
-        except FileNotFoundError:
-            raise TransferError(FailureReason.DATA_LOST, f"shared-memory file {path} is gone") from None
-        if size == 0:
-            buffer = torch.empty(0, dtype=torch.uint8)
-        else:
-            buffer = torch.from_file(path, shared=True, size=size, dtype=torch.uint8)
-        _unlink(path)  # the mapping stays valid; the name is no longer needed
-        return buffer
+        return LentBuffer(buffer.to(job.device), lambda: self.abort(job.transfer_id, source_quiesced=True))
 
     def abort(self, transfer_id: TransferId, source_quiesced: bool) -> None:
         with self._lock:
-            path = self._paths.pop(transfer_id, None)
-        if path is not None:
-            _unlink(path)
+            buffer = self._buffers.pop(transfer_id, None)
+        if buffer is not None:
+            (self._pool.release if source_quiesced else self._pool.quarantine)(buffer)
+
+    def stats(self) -> dict[str, Any]:
+        return {"shm": self._pool.stats()}
 
 
-def _unlink(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass  # the other side removed it first: both sides unlink, whoever is first wins
+def _allocate_shared(size: int) -> tuple[torch.Tensor, tuple[int, str, str]]:
+    """Anonymous shared memory of ``size`` bytes, mapped here; other local processes open ``path``."""
+    buffer_id = f"{PROCESS_TOKEN[:12]}-{next(_BUFFER_NUMBERS)}"
+    fd = os.memfd_create(f"kvfleet-{buffer_id}")
+    os.ftruncate(fd, size)
+    path = f"/proc/{os.getpid()}/fd/{fd}"
+    return torch.from_file(path, shared=True, size=size, dtype=torch.uint8), (fd, path, buffer_id)
+
+
+def _close(registration: tuple[int, str, str]) -> None:
+    os.close(registration[0])  # the memory goes once the last mapping (ours, the sources') is gone
 
 
 class LocalBackend(TransferBackend):
