@@ -12,7 +12,10 @@
    - ``http``: a streamed ``POST /v1/chat/completions`` on the session through the real app
      (proxy, ingress, control-plane lookup, replica, decode actor), until the first content chunk.
    Reported: medians, p95, the median of per-round differences (the overhead) and the goal
-   ``overhead <= 10 % of the engine's TTFT or <= 20 ms``.
+   ``overhead <= 10 % of the engine's TTFT or <= 20 ms``. Where the overhead goes, measured in the
+   same rounds: ``http_health`` (proxy + ingress round trip), ``handle_control_locate`` (the
+   ingress's control-plane lookup) and ``handle_replica_first_token`` (the replica deployment's
+   first token through a Serve handle: replica + decode actor + engine, no HTTP).
 3. ``throughput``: completion tokens per second with 1, 4 and 16 concurrent streams (greedy,
    ``ignore_eos``, ``--stream-tokens`` tokens each) spread over 4 sessions on the 2 replicas:
    aggregate tokens/s (all tokens / wall time of the round) and per-stream decode tokens/s; the
@@ -58,6 +61,7 @@ from benchmarks.timing import summarize  # noqa: E402
 PRESS = {"name": "knorm", "compression_ratio": 0.5}
 GOAL_RATIO, GOAL_MS = 0.10, 20.0
 SESSIONS = 4
+CONTROL_TICK_S = 2.0  # configs/cluster.yaml leaves AppConfig's default
 
 
 def log(message: str) -> None:
@@ -145,6 +149,35 @@ def engine_ttft(engine: Any, ckv: Any, messages: list[dict]) -> tuple[float, str
     return elapsed, step.text
 
 
+def hop_variants(target: Any, session: dict, messages: list[dict]) -> dict[str, Callable[[], tuple[float, str]]]:
+    """The HTTP path's pieces through Serve handles from this process: the ingress's control-plane
+    lookup, and the first token from the session's replica (replica + decode actor + engine)."""
+    from ray import serve
+
+    from control_plane.ids import ANONYMOUS_OWNER
+    from deployments.engine.sampling import SamplingParams
+
+    control = serve.get_deployment_handle("control", app_name=target.app_name)
+    replica = target.replica_handle(session["replica"]).options(stream=True)
+    sampling = SamplingParams(max_tokens=1, temperature=0.0).model_dump(mode="json")
+
+    def locate() -> tuple[float, str]:
+        start = time.perf_counter()
+        control.locate.remote(session["id"], ANONYMOUS_OWNER).result(timeout_s=120)
+        return time.perf_counter() - start, ""
+
+    def replica_first() -> tuple[float, str]:
+        start = time.perf_counter()
+        stream = replica.chat.remote(session["id"], messages, sampling, None)
+        item = next(iter(stream))
+        elapsed = time.perf_counter() - start
+        for _ in stream:  # drain the final step
+            pass
+        return elapsed, item["text"]
+
+    return {"handle_control_locate": locate, "handle_replica_first_token": replica_first}
+
+
 def ttft(target: Any, engine: Any, context: str, question: str, repeats: int) -> dict[str, Any]:
     from kvpool.press_spec import PressSpec
 
@@ -152,29 +185,38 @@ def ttft(target: Any, engine: Any, context: str, question: str, repeats: int) ->
     ckv = engine.prefill(context, PressSpec.model_validate(PRESS))
     assert session["tokens_read"] == ckv.meta.original_tokens, (session, ckv.meta)
     messages = [{"role": "user", "content": question}]
+    def health() -> tuple[float, str]:
+        start = time.perf_counter()
+        target.client.health()
+        return time.perf_counter() - start, ""
+
     variants: dict[str, Callable[[], tuple[float, str]]] = {
         "engine": lambda: engine_ttft(engine, ckv, messages),
         "http": lambda: (lambda a: (a.ttft_s, a.text))(target.client.ask(messages, session["id"], max_tokens=1)),
+        "http_health": health,  # proxy + ingress round trip alone: the floor of any HTTP request
+        **hop_variants(target, session, messages),
     }
     for fn in variants.values():  # warm-up: first calls pay one-off costs on both sides
         fn()
-    samples: dict[str, list[float]] = {"engine": [], "http": []}
-    texts: dict[str, set[str]] = {"engine": set(), "http": set()}
+    samples: dict[str, list[float]] = {name: [] for name in variants}
+    texts: dict[str, set[str]] = {name: set() for name in variants}
     names = list(variants)
     for r in range(repeats):
-        for name in names[r % 2:] + names[:r % 2]:
+        shift = r % len(names)
+        for name in names[shift:] + names[:shift]:
             seconds, text = variants[name]()
             samples[name].append(seconds)
             texts[name].add(text)
-        log(f"ttft round {r + 1}/{repeats}: engine {samples['engine'][-1] * 1e3:.1f} ms, "
-            f"http {samples['http'][-1] * 1e3:.1f} ms")
+        log(f"ttft round {r + 1}/{repeats}: " + ", ".join(f"{n} {samples[n][-1] * 1e3:.1f} ms" for n in names)
+            + f" (load {os.getloadavg()[0]:.1f})")
     overhead_ms = [(h - e) * 1e3 for h, e in zip(samples["http"], samples["engine"])]
     engine_ms = statistics.median(samples["engine"]) * 1e3
     median_overhead_ms = statistics.median(overhead_ms)
     return {"context_tokens": ckv.meta.original_tokens, "kept_tokens": session["tokens_kept"],
             "replica": session["replica"], "question": question,
-            "first_token": {name: sorted(t) for name, t in texts.items()},
+            "first_token": {name: sorted(texts[name]) for name in ("engine", "http")},
             "engine": summarize(samples["engine"]), "http": summarize(samples["http"]),
+            **{name: summarize(samples[name]) for name in names if name not in ("engine", "http")},
             "overhead_ms": summarize(overhead_ms, unit="ms"),
             "overhead_ratio": median_overhead_ms / engine_ms,
             "goal": f"overhead <= {GOAL_RATIO:.0%} of engine TTFT or <= {GOAL_MS:.0f} ms",
@@ -202,8 +244,7 @@ def throughput(target: Any, engine: Any, documents: list[str], question: str, co
     sessions = [target.client.create_session(doc, PRESS) for doc in documents]
     messages = [{"role": "user", "content": question}]
     ckv = engine.prefill(documents[0], PressSpec.model_validate(PRESS))
-    reference = statistics.median(engine_decode_rate(engine, ckv, messages, tokens) for _ in range(2))
-    log(f"engine in-process decode: {reference:.1f} tokens/s")
+    engine_rates: list[float] = []  # measured right after each 1-stream HTTP round: same machine phase
     rows = []
     for c in concurrencies:
         aggregate, per_stream, ttfts = [], [], []
@@ -219,12 +260,18 @@ def throughput(target: Any, engine: Any, documents: list[str], question: str, co
             per_stream += [a.decode_tokens_per_s for a in answers if a.decode_tokens_per_s]
             ttfts += [a.ttft_s for a in answers]
             log(f"{c} streams, round {r + 1}/{rounds}: {aggregate[-1]:.1f} tokens/s in all")
+            if c == 1:
+                engine_rates.append(engine_decode_rate(engine, ckv, messages, tokens))
+                log(f"engine in-process, 1 stream: {engine_rates[-1]:.1f} tokens/s")
         rows.append({"concurrency": c, "aggregate_tokens_per_s": summarize(aggregate, unit="tps"),
                      "per_stream_decode_tokens_per_s": summarize(per_stream, unit="tps"),
                      "ttft": summarize(ttfts)})
+    if not engine_rates:
+        engine_rates = [engine_decode_rate(engine, ckv, messages, tokens) for _ in range(rounds)]
     return {"stream_tokens": tokens, "sessions": [{"id": s["id"], "replica": s["replica"],
                                                    "tokens_read": s["tokens_read"]} for s in sessions],
-            "engine_single_stream_tokens_per_s": reference, "rows": rows}
+            "engine_single_stream_tokens_per_s": statistics.median(engine_rates),
+            "engine_single_stream_samples": engine_rates, "rows": rows}
 
 
 # ---- plot ------------------------------------------------------------------------------------
@@ -239,9 +286,12 @@ def plot(result: dict[str, Any], path: Path) -> None:
     t = result.get("ttft")
     if t:
         ax = axes[0]
-        data = [[s * 1e3 for s in t["samples_s"]["engine"]], [s * 1e3 for s in t["samples_s"]["http"]]]
-        ax.boxplot(data, tick_labels=["engine (in-process)", "HTTP (Serve)"])
-        ax.set_ylabel("time to first token (ms)")
+        labels = {"engine": "engine\nin-process", "handle_replica_first_token": "replica\nhandle",
+                  "http": "HTTP\n(all hops)", "http_health": "HTTP\n/health", "handle_control_locate": "control\nlocate"}
+        shown = [name for name in labels if name in t["samples_s"]]
+        ax.boxplot([[s * 1e3 for s in t["samples_s"][name]] for name in shown], tick_labels=[labels[n] for n in shown],
+                   showfliers=False)
+        ax.set_ylabel("ms (first token; a round trip for /health, locate)")
         ax.set_title(f"TTFT, {t['context_tokens']}-token context, knorm 0.5\n"
                      f"overhead median {t['overhead_ms']['median_ms']:.1f} ms "
                      f"({t['overhead_ratio']:.0%}); goal met: {t['goal_met']}")
@@ -310,7 +360,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     question = documents[0].items[len(documents[0].items) // 2].question
 
     os.environ.update(isolated_ray_env())
-    with running_kvfleet(port=args.port, args=bench_args()) as target:
+    app_args = bench_args() | {"control_tick_s": CONTROL_TICK_S}  # the shipped config's tick, not the tests' 0.5 s
+    result["app_args"] = app_args
+    with running_kvfleet(port=args.port, args=app_args) as target:
         log(f"app up at {target.base_url}")
         result["ttft"] = ttft(target, engine, documents[0].context, question, args.repeats)
         result["throughput"] = throughput(target, engine, [d.context for d in documents], question,

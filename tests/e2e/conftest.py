@@ -57,8 +57,9 @@ def app_url(ray_session: None) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def extra_app(ray_session: None, app_url: str) -> Callable[..., contextlib.AbstractContextManager[str]]:
-    """``with extra_app("secure", args) as url:`` deploys another app at ``/<name>`` (same port)."""
+def extra_app(ray_session: None) -> Callable[..., contextlib.AbstractContextManager[str]]:
+    """``with extra_app("secure", args) as url:`` deploys another app at ``/<name>`` on ``PORT`` (Serve
+    has one HTTP port per cluster: whichever app starts first opens it)."""
 
     @contextlib.contextmanager
     def deploy(name: str, args: dict) -> Iterator[str]:
