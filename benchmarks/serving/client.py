@@ -95,8 +95,12 @@ class KVFleetClient:
         _raise_for(response)
         return response.json()
 
-    def delete_session(self, session_id: str) -> None:
-        _raise_for(self.http.delete(f"/v1/sessions/{session_id}", timeout=60))
+    def delete_session(self, session_id: str, missing_ok: bool = False) -> None:
+        """DELETE the session; ``missing_ok``: a 404 (already gone, e.g. lost in a restart) is fine."""
+        response = self.http.delete(f"/v1/sessions/{session_id}", timeout=60)
+        if missing_ok and response.status_code == 404:
+            return
+        _raise_for(response)
 
     def ask(self, messages: list[dict], session_id: str | None = None, max_tokens: int = 16,
             ignore_eos: bool = False, press: dict | None = None, stop: tuple[str, ...] = ()) -> Answer:

@@ -31,6 +31,7 @@ from typing import Any, Callable
 from benchmarks.quality_tasks import QADocument, needle_document
 from benchmarks.serving.app import Target
 from benchmarks.serving.client import Answer
+from benchmarks.serving.retry import is_restart_symptom, wait_until_healthy, with_retries
 from benchmarks.timing import summarize
 
 SERIES = ("session", "plain_full", "plain_prefix")
@@ -117,8 +118,10 @@ def measure(target: Target, context_tokens: int, concurrency: int, rounds: int, 
     answers: dict[str, list[Answer]] = {s: [] for s in series}
     index: dict[str, dict[str, int] | None] = {s: {"hits": 0, "misses": 0} for s in series}
     with concurrent.futures.ThreadPoolExecutor(max_workers=concurrency) as pool:
-        sessions = list(pool.map(lambda d: target.client.create_session(d.context, press), docs))
+        sessions: list[dict] = []
         try:
+            for doc in docs:  # one at a time: queued loads starve a PrefillActor's health check (retry.py)
+                sessions.append(target.client.create_session(doc.context, press))
             if prefix_ok:
                 warm_prefixes(target, docs, replicas)
             for round_index in range(rounds):
@@ -136,7 +139,7 @@ def measure(target: Target, context_tokens: int, concurrency: int, rounds: int, 
                         f"(batch {time.perf_counter() - start:.1f} s, prefix index {delta})")
         finally:
             for session in sessions:
-                target.client.delete_session(session["id"])
+                target.client.delete_session(session["id"], missing_ok=True)
     read = sessions[0]["tokens_read"]
     rows = [_row(name, concurrency, context_tokens, read, values, index[name]) for name, values in answers.items()]
     if not prefix_ok:
@@ -147,17 +150,30 @@ def measure(target: Target, context_tokens: int, concurrency: int, rounds: int, 
 def run(target: Target, lengths: list[int], concurrencies: list[int], rounds: int, press: dict,
         count: Callable[[str], int], max_tokens: int = 16, replicas: int = 2,
         log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Concurrency 1 at every length in ``lengths``; every other concurrency at the shortest length."""
+    """Every concurrency at the shortest length, then concurrency 1 at the longer lengths."""
     probe_doc = needle_document(seed=999, target_tokens=min(lengths), count=count)
     prefix_ok, note = probe_prefix_index(target, probe_doc, replicas)
     log(f"plain_prefix: {note}")
     rows: list[dict[str, Any]] = []
-    plan = [(length, 1) for length in lengths] + [(min(lengths), c) for c in concurrencies if c != 1]
+    shortest = min(lengths)
+    plan = ([(shortest, c) for c in sorted(set(concurrencies) | {1})]
+            + [(length, 1) for length in sorted(lengths) if length != shortest])  # long prefills last
     start = time.perf_counter()
+    retries: list[dict] = []
+    failed: list[dict] = []
     for length, concurrency in plan:
-        rows += measure(target, length, concurrency, rounds, press, count, max_tokens, prefix_ok, replicas, log)
+        try:
+            rows += with_retries(lambda: measure(target, length, concurrency, rounds, press, count, max_tokens,
+                                                 prefix_ok, replicas, log),
+                                 target, f"latency {length} tok c={concurrency}", retries, attempts=2, log=log)
+        except Exception as exc:  # noqa: BLE001 - recorded in the result and the report, then the next point
+            if not is_restart_symptom(exc):
+                raise
+            failed.append({"target_tokens": length, "concurrency": concurrency, "error": str(exc)[:300]})
+            log(f"latency {length} tok c={concurrency} FAILED after retries: {exc}")
+            wait_until_healthy(target)
     for row in rows:
-        if row["series"] == "session":
+        if row["series"] == "session" and row["requests"]:
             same = {r["series"]: r for r in rows if r["target_tokens"] == row["target_tokens"]
                     and r["concurrency"] == row["concurrency"]}
             stored = row["ttft"]["median_s"]
@@ -165,4 +181,4 @@ def run(target: Target, lengths: list[int], concurrencies: list[int], rounds: in
                 value = same[other]["ttft"]["median_s"]
                 row[f"{other}_over_session_ttft_x"] = value / stored if stored and value else None
     return {"plain_prefix_wired": prefix_ok, "plain_prefix_note": note, "press": press, "max_tokens": max_tokens,
-            "rows": rows, "seconds": round(time.perf_counter() - start, 1)}
+            "rows": rows, "retries": retries, "failed": failed, "seconds": round(time.perf_counter() - start, 1)}

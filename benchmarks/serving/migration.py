@@ -26,6 +26,7 @@ from benchmarks.quality_tasks import needle_document
 from benchmarks.serving.admin import has_route, run_action
 from benchmarks.serving.app import Target
 from benchmarks.serving.capacity import export_packed
+from benchmarks.serving.retry import is_restart_symptom, wait_until_healthy, with_retries
 from benchmarks.timing import summarize
 
 
@@ -50,84 +51,89 @@ def _other_replica(target: Target, replica: str) -> str | None:
     return next((n for n in names if n != replica), None)
 
 
-def _backend_samples(target: Target, sessions: dict[int, dict], backends: list[str], rounds: int,
-                     log: Callable[[str], None]) -> dict[int, dict[str, list[float]]]:
+def _backend_samples(target: Target, session: dict, key: str, backends: list[str], rounds: int,
+                     log: Callable[[str], None]) -> dict[str, list[float]]:
     import ray
 
     from transfer import make_backend
     from transfer.testing import EndpointActor
 
     source, sink = EndpointActor.remote(), EndpointActor.remote(sink=True)
-    samples: dict[int, dict[str, list[float]]] = {n: {b: [] for b in backends} for n in sessions}
+    samples: dict[str, list[float]] = {b: [] for b in backends}
     try:
-        for length, session in sessions.items():
-            packed = export_packed(target, session)
-            ray.get(source.offer.remote(f"ctx-{length}", packed), timeout=300)
-            for round_index in range(rounds):
-                shift = round_index % len(backends)
-                for name in backends[shift:] + backends[:shift]:
-                    status = make_backend(name).start(source, sink, f"ctx-{length}", timeout_s=300).result(330)
-                    samples[length][name].append(status.elapsed_s)
-                    log(f"migration {length} tok {name}: {status.elapsed_s:.3f} s "
-                        f"({status.bytes_moved / 2**20:.1f} MiB, via {status.backend})")
+        ray.get(source.offer.remote(key, export_packed(target, session)), timeout=300)
+        for round_index in range(rounds):
+            shift = round_index % len(backends)
+            for name in backends[shift:] + backends[:shift]:
+                status = make_backend(name).start(source, sink, key, timeout_s=300).result(330)
+                samples[name].append(status.elapsed_s)
+                log(f"migration {key} {name}: {status.elapsed_s:.3f} s "
+                    f"({status.bytes_moved / 2**20:.1f} MiB, via {status.backend})")
     finally:
         for actor in (source, sink):
             ray.kill(actor)
     return samples
 
 
+def measure_length(target: Target, n: int, rounds: int, press: dict, backends: list[str], admin: bool,
+                   count: Callable[[str], int], log: Callable[[str], None]) -> dict[str, Any]:
+    """One context length: a session, backend transfers of its cache, then admin move rounds."""
+    doc = needle_document(seed=5000 + n, target_tokens=n, count=count)
+    session = target.client.create_session(doc.context, press)
+    try:
+        row: dict[str, Any] = {"target_tokens": n, "context_tokens": session["tokens_read"],
+                               "tokens_kept": session["tokens_kept"], "bytes": session["bytes_stored"]}
+        samples = _backend_samples(target, session, f"ctx-{n}", backends, rounds, log) if backends else {}
+        variants = ["admin_transfer", "reprefill"] if admin else ["reprefill"]
+        samples.update({v: [] for v in variants})
+        for round_index in range(rounds):
+            shift = round_index % len(variants)
+            for variant in variants[shift:] + variants[:shift]:
+                samples[variant].append(_variant(target, variant, session, doc.context, press, admin))
+                log(f"migration {n} tok {variant}: {samples[variant][-1]:.3f} s")
+        for name, values in samples.items():
+            row[name] = summarize(values)
+        reprefill = row["reprefill"]["median_s"]
+        row["reprefill_over_backend_x"] = {name: reprefill / row[name]["median_s"]
+                                           for name in (*backends, "admin_transfer")
+                                           if name in row and row[name]["median_s"]}
+        return row
+    finally:
+        target.client.delete_session(session["id"], missing_ok=True)
+
+
 def run(target: Target, lengths: list[int], rounds: int, press: dict, count: Callable[[str], int],
         log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Backend transfers, admin move (transfer / rebuild) and re-prefill per context length."""
+    """Backend transfers, admin move (transfer) and re-prefill per context length."""
     start = time.perf_counter()
-    docs = {n: needle_document(seed=5000 + n, target_tokens=n, count=count) for n in lengths}
-    sessions = {n: target.client.create_session(doc.context, press) for n, doc in docs.items()}
-    result: dict[str, Any] = {"press": press, "rows": []}
-    try:
-        backends, note = transfer_backends_hook() if target.owns_cluster else ([], "no Ray access (--url)")
-        result["backends_note"] = note
-        log(f"migration backends: {note}")
-        backend_samples = _backend_samples(target, sessions, backends, rounds, log) if backends else {}
-        admin = has_route(target.client, "/admin/move")
-        result["admin_move_note"] = ("POST /admin/move (transfer; rebuild = reprefill)" if admin else
-                                     "POST /admin/move is not routed by this app; reprefill = new session")
-        result["reprefill_path"] = "admin_move_rebuild" if admin else "new_session"
-        admin_samples: dict[int, dict[str, list[float]]] = {n: {"admin_transfer": [], "reprefill": []}
-                                                            for n in lengths}
-        for round_index in range(rounds):
-            for n in lengths:
-                variants = ["admin_transfer", "reprefill"] if admin else ["reprefill"]
-                shift = round_index % len(variants)
-                for variant in variants[shift:] + variants[:shift]:
-                    admin_samples[n][variant].append(_variant(target, variant, sessions, n, docs[n].context, press,
-                                                                 admin))
-                    log(f"migration {n} tok {variant}: {admin_samples[n][variant][-1]:.3f} s")
-        for n in lengths:
-            session = sessions[n]
-            row = {"target_tokens": n, "context_tokens": session["tokens_read"], "tokens_kept": session["tokens_kept"],
-                   "bytes": session["bytes_stored"]}
-            for name, values in {**backend_samples.get(n, {}), **admin_samples[n]}.items():
-                row[name] = summarize(values)
-            reprefill = row["reprefill"]["median_s"]
-            row["reprefill_over_backend_x"] = {
-                name: reprefill / row[name]["median_s"] for name in (*backends, "admin_transfer")
-                if name in row and row[name]["median_s"]}
-            result["rows"].append(row)
-    finally:
-        for session in sessions.values():
-            target.client.delete_session(session["id"])
-    result["backends"] = backends
+    backends, note = transfer_backends_hook() if target.owns_cluster else ([], "no Ray access (--url)")
+    log(f"migration backends: {note}")
+    admin = has_route(target.client, "/admin/move")
+    result: dict[str, Any] = {
+        "press": press, "rows": [], "backends": backends, "backends_note": note, "retries": [], "failed": [],
+        "admin_move_note": ("POST /admin/move (transfer; rebuild = reprefill)" if admin else
+                            "POST /admin/move is not routed by this app; reprefill = new session"),
+        "reprefill_path": "admin_move_rebuild" if admin else "new_session"}
+    for n in lengths:
+        try:
+            result["rows"].append(with_retries(
+                lambda: measure_length(target, n, rounds, press, backends, admin, count, log),
+                target, f"migration {n} tok", result["retries"], attempts=2, log=log))
+        except Exception as exc:  # noqa: BLE001 - recorded in the result and the report, then the next length
+            if not is_restart_symptom(exc):
+                raise
+            result["failed"].append({"target_tokens": n, "error": str(exc)[:300]})
+            log(f"migration {n} tok FAILED after retries: {exc}")
+            wait_until_healthy(target)
     result["seconds"] = round(time.perf_counter() - start, 1)
     return result
 
 
-def _variant(target: Target, variant: str, sessions: dict[int, dict], n: int, context: str, press: dict,
-             admin: bool) -> float:
-    """Seconds of one migration variant for the session of length ``n`` (updates its replica)."""
-    session = sessions[n]
+def _variant(target: Target, variant: str, session: dict, context: str, press: dict, admin: bool) -> float:
+    """Seconds of one migration variant for ``session`` (updates its ``replica``)."""
     if variant == "reprefill" and not admin:
         again = target.client.create_session(context, press)
-        target.client.delete_session(again["id"])
+        target.client.delete_session(again["id"], missing_ok=True)
         return again["client_load_s"]
     other = _other_replica(target, session["replica"])
     if other is None:

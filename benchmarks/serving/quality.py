@@ -4,7 +4,7 @@ For every (press, ratio) and document: POST /v1/sessions with the document under
 ask every question of the document on the session (greedy), then - when int8 is on - quantize
 the stored cache in place and ask the same questions again, then delete the session. The
 uncompressed baseline is the press ``none``. Jobs run on ``workers`` threads so both replicas
-stay busy.
+stay busy, but one session load at a time (a lock), so loads never queue in a PrefillActor.
 
 int8 path (recorded as ``int8_path``): the admin route ``POST /admin/compress {"session_id",
 "codec": "int8"}`` (its event polled to done); on an app without it, when this process started
@@ -15,6 +15,8 @@ DecodeActor.quantize the route ends in); else int8 is skipped and says why.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
+import threading
 import time
 from collections import defaultdict
 from typing import Any, Callable
@@ -24,6 +26,7 @@ from benchmarks.quality_tasks import QADocument, exact_match
 from benchmarks.serving import capacity
 from benchmarks.serving.admin import has_route, run_action
 from benchmarks.serving.app import Target
+from benchmarks.serving.retry import with_retries
 
 STOP = (".", "\n")
 
@@ -61,11 +64,14 @@ def _ask_all(target: Target, doc: QADocument, session_id: str, max_tokens: int) 
 
 
 def run_job(target: Target, doc: QADocument, label: str, ratio: float, int8_path: str | None,
-            max_tokens: int, capacity_budget_bytes: int | None = None) -> dict[str, Any]:
+            max_tokens: int, capacity_budget_bytes: int | None = None,
+            load_lock: threading.Lock | None = None) -> dict[str, Any]:
     """One session: load, ask (codec none), [fill a pool with its exported cache], quantize + ask
-    again (int8), delete."""
+    again (int8), delete. ``load_lock``: held during the load, so that loads never queue behind
+    each other in a replica's PrefillActor (see retry.py for why that matters)."""
     spec = press_spec(label, ratio)
-    session = target.client.create_session(doc.context, spec)
+    with load_lock or contextlib.nullcontext():
+        session = target.client.create_session(doc.context, spec)
     try:
         info = {"press": label, "compression_ratio": ratio, "spec": spec, "doc_id": doc.doc_id, "task": doc.task,
                 "replica": session["replica"], "tokens_read": session["tokens_read"],
@@ -81,7 +87,7 @@ def run_job(target: Target, doc: QADocument, label: str, ratio: float, int8_path
         info["answers"] = answers
         return info
     finally:
-        target.client.delete_session(session["id"])
+        target.client.delete_session(session["id"], missing_ok=True)
 
 
 def aggregate(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -127,9 +133,15 @@ def evaluate(target: Target, documents: list[QADocument], presses: list[str], ra
             wanted = int8_ratios is None or ratio == 0 or any(abs(ratio - r) < 1e-9 for r in int8_ratios)
             return int8_path if wanted else None
 
-        futures = {pool.submit(run_job, target, doc, label, ratio, int8_for(ratio), max_tokens,
-                               fill if doc is documents[0] else None): (doc, label, ratio)
-                   for doc, label, ratio in work}
+        load_lock = threading.Lock()
+
+        def job(doc: QADocument, label: str, ratio: float) -> dict[str, Any]:
+            return with_retries(lambda: run_job(target, doc, label, ratio, int8_for(ratio), max_tokens,
+                                                fill if doc is documents[0] else None, load_lock),
+                                target, f"quality {label} r={ratio} {doc.doc_id}", retries, log=log)
+
+        retries: list[dict] = []
+        futures = {pool.submit(job, doc, label, ratio): (doc, label, ratio) for doc, label, ratio in work}
         for future in concurrent.futures.as_completed(futures):
             doc, label, ratio = futures[future]
             job = future.result()
@@ -138,7 +150,7 @@ def evaluate(target: Target, documents: list[QADocument], presses: list[str], ra
             log(f"quality {len(jobs)}/{len(work)} {label} r={ratio} {doc.doc_id}: {correct} of {len(doc.items)} "
                 f"({job['tokens_read']} read, {job['tokens_kept']} kept, {time.perf_counter() - start:.0f} s)")
     jobs.sort(key=lambda j: (j["press"], j["compression_ratio"], j["doc_id"]))
-    return {"int8_path": int8_path, "int8_note": note, "int8_ratios": int8_ratios,
+    return {"int8_path": int8_path, "int8_note": note, "int8_ratios": int8_ratios, "retries": retries,
             "configs": [list(c) for c in configs],
             "documents": [d.to_json() for d in documents], "jobs": jobs, "accuracy": aggregate(jobs),
             "seconds": round(time.perf_counter() - start, 1)}

@@ -130,6 +130,19 @@ def engine_md(engine: dict[str, Any]) -> str:
     return "\n\n".join(out)
 
 
+def incidents_md(section: dict[str, Any]) -> str:
+    """Retries after replica restarts and points that failed even after retrying (benchmarks/serving/retry.py)."""
+    lines = []
+    retries = section.get("retries") or []
+    if retries:
+        lines.append(f"Retried after a replica restart: {len(retries)} time(s) - "
+                     + "; ".join(f"{r['what']} ({r['error'][:80]})" for r in retries[:6]))
+    for failed in section.get("failed") or []:
+        where = ", ".join(f"{k} {v}" for k, v in failed.items() if k != "error")
+        lines.append(f"**Failed** ({where}): {failed['error'][:200]}")
+    return "\n\n".join(lines)
+
+
 def render(result: dict[str, Any]) -> str:
     """The whole report as Markdown."""
     parts = ["# kvfleet serving benchmark", provenance_md(result), "## Targets", targets_md(result)]
@@ -139,4 +152,6 @@ def render(result: dict[str, Any]) -> str:
     for key, title, render_section in sections:
         if result.get(key):
             parts += [f"## {title}", render_section(result[key])]
+            if result[key].get("retries") or result[key].get("failed"):
+                parts.append(incidents_md(result[key]))
     return "\n\n".join(parts) + "\n"
