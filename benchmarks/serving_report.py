@@ -45,7 +45,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "capacity_budget_bytes": 1 * GiB,
     },
     "full": {
-        "engine": {"lengths": [1024, 2048, 4096], "repeats": 2, "presses": ["knorm", "snapkv", "streaming_llm",
+        "engine": {"lengths": [1024, 2048, 4096], "repeats": 3, "presses": ["knorm", "snapkv", "streaming_llm",
                                                                            "expected_attention", "adakv(snapkv)",
                                                                            "kvzip"],
                    "ratios": list(RATIOS), "bytes_tokens": 1024, "load_repeats": 1},

@@ -32,19 +32,32 @@ def summarize(samples: list[float], unit: str = "s") -> dict[str, Any]:
 
 
 def interleaved(variants: dict[str, Callable[[], Any]], repeats: int,
-                progress: Callable[[str], None] | None = None) -> dict[str, list[float]]:
-    """Wall seconds of ``repeats`` calls of every variant, rounds interleaved with a rotating order."""
+                progress: Callable[[str], None] | None = None,
+                calls_per_round: dict[str, int] | None = None) -> dict[str, list[float]]:
+    """Wall seconds of every call, ``repeats`` rounds interleaved with a rotating order.
+
+    ``calls_per_round``: calls of a variant in each round (default 1): cheap variants can take
+    several samples per round next to one sample of an expensive one. Samples of round ``i`` are
+    ``samples[name][i * k:(i + 1) * k]``.
+    """
     names = list(variants)
+    calls = {name: (calls_per_round or {}).get(name, 1) for name in names}
     samples: dict[str, list[float]] = {name: [] for name in names}
     for round_index in range(repeats):
         shift = round_index % len(names)
         for name in names[shift:] + names[:shift]:
-            start = time.perf_counter()
-            variants[name]()
-            samples[name].append(time.perf_counter() - start)
-            if progress:
-                progress(f"round {round_index + 1}/{repeats} {name}: {samples[name][-1]:.3f} s")
+            for _ in range(calls[name]):
+                start = time.perf_counter()
+                variants[name]()
+                samples[name].append(time.perf_counter() - start)
+                if progress:
+                    progress(f"round {round_index + 1}/{repeats} {name}: {samples[name][-1]:.3f} s")
     return samples
+
+
+def round_medians(samples: list[float], calls: int) -> list[float]:
+    """Median of each round's ``calls`` consecutive samples (see ``interleaved``)."""
+    return [statistics.median(samples[i:i + calls]) for i in range(0, len(samples), calls)]
 
 
 def paired_ratios(slow: list[float], fast: list[float]) -> list[float]:

@@ -9,7 +9,7 @@ from benchmarks.press_grid import press_spec
 from benchmarks.quality_tasks import (FACT_SLOTS, NEEDLE_KEYS, PREAMBLE, build_documents, exact_match, facts_document,
                                       needle_document)
 from benchmarks.serving import capacity, report, targets
-from benchmarks.timing import interleaved, paired_ratios, percentile, summarize
+from benchmarks.timing import interleaved, paired_ratios, percentile, round_medians, summarize
 
 
 def words(text: str) -> int:
@@ -77,6 +77,11 @@ def test_timing_helpers():
     samples = interleaved({"a": lambda: order.append("a"), "b": lambda: order.append("b")}, 2)
     assert order == ["a", "b", "b", "a"] and all(len(v) == 2 for v in samples.values())
     assert paired_ratios([4.0, 6.0], [2.0, 3.0]) == [2.0, 2.0]
+    order.clear()
+    samples = interleaved({"a": lambda: order.append("a"), "b": lambda: order.append("b")}, 2,
+                          calls_per_round={"a": 3})
+    assert order == ["a", "a", "a", "b", "b", "a", "a", "a"] and len(samples["a"]) == 6
+    assert round_medians([1.0, 2.0, 9.0, 4.0, 5.0, 6.0], 3) == [2.0, 5.0]
 
 
 def _job(press, ratio, nbytes):
