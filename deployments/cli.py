@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 
 def _prepare_model(args: argparse.Namespace) -> int:
@@ -65,8 +66,15 @@ def _stats(args: argparse.Namespace, rest: list[str]) -> int:
 
 
 def _bench(args: argparse.Namespace, rest: list[str]) -> int:
-    from benchmarks.serving_report import main as bench_main  # type: ignore[import-not-found]
-
+    """Benchmarks live in the source checkout (benchmarks/), not in the installed packages."""
+    root = Path(__file__).resolve().parents[1]
+    if (root / "benchmarks").is_dir() and str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    try:
+        from benchmarks.serving_report import main as bench_main  # type: ignore[import-not-found]
+    except ImportError as exc:
+        print(f"kvfleet bench needs a source checkout with benchmarks/ ({exc})", file=sys.stderr)
+        return 2
     return bench_main(rest)
 
 
