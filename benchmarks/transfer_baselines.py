@@ -104,19 +104,23 @@ class RawPeer:
 
     def gloo_send(self, peer: str, nbytes: int, tag: int) -> None:
         pair = self._gloo_pair
-        data = self._buffers.setdefault(f"gloo{nbytes}", _filled(nbytes))
+        data = self._cached(f"gloo{nbytes}", nbytes)
         pair.group.send([data], pair.peer_rank, tag).wait()
 
     def gloo_recv(self, peer: str, nbytes: int, tag: int) -> None:
         pair = self._gloo_pair
         pair.wait_formed(60)
-        data = self._buffers.setdefault(f"gloo{nbytes}", _filled(nbytes))
+        data = self._cached(f"gloo{nbytes}", nbytes)
         pair.group.recv([data], pair.peer_rank, tag).wait()
+
+    def _cached(self, key: str, nbytes: int) -> torch.Tensor:
+        if key not in self._buffers:  # allocate and fault in once per size, like a pool would
+            self._buffers[key] = _filled(nbytes)
+        return self._buffers[key]
 
     # ---- object store ------------------------------------------------------------------------
     def put(self, nbytes: int) -> list[Any]:
-        self._buffers["put"] = _filled(nbytes)
-        return [ray.put(self._buffers["put"].numpy())]
+        return [ray.put(self._cached(f"put{nbytes}", nbytes).numpy())]
 
     def get(self, refs: list[Any]) -> int:
         return int(ray.get(refs[0]).size)

@@ -2,8 +2,8 @@
 
 Registering memory (pinning it, handing keys to the NIC) and faulting in fresh pages are the
 slow parts of moving a few hundred MiB; a pool does both once per buffer and then reuses it.
-Buffers come in power-of-two size classes (at least ``min_bytes``) so that caches of similar
-size share them. The pool never holds more than ``max_bytes``: idle buffers are evicted (least
+Buffers come in size classes (four per doubling, at least ``min_bytes``: at most 25% slack) so
+that caches of similar size share them. The pool never holds more than ``max_bytes``: idle buffers are evicted (least
 recently used first, deregistered) to make room, and if that is not enough ``acquire`` raises
 CapacityError.
 
@@ -43,9 +43,10 @@ class PooledBuffer:
 
 
 def size_class(nbytes: int, min_bytes: int) -> int:
-    """Smallest power of two >= max(nbytes, min_bytes)."""
+    """Smallest class >= max(nbytes, min_bytes); classes between 2^k and 2^(k+1) are 1/4 apart."""
     size = max(nbytes, min_bytes, 1)
-    return 1 << (size - 1).bit_length()
+    step = max((1 << (size - 1).bit_length()) // 8, 1)
+    return -(-size // step) * step
 
 
 class BufferPool:

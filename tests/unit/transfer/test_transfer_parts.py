@@ -128,10 +128,13 @@ def test_expectation_caps_size_with_capacity():
 
 
 # ---- buffer pool -------------------------------------------------------------------------------
-def test_size_classes_are_powers_of_two_with_a_floor():
+def test_size_classes_have_a_floor_and_at_most_a_quarter_of_slack():
     assert size_class(1, MIB) == MIB
-    assert size_class(MIB + 1, MIB) == 2 * MIB
-    assert size_class(3 * MIB, MIB) == 4 * MIB
+    assert size_class(MIB + 1, MIB) == MIB + MIB // 4
+    assert size_class(3 * MIB, MIB) == 3 * MIB
+    assert size_class(512 * MIB + 10, MIB) == 640 * MIB
+    for nbytes in (MIB + 1, 5 * MIB + 3, 300 * MIB, 513 * MIB):
+        assert nbytes <= size_class(nbytes, MIB) <= 1.25 * nbytes
 
 
 def test_pool_registers_once_and_reuses():
@@ -154,7 +157,7 @@ def test_pool_evicts_idle_buffers_and_refuses_beyond_its_cap():
     pool = BufferPool("cpu", 8 * MIB, register=lambda t: t.data_ptr(), deregister=deregistered.append)
     small = pool.acquire(MIB)
     pool.release(small)
-    big = pool.acquire(8 * MIB)  # needs the idle 1 MiB buffer evicted
+    big = pool.acquire(8 * MIB - 1)  # 8 MiB class: needs the idle 1 MiB buffer evicted
     assert deregistered == [small.registration]
     with pytest.raises(CapacityError, match="max_bytes"):
         pool.acquire(MIB)
