@@ -39,12 +39,15 @@ def ray_session() -> Iterator[None]:
     # A fresh local cluster even when another Ray cluster runs on this machine (ray.init() would
     # otherwise join the most recently started one), in its own temp dir so that other drivers on
     # this machine do not join it either. On a loaded 2-core machine the raylet can miss the GCS's
-    # default health checks for a while: tolerate that instead of losing the node.
+    # default health checks for a while: tolerate that instead of losing the node. Ray's memory
+    # monitor judges the whole machine's memory, which other test runs share: it would kill this
+    # cluster's model actors for their memory (the kernel's OOM killer still guards the machine).
     with pytest.MonkeyPatch.context() as env:
         env.setenv("RAY_ADDRESS", "local")
         env.setenv("RAY_TMPDIR", tempfile.mkdtemp(prefix="kvfleet-e2e-"))
         env.setenv("RAY_health_check_timeout_ms", "30000")
         env.setenv("RAY_health_check_failure_threshold", "20")
+        env.setenv("RAY_memory_monitor_refresh_ms", "0")
         with ray_cluster(num_cpus=4):
             yield
 
