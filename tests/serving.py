@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -38,10 +39,17 @@ def small_args(**overrides: Any) -> dict:
     return args
 
 
+def _quiet_memory_monitor() -> None:
+    """Ray's memory monitor judges the whole machine, which parallel test runs may share: it would
+    kill this cluster's model actors for others' memory (the kernel's OOM killer still guards)."""
+    os.environ.setdefault("RAY_memory_monitor_refresh_ms", "0")
+
+
 @contextlib.contextmanager
 def ray_cluster(num_cpus: int = 4) -> Iterator[None]:
     import ray
 
+    _quiet_memory_monitor()
     ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
              object_store_memory=1 << 30, runtime_env={"env_vars": {"HF_HUB_OFFLINE": "1"}})
     try:
@@ -56,6 +64,7 @@ def two_node_cluster(num_cpus_per_node: int = 2) -> Iterator[Any]:
     import ray
     from ray.cluster_utils import Cluster
 
+    _quiet_memory_monitor()
     cluster = Cluster(initialize_head=True, head_node_args={
         "num_cpus": num_cpus_per_node, "resources": {"node_a": 100}, "include_dashboard": False,
         "object_store_memory": 1 << 30})
