@@ -15,6 +15,7 @@ import copy
 import os
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -45,11 +46,22 @@ def _quiet_memory_monitor() -> None:
     os.environ.setdefault("RAY_memory_monitor_refresh_ms", "0")
 
 
+def _end_leftover_driver() -> None:
+    """A cluster left connected by an earlier fixture would make ``ray.init`` fail ("called twice")
+    and cascade into every later module: end it, loudly."""
+    import ray
+
+    if ray.is_initialized():
+        warnings.warn("a Ray driver from an earlier test was still connected; shutting it down", stacklevel=3)
+        _shutdown()
+
+
 @contextlib.contextmanager
 def ray_cluster(num_cpus: int = 4) -> Iterator[None]:
     import ray
 
     _quiet_memory_monitor()
+    _end_leftover_driver()
     ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
              object_store_memory=1 << 30, runtime_env={"env_vars": {"HF_HUB_OFFLINE": "1"}})
     try:
@@ -65,6 +77,7 @@ def two_node_cluster(num_cpus_per_node: int = 2) -> Iterator[Any]:
     from ray.cluster_utils import Cluster
 
     _quiet_memory_monitor()
+    _end_leftover_driver()
     cluster = Cluster(initialize_head=True, head_node_args={
         "num_cpus": num_cpus_per_node, "resources": {"node_a": 100}, "include_dashboard": False,
         "object_store_memory": 1 << 30})

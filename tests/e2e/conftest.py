@@ -34,8 +34,9 @@ DEFAULT_PRESS = {"name": "knorm", "compression_ratio": 0.5}
 QUESTIONS = ("What is the secret code of the vault?", "Where was Alice born?", "When is the meeting?")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def ray_session() -> Iterator[None]:
+    # package scope: the cluster ends with the last e2e test, before other packages start theirs
     # A fresh local cluster even when another Ray cluster runs on this machine (ray.init() would
     # otherwise join the most recently started one), in its own temp dir so that other drivers on
     # this machine do not join it either. On a loaded 2-core machine the raylet can miss the GCS's
@@ -52,14 +53,14 @@ def ray_session() -> Iterator[None]:
             yield
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def app_url(ray_session: None) -> Iterator[str]:
     args = small_args(limits={"max_context_tokens": MAX_CONTEXT_TOKENS})
     with serve_app(PORT, args, timeout_s=START_TIMEOUT_S) as url:
         yield url
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def extra_app(ray_session: None) -> Callable[..., contextlib.AbstractContextManager[str]]:
     """``with extra_app("secure", args) as url:`` deploys another app at ``/<name>`` on ``PORT`` (Serve
     has one HTTP port per cluster: whichever app starts first opens it)."""
@@ -72,20 +73,20 @@ def extra_app(ray_session: None) -> Callable[..., contextlib.AbstractContextMana
     return deploy
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def client(app_url: str):
     from openai import OpenAI
 
     return OpenAI(base_url=f"{app_url}/v1", api_key="unused", timeout=HTTP_TIMEOUT_S, max_retries=0)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def http(app_url: str) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=app_url, timeout=HTTP_TIMEOUT_S) as c:
         yield c
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def facts_session(app_url: str) -> dict:
     """A READY session holding tests/conftest.py's ``document()`` under the default press."""
     return create(app_url, {"context": document()})
