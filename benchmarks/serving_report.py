@@ -3,6 +3,8 @@
     kvfleet bench run --quick              # CI smoke, a few minutes: every section, tiny settings
     kvfleet bench run                      # full mode (see docs/benchmarks.md for its runtime)
     kvfleet bench run --url http://host:8000 --sections quality latency
+    kvfleet bench run --sections quality latency migration \
+        --engine-from benchmarks/results/engine_ttft.json   # reuse a measured engine section
     kvfleet bench report [RESULT.json]     # Markdown tables (printed and written next to the JSON)
 
 ``run`` starts a local Ray cluster and the real kvfleet app (tests/serving.py helpers, 2 replicas,
@@ -107,6 +109,20 @@ def _engine_section(config: dict[str, Any], out: Path) -> dict[str, Any]:
     return result
 
 
+def _engine_from(path: Path) -> dict[str, Any]:
+    """A result of ``benchmarks/engine_ttft.py`` (or an earlier run's engine section), marked as reused.
+
+    Raises SystemExit with a message when the file is missing or is not an engine_ttft result.
+    """
+    if not path.is_file():
+        raise SystemExit(f"--engine-from {path}: no such file (run `python benchmarks/engine_ttft.py` first)")
+    engine = json.loads(path.read_text())
+    if engine.get("benchmark") != "engine_ttft" or "ttft" not in engine:
+        raise SystemExit(f"--engine-from {path}: not an engine_ttft result (no 'benchmark': 'engine_ttft' / 'ttft')")
+    engine["reused_from"] = str(path)
+    return engine
+
+
 def _serving_sections(config: dict[str, Any], result: dict[str, Any], url: str | None, port: int) -> None:
     from benchmarks.quality_tasks import build_documents
     from benchmarks.serving import capacity, latency, migration, quality
@@ -144,7 +160,9 @@ def run(args: argparse.Namespace) -> int:
     result: dict[str, Any] = {"benchmark": "serving", **provenance(config)}
     started = time.perf_counter()
     timings: dict[str, float] = {}
-    if "engine" in config["sections"]:
+    if args.engine_from is not None:
+        result["engine"] = _engine_from(args.engine_from)
+    elif "engine" in config["sections"]:
         section_start = time.perf_counter()
         engine_out = (out.with_name(f"{out.stem}_engine_ttft.json") if args.out else
                       RESULTS_DIR / ("engine_ttft_quick.json" if args.quick else "engine_ttft.json"))
@@ -201,6 +219,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--url", default=None, help="benchmark a running kvfleet instead of starting one")
     r.add_argument("--port", type=_port, default=8230, help="HTTP port of the app started here (8200-8299)")
     r.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS))
+    r.add_argument("--engine-from", dest="engine_from", type=Path, default=None,
+                   help="reuse this engine_ttft JSON as the engine section instead of measuring it")
     r.add_argument("--out", type=Path, default=None,
                    help="result JSON (default benchmarks/results/serving_bench*.json)")
     r.add_argument("--context-tokens", dest="context_tokens", type=int, default=None,

@@ -123,6 +123,10 @@ def engine_md(engine: dict[str, Any]) -> str:
             for r in engine.get("ttft", [])]
     out = [_table(["context tokens", "question tokens", "stored (pressed) p50 s", "p95 s", "stored (full) p50 s",
                    "re-prefill p50 s", "p95 s", "speedup x (paired median)"], rows)]
+    if engine.get("reused_from"):
+        git = engine.get("git") or {}
+        out.append(f"Reused from `{engine['reused_from']}` (measured by `python benchmarks/engine_ttft.py` at "
+                   f"commit {git.get('commit')}, load average {(engine.get('machine') or {}).get('load_average')}).")
     load = engine.get("model_load")
     if load:
         out.append(f"Model load: first (GGUF conversion) {load['first']['median_s']:.2f} s median, cached "

@@ -120,3 +120,41 @@ def test_targets():
 def test_report_renders_tables():
     markdown = report.render(_result())
     assert "## Targets" in markdown and "| snapkv |" in markdown and "| knorm | 0.5 |" in markdown
+
+
+def _engine_result() -> dict:
+    summary = {"n": 3, "median_s": 1.0, "p95_s": 1.5}
+    return {"benchmark": "engine_ttft", "git": {"commit": "abc1234"}, "machine": {"load_average": [1.0, 1.0, 1.0]},
+            "ttft": [{"context_tokens": 4100, "target_tokens": 4096, "question_tokens": 25,
+                      "stored_compressed": summary, "stored_full": summary,
+                      "reprefill": {"n": 3, "median_s": 40.0, "p95_s": 45.0},
+                      "speedup_reprefill_over_stored_compressed": {"median_x": 40.0}}],
+            "bytes": [{"press": "knorm", "compression_ratio": 0.5, "bytes": 10, "bytes_int8": 3}]}
+
+
+def test_engine_from_reuses_a_measured_engine_result(tmp_path):
+    import json
+
+    from benchmarks import serving_report
+
+    path = tmp_path / "engine_ttft.json"
+    path.write_text(json.dumps(_engine_result()))
+    engine = serving_report._engine_from(path)
+    result = {**_result(), "engine": engine}
+
+    assert engine["reused_from"] == str(path)
+    assert targets.ttft_target(result)["measured"]["engine_speedup_x"] == 40.0
+    assert f"Reused from `{path}`" in report.render(result)
+
+
+def test_engine_from_refuses_missing_and_foreign_files(tmp_path):
+    import json
+
+    from benchmarks import serving_report
+
+    with pytest.raises(SystemExit, match="no such file"):
+        serving_report._engine_from(tmp_path / "missing.json")
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"benchmark": "kvpool_capacity"}))
+    with pytest.raises(SystemExit, match="not an engine_ttft result"):
+        serving_report._engine_from(other)
