@@ -146,11 +146,12 @@ class DecodeActor(TransferEndpoint):
         snapshot["prefix_cache"] = self.prefixes.stats()
         return snapshot
 
-    def _step_json(self, step: Any, logprobs: bool, context_tokens: int = 0) -> dict:
+    def _step_json(self, step: Any, logprobs: bool, context_tokens: int = 0, cached_tokens: int = 0) -> dict:
         token = step.token
         data = {"text": step.text, "finish_reason": step.finish_reason,
                 "token_id": token.token_id if token else None,
-                "prompt_tokens": context_tokens + step.prompt_tokens, "completion_tokens": step.completion_tokens}
+                "prompt_tokens": context_tokens + step.prompt_tokens, "cached_tokens": cached_tokens,
+                "completion_tokens": step.completion_tokens}
         if logprobs and token is not None:
             decode = self.engine.tokenizer.decode
             data["logprob"] = {"token": decode([token.token_id]), "logprob": token.logprob,
@@ -168,20 +169,25 @@ class DecodeActor(TransferEndpoint):
         return self.prefixes.store(ckv)
 
     async def generate(self, session_id: str | None, question: Any, sampling: dict,
-                       cache: CompressedKV | None = None, prefix_handle: str | None = None) -> AsyncIterator[dict]:
-        """Stream token dicts for ``question`` on the session's cache (or an explicit ``cache``).
+                       cache: CompressedKV | None = None, prefix_handle: str | None = None,
+                       prefix_hit: bool = False) -> AsyncIterator[dict]:
+        """Stream token dicts for ``question`` on the session's cache (or an explicit ``cache``, or
+        the stored plain prefix ``prefix_handle``; ``prefix_hit``: that prefix was reused, not
+        prefilled for this request).
 
-        Each yielded dict: ``{"text", "token_id", "finish_reason", "prompt_tokens",
+        Each yielded dict: ``{"text", "token_id", "finish_reason", "prompt_tokens", "cached_tokens",
         "completion_tokens"}`` plus ``"logprob": {"token", "logprob", "top_logprobs"}`` when
         logprobs were asked for; the last one has a finish_reason. ``prompt_tokens`` counts the
         question, plus, without a session, the prefix cache's context (a plain request's whole
-        prompt; a session's context is counted by the ingress as cached tokens).
+        prompt; a session's context is counted by the ingress as cached tokens). ``cached_tokens``
+        is that prefix's length on a prefix hit, else 0.
         """
         if prefix_handle is not None:
             ckv = self.prefixes.get(prefix_handle)
         else:
             ckv = cache if cache is not None else self._cache(session_id)
         context_tokens = ckv.meta.original_tokens if session_id is None else 0  # plain: prefix (cached or not)
+        cached_tokens = context_tokens if prefix_hit else 0
         if ckv.meta.codec != "none":
             ckv = codecs.decode(ckv)
         params = SamplingParams.model_validate(sampling)
@@ -194,7 +200,7 @@ class DecodeActor(TransferEndpoint):
                     break
                 if step.token is not None:
                     self.tokens_generated += 1
-                yield self._step_json(step, params.logprobs, context_tokens)
+                yield self._step_json(step, params.logprobs, context_tokens, cached_tokens)
         finally:
             self.active_streams -= 1
             stream.close()

@@ -28,7 +28,7 @@ from deployments.admin_routes import AdminRoutes
 from deployments.errors import APIError, error_body, to_api_error
 from deployments.http_app import api
 from deployments.metrics import IngressMetrics, RequestMetricsMiddleware
-from deployments.openai_format import SSE_DONE, ChoiceAccumulator, chunk, completion_body, completion_id, sse
+from deployments.openai_format import SSE_DONE, ChoiceAccumulator, chunk, completion_body, completion_id, sse, usage
 from deployments.openai_schema import ChatCompletionRequest, SessionCreateRequest
 
 log = logging.getLogger(__name__)
@@ -180,12 +180,8 @@ class Ingress(AdminRoutes):
                     except StopAsyncIteration:
                         break
             if include_usage:
-                produced = sum(c.completion_tokens for c in choices)
                 yield sse({"id": cid, "object": "chat.completion.chunk", "created": created,
-                           "model": self.model_name, "choices": [],
-                           "usage": {"prompt_tokens": choices[0].prompt_tokens + cached, "completion_tokens": produced,
-                                     "total_tokens": choices[0].prompt_tokens + cached + produced,
-                                     "prompt_tokens_details": {"cached_tokens": cached}}})
+                           "model": self.model_name, "choices": [], "usage": usage(choices, cached)})
             yield SSE_DONE
             self._count_tokens(kind, choices, time.perf_counter() - start)
         except Exception as exc:  # mid-stream failure: report it in-band, then end the stream

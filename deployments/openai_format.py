@@ -30,6 +30,7 @@ class ChoiceAccumulator:
     logprobs: list[dict] = field(default_factory=list)
     finish_reason: str | None = None
     prompt_tokens: int = 0
+    cached_tokens: int = 0
     completion_tokens: int = 0
 
     def add(self, item: dict) -> None:
@@ -37,6 +38,7 @@ class ChoiceAccumulator:
         if "logprob" in item:
             self.logprobs.append(_logprob_entry(item))
         self.prompt_tokens = item["prompt_tokens"]
+        self.cached_tokens = item.get("cached_tokens", 0)
         self.completion_tokens = item["completion_tokens"]
         if item["finish_reason"]:
             self.finish_reason = "stop" if item["finish_reason"] == "cancelled" else item["finish_reason"]
@@ -47,17 +49,20 @@ class ChoiceAccumulator:
                 "finish_reason": self.finish_reason or "length"}
 
 
-def usage(prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -> dict:
-    return {"prompt_tokens": prompt_tokens + cached_tokens, "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + cached_tokens + completion_tokens,
-            "prompt_tokens_details": {"cached_tokens": cached_tokens}}
+def usage(choices: list[ChoiceAccumulator], session_tokens: int) -> dict:
+    """OpenAI usage of one request. ``session_tokens``: the stored session context it was asked on
+    (0 for a plain request), which the replica's counts leave out; a plain request's own prompt
+    count already includes a reused compressed prefix, which the replica reports as cached."""
+    prompt = choices[0].prompt_tokens + session_tokens
+    completion = sum(c.completion_tokens for c in choices)
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
+            "prompt_tokens_details": {"cached_tokens": session_tokens + choices[0].cached_tokens}}
 
 
 def completion_body(cid: str, model: str, choices: list[ChoiceAccumulator], with_logprobs: bool,
-                    cached_tokens: int, session_id: str | None) -> dict:
+                    session_tokens: int, session_id: str | None) -> dict:
     body = {"id": cid, "object": "chat.completion", "created": int(time.time()), "model": model,
-            "choices": [c.choice(with_logprobs) for c in choices],
-            "usage": usage(choices[0].prompt_tokens, sum(c.completion_tokens for c in choices), cached_tokens)}
+            "choices": [c.choice(with_logprobs) for c in choices], "usage": usage(choices, session_tokens)}
     if session_id is not None:
         body["session_id"] = session_id
     return body

@@ -121,7 +121,7 @@ class Replica:
         generate = self.decode_actor.generate.options(num_returns="streaming")
         if found["hit_handle"] is not None:
             rest = found["prefix_ids"][found["hit_tokens"]:] + found["suffix_ids"]
-            return generate.remote(None, rest, sampling, None, found["hit_handle"])
+            return generate.remote(None, rest, sampling, None, found["hit_handle"], prefix_hit=True)
         cache = self.prefill_actor.prefill.remote(found["prefix_ids"], plan.press)
         handle = await self.decode_actor.store_prefix.remote(cache)
         if handle is not None:

@@ -27,11 +27,15 @@ def app():
             yield base
 
 
-def chat(base: str, messages: list[dict]) -> str:
+def chat_with_usage(base: str, messages: list[dict]) -> tuple[str, dict]:
     r = httpx.post(f"{base}/v1/chat/completions", timeout=300, json={
         "model": MODEL, "messages": messages, "temperature": 0, "max_tokens": 16})
     assert r.status_code == 200, r.text
-    return r.json()["choices"][0]["message"]["content"]
+    return r.json()["choices"][0]["message"]["content"], r.json()["usage"]
+
+
+def chat(base: str, messages: list[dict]) -> str:
+    return chat_with_usage(base, messages)[0]
 
 
 def prefix_stats(base: str) -> dict:
@@ -57,14 +61,19 @@ def test_long_plain_prompt_is_compressed_and_then_reused(app, engine):
                {"role": "assistant", "content": "I have read the minutes."}]
     question = [{"role": "user", "content": "What is the secret code of the vault?"}]
     before = prefix_stats(app)
-    first = chat(app, history + question)
+    first, first_usage = chat_with_usage(app, history + question)
     assert first == expected(engine, history, None, question)
     after_first = prefix_stats(app)
     assert after_first["misses"] == before["misses"] + 1 and after_first["entries"] == before["entries"] + 1
+    assert first_usage["prompt_tokens_details"]["cached_tokens"] == 0  # prefilled for this request
 
-    again = chat(app, history + question)
+    again, again_usage = chat_with_usage(app, history + question)
     assert again == first
     assert prefix_stats(app)["hits"] == after_first["hits"] + 1
+    # the reused prefix is reported as cached; the prompt is the same size either way
+    _, history_ids = engine.frame_for(history)
+    assert again_usage["prompt_tokens_details"]["cached_tokens"] == len(history_ids)
+    assert again_usage["prompt_tokens"] == first_usage["prompt_tokens"] > len(history_ids)
 
     longer = history + question + [{"role": "assistant", "content": first},
                                    {"role": "user", "content": "Where was Alice born?"}]

@@ -92,25 +92,36 @@ def test_auto_uses_a_cross_node_backend_between_nodes_and_local_within_one(node_
     ray.kill(neighbour)
 
 
-@pytest.mark.slow
-def test_greedy_answer_is_token_identical_after_moving_across_nodes(node_actors, engine):
-    """A real prefilled, pruned cache (embedded model) answers the same after a NIXL move A -> B."""
+@pytest.fixture(scope="module")
+def real_session(engine):
+    """A real prefilled, pruned cache (embedded model, knorm 0.5) and its greedy answer before any move."""
     from deployments.engine.sampling import SamplingParams
     from kvpool import PressSpec
 
-    on_a, on_b, _, _ = node_actors
     filler = "The committee discussed the annual budget, the new library wing and other matters. " * 30
     context = filler + "The secret code of the vault is 7341. Alice was born in Lisbon. " + filler
     ckv = engine.prefill(context, PressSpec(name="knorm", compression_ratio=0.5))
     question, sampling = "What is the secret code of the vault?", SamplingParams(max_tokens=24)
     _, tokens_before, _ = engine.answer(ckv, question, sampling)
-    ray.get(on_a.offer.remote("engine-session", pack(ckv)), timeout=120)
+    assert tokens_before
+    return ckv, question, sampling, tokens_before
 
-    status = make_backend("nixl").start(on_a, on_b, "engine-session", expect=KVExpectation.like(ckv),
-                                        timeout_s=120).result(180)
-    moved = unpack(ray.get(on_b.take.remote("engine-session"), timeout=120))
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend_name", CROSS_NODE_BACKENDS)
+def test_greedy_answer_is_token_identical_after_moving_across_nodes(node_actors, engine, real_session,
+                                                                    backend_name):
+    """The real cache answers token for token the same after a move from node A to node B."""
+    ckv, question, sampling, tokens_before = real_session
+    on_a, on_b, _, _ = node_actors
+    key = f"engine-session-{backend_name}"
+    ray.get(on_a.offer.remote(key, pack(ckv)), timeout=120)
+
+    status = make_backend(backend_name).start(on_a, on_b, key, expect=KVExpectation.like(ckv),
+                                              timeout_s=120).result(180)
+    moved = unpack(ray.get(on_b.take.remote(key), timeout=120))
     _, tokens_after, _ = engine.answer(moved, question, sampling)
 
-    assert status.state == TransferState.DONE
+    assert status.state == TransferState.DONE, status
     assert same_cache(moved, ckv)
-    assert tokens_before and tokens_after == tokens_before
+    assert tokens_after == tokens_before
