@@ -12,11 +12,16 @@ otherwise (``--url``) it is ``floor(budget / bytes)``, which is what the pool's 
 from __future__ import annotations
 
 import math
+import threading
 from collections import defaultdict
 from statistics import fmean
 from typing import Any
 
 from benchmarks.serving.app import Target
+
+# A fill materializes ``budget_bytes`` of real cache in this process (twice: codec none, then
+# int8): one fill at a time, or concurrent quality workers multiply the peak.
+_FILL_LOCK = threading.Lock()
 
 
 def pool_sessions_held(ckv: Any, budget_bytes: int, codec: str) -> int:
@@ -52,11 +57,12 @@ def measure_session(target: Target, session: dict, budget_bytes: int) -> dict[st
     """Real pool fills with this session's cache (codec none and int8)."""
     from kvpool import codecs
 
-    ckv = export_cache(target, session)
-    if ckv.meta.codec != "none":
-        ckv = codecs.decode(ckv)
-    return {"exported_bytes": ckv.nbytes, "sessions_held": pool_sessions_held(ckv, budget_bytes, "none"),
-            "sessions_held_int8": pool_sessions_held(ckv, budget_bytes, "int8")}
+    with _FILL_LOCK:
+        ckv = export_cache(target, session)
+        if ckv.meta.codec != "none":
+            ckv = codecs.decode(ckv)
+        return {"exported_bytes": ckv.nbytes, "sessions_held": pool_sessions_held(ckv, budget_bytes, "none"),
+                "sessions_held_int8": pool_sessions_held(ckv, budget_bytes, "int8")}
 
 
 def summarize(jobs: list[dict[str, Any]], budget_bytes: int) -> list[dict[str, Any]]:
