@@ -51,7 +51,7 @@ PRESETS: dict[str, dict[str, Any]] = {
                                                                            "expected_attention", "adakv(snapkv)",
                                                                            "kvzip"],
                    "ratios": list(RATIOS), "bytes_tokens": 1024, "load_repeats": 1},
-        "quality": {"context_tokens": 1024, "tasks": ["needle", "facts"], "seeds": [0],
+        "quality": {"context_tokens": 1024, "tasks": ["needle", "facts"], "seeds": [0, 1, 2],
                     "presses": list(QUALITY_PRESSES), "ratios": [r for r in RATIOS if r > 0], "int8": True,
                     "int8_ratios": [0.5]},
         "latency": {"lengths": [1024, 4096], "concurrency": [1, 4, 16], "rounds": 2},
