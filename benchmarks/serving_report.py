@@ -125,7 +125,31 @@ def _engine_from(path: Path) -> dict[str, Any]:
     return engine
 
 
-def _serving_sections(config: dict[str, Any], result: dict[str, Any], url: str | None, port: int) -> None:
+def _resumed(path: Path, config: dict[str, Any]) -> dict[str, Any]:
+    """The finished sections of an interrupted run's ``.partial.json`` (quality + capacity, latency).
+
+    Raises SystemExit when the file is missing or was measured with another quality/latency config.
+    """
+    if not path.is_file():
+        raise SystemExit(f"--resume {path}: no such file")
+    partial = json.loads(path.read_text())
+    for key in ("quality", "latency"):
+        if key in partial and partial["config"].get(key) != config.get(key):
+            raise SystemExit(f"--resume {path}: its {key} settings differ from this run's; start afresh")
+    kept = {key: partial[key] for key in ("quality", "capacity", "latency") if key in partial}
+    kept["resumed_from"] = {"path": str(path), "sections": sorted(kept), "git": partial.get("git")}
+    return kept
+
+
+def _checkpoint(result: dict[str, Any], out: Path) -> None:
+    """Write what is measured so far to ``<out>.partial.json`` (a late failure keeps earlier sections)."""
+    partial = out.with_name(f"{out.stem}.partial.json")
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    partial.write_text(json.dumps(result, indent=2))
+
+
+def _serving_sections(config: dict[str, Any], result: dict[str, Any], url: str | None, port: int,
+                      out: Path) -> None:
     from benchmarks.quality_tasks import build_documents
     from benchmarks.serving import capacity, latency, migration, quality
     from benchmarks.serving.app import bench_args, running_kvfleet
@@ -136,7 +160,7 @@ def _serving_sections(config: dict[str, Any], result: dict[str, Any], url: str |
     result["app_args"] = {k: v for k, v in args.items() if k != "control"} if url is None else {"url": url}
     with running_kvfleet(url=url, port=port, args=args) as target:
         _log(f"kvfleet at {target.base_url} (started here: {target.owns_cluster})")
-        if "quality" in sections:
+        if "quality" in sections and "quality" not in result:
             q = config["quality"]
             docs = build_documents(q["tasks"], q["seeds"], q["context_tokens"], count)
             result["quality"] = quality.evaluate(target, docs, q["presses"], q["ratios"], int8=q["int8"],
@@ -145,10 +169,12 @@ def _serving_sections(config: dict[str, Any], result: dict[str, Any], url: str |
             result["capacity"] = {"budget_bytes": config["capacity_budget_bytes"],
                                   "rows": capacity.summarize(result["quality"]["jobs"],
                                                              config["capacity_budget_bytes"])}
-        if "latency" in sections:
+            _checkpoint(result, out)
+        if "latency" in sections and "latency" not in result:
             lat = config["latency"]
             result["latency"] = latency.run(target, lat["lengths"], lat["concurrency"], lat["rounds"], SESSION_PRESS,
                                             count, replicas=args["replicas"]["count"], log=_log)
+            _checkpoint(result, out)
         if "migration" in sections:
             mig = config["migration"]
             result["migration"] = migration.run(target, mig["lengths"], mig["rounds"], SESSION_PRESS, count, log=_log)
@@ -162,6 +188,8 @@ def run(args: argparse.Namespace) -> int:
     result: dict[str, Any] = {"benchmark": "serving", **provenance(config)}
     started = time.perf_counter()
     timings: dict[str, float] = {}
+    if args.resume is not None:
+        result.update(_resumed(args.resume, config))
     if args.engine_from is not None:
         result["engine"] = _engine_from(args.engine_from)
     elif "engine" in config["sections"]:
@@ -172,7 +200,7 @@ def run(args: argparse.Namespace) -> int:
         timings["engine"] = round(time.perf_counter() - section_start, 1)
     if set(config["sections"]) - {"engine"}:
         section_start = time.perf_counter()
-        _serving_sections(config, result, args.url, args.port)
+        _serving_sections(config, result, args.url, args.port, out)
         timings["serving"] = round(time.perf_counter() - section_start, 1)
     for key in ("quality", "latency", "migration"):
         if result.get(key):
@@ -223,6 +251,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS))
     r.add_argument("--engine-from", dest="engine_from", type=Path, default=None,
                    help="reuse this engine_ttft JSON as the engine section instead of measuring it")
+    r.add_argument("--resume", type=Path, default=None,
+                   help="keep the finished sections of an interrupted run's .partial.json")
     r.add_argument("--out", type=Path, default=None,
                    help="result JSON (default benchmarks/results/serving_bench*.json)")
     r.add_argument("--context-tokens", dest="context_tokens", type=int, default=None,

@@ -141,5 +141,18 @@ def _variant(target: Target, variant: str, session: dict, context: str, press: d
     method = "transfer" if variant == "admin_transfer" else "rebuild"
     event = run_action(target.client, "/admin/move",
                        {"session_id": session["id"], "target_replica": other, "method": method})
-    session["replica"] = target.client.get_session(session["id"])["replica"]
+    session["replica"] = _wait_ready(target, session["id"])["replica"]
     return event["client_wall_s"]
+
+
+def _wait_ready(target: Target, session_id: str, timeout_s: float = 600.0) -> dict:
+    """The session once it is ``ready`` again: a move's event can be done while the control plane
+    still records the session as moving/rebuilding, and a session in that state cannot be moved."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        info = target.client.get_session(session_id)
+        if info["state"] == "ready":
+            return info
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"session {session_id} still {info['state']!r} {timeout_s} s after its move")
+        time.sleep(0.2)

@@ -158,3 +158,21 @@ def test_engine_from_refuses_missing_and_foreign_files(tmp_path):
     other.write_text(json.dumps({"benchmark": "kvpool_capacity"}))
     with pytest.raises(SystemExit, match="not an engine_ttft result"):
         serving_report._engine_from(other)
+
+
+def test_resume_keeps_finished_sections_of_the_same_config(tmp_path):
+    import json
+
+    from benchmarks import serving_report
+
+    config = {"quality": {"seeds": [0]}, "latency": {"rounds": 2}}
+    partial = {"config": config, "git": {"commit": "abc"}, "quality": {"jobs": []}, "capacity": {"rows": []}}
+    path = tmp_path / "serving_bench.partial.json"
+    path.write_text(json.dumps(partial))
+
+    kept = serving_report._resumed(path, config)
+    assert set(kept) == {"quality", "capacity", "resumed_from"}
+    with pytest.raises(SystemExit, match="settings differ"):
+        serving_report._resumed(path, {**config, "quality": {"seeds": [0, 1]}})
+    with pytest.raises(SystemExit, match="no such file"):
+        serving_report._resumed(tmp_path / "missing.json", config)
