@@ -18,11 +18,15 @@ from kvpool.compressed_kv import CompressedKV
 from kvpool.press_spec import PressSpec
 
 
-@ray.remote
+@ray.remote(concurrency_groups={"health": 1})
 class PrefillActor:
+    """Prefills run one at a time (the default group); ``ready`` has its own thread, so a replica's
+    health check is answered while a long prefill - or a queue of them - runs."""
+
     def __init__(self, model: dict, torch_threads: int):
         self.engine = start_engine(ModelConfig.model_validate(model), torch_threads)
 
+    @ray.method(concurrency_group="health")
     def ready(self) -> bool:
         return True
 

@@ -30,6 +30,7 @@ from deployments.prefill_actor import PrefillActor
 
 log = logging.getLogger(__name__)
 _ACTOR_DEATH = (ActorDiedError, ActorUnavailableError)
+_READY_TIMEOUT_S = 10.0  # below Serve's 30 s health-check timeout
 
 
 class Replica:
@@ -64,11 +65,18 @@ class Replica:
         log.info("%s: actors started (incarnation %d)", self.replica_id, self.incarnation)
 
     async def _restart_if_dead(self) -> bool:
+        """Restart both actors if one of them died; True if it did. A slow ``ready`` is not death:
+        killing a busy actor would throw away every session it holds (Ray reports a dead process
+        as ActorDiedError / ActorUnavailableError on its own)."""
         try:
             await asyncio.wait_for(asyncio.gather(self.prefill_actor.ready.remote(),
-                                                  self.decode_actor.ready.remote()), timeout=30)
+                                                  self.decode_actor.ready.remote()), timeout=_READY_TIMEOUT_S)
             return False
-        except (*_ACTOR_DEATH, asyncio.TimeoutError):
+        except asyncio.TimeoutError:
+            log.warning("%s: actors did not answer ready() within %.0f s (busy); not restarting them",
+                        self.replica_id, _READY_TIMEOUT_S)
+            return False
+        except _ACTOR_DEATH:
             log.warning("%s: an actor died; restarting both (sessions will be rebuilt)", self.replica_id)
             for actor in (self.prefill_actor, self.decode_actor):
                 ray.kill(actor, no_restart=True)
