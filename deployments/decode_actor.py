@@ -19,12 +19,13 @@ from typing import Any, AsyncIterator
 from deployments.config import PlainRequestConfig
 from deployments.engine.model_loader import ModelConfig
 from deployments.prefix_cache import PrefixCache
+from deployments.session_table import SessionTable
 from deployments.engine.sampling import SamplingParams
 from deployments.model_process import start_engine
 from kvpool import codecs
 from kvpool.compressed_kv import CompressedKV
 from kvpool.config import KVPoolConfig
-from kvpool.errors import KVFleetError
+from kvpool.errors import KVFleetError, UnknownHandleError
 from kvpool.handles import KVHandle
 from kvpool.packing import PackedKV, pack, unpack
 from kvpool.pool import KVPool
@@ -46,14 +47,19 @@ class DecodeActor(TransferEndpoint):
 
     def __init__(self, model: dict, torch_threads: int, pool: dict, plain: dict | None = None):
         self.engine = start_engine(ModelConfig.model_validate(model), torch_threads)
-        self.pool = KVPool(KVPoolConfig.model_validate(pool), recompressor=knorm_recompressor)
-        self.plain = PlainRequestConfig.model_validate(plain or {})
-        self.prefixes = PrefixCache(self.pool, self.engine, self.plain)
-        self.handles: dict[str, KVHandle] = {}
-        self.events: deque[dict] = deque(maxlen=100_000)
-        self.pool.subscribe(self._on_event)
+        self._init_storage(KVPoolConfig.model_validate(pool), PlainRequestConfig.model_validate(plain or {}))
         self.active_streams = 0
         self.tokens_generated = 0
+
+    def _init_storage(self, pool: KVPoolConfig, plain: PlainRequestConfig) -> None:
+        """The pool, its session table and the prefix cache (split out so that tests can drive the
+        storage paths of a real DecodeActor without loading a model)."""
+        self.pool = KVPool(pool, recompressor=knorm_recompressor)
+        self.plain = plain
+        self.prefixes = PrefixCache(self.pool, self.engine, self.plain)
+        self.sessions = SessionTable(self.pool)  # the one owner of session -> pool entry (thread-safe)
+        self.events: deque[dict] = deque(maxlen=100_000)  # appended by any thread, drained by popleft
+        self.pool.subscribe(self._on_event)
 
     def ready(self) -> bool:
         return True
@@ -63,18 +69,13 @@ class DecodeActor(TransferEndpoint):
         if PrefixCache.owns(data["session_id"]):
             return  # prefix-cache entries are this actor's business, not the control plane's
         self.events.append(data)
-        if data["kind"] in ("evicted", "freed") and self.handles.get(data["session_id"]) == event.handle:
-            del self.handles[data["session_id"]]
+        if data["kind"] in ("evicted", "freed"):
+            self.sessions.forget(data["session_id"], event.handle)
 
     # ---- storage ----------------------------------------------------------------------------
     def store(self, session_id: str, ckv: CompressedKV, pinned: bool = False) -> dict:
         """Put a session's cache in the pool (replacing an older one); returns what was stored."""
-        old = self.handles.get(session_id)
-        handle = self.pool.put(ckv, session_id, pin=pinned)
-        self.handles[session_id] = handle
-        if old is not None and old in self.pool:
-            self.pool.free(old)
-        info = self.pool.info(handle)
+        handle, info = self.sessions.store(session_id, ckv, pinned)
         return {"handle": handle.id, "stored_bytes": info.nbytes, "tier": info.tier.value,
                 "read_tokens": ckv.meta.original_tokens, "kept_tokens": round(ckv.meta.kept_tokens),
                 "codec": info.codec}
@@ -84,24 +85,28 @@ class DecodeActor(TransferEndpoint):
         return pack(self._cache(session_id, decoded=False))
 
     def free(self, session_id: str) -> int:
-        handle = self.handles.pop(session_id, None)
-        return self.pool.free(handle) if handle is not None and handle in self.pool else 0
+        return self.sessions.free(session_id)
 
     def holds(self) -> dict[str, dict]:
         """Every session this pool holds: ``{session_id: {"handle", "tier", "nbytes"}}``."""
         out = {}
-        for session, handle in list(self.handles.items()):
-            if handle in self.pool:
+        for session, handle in self.sessions.snapshot().items():
+            try:
                 info = self.pool.info(handle)
-                out[session] = {"handle": handle.id, "tier": info.tier.value, "nbytes": info.nbytes}
+            except UnknownHandleError:
+                continue  # evicted since the snapshot
+            out[session] = {"handle": handle.id, "tier": info.tier.value, "nbytes": info.nbytes}
         return out
 
     def _cache(self, session_id: str, decoded: bool = True) -> CompressedKV:
-        handle = self.handles.get(session_id)
-        if handle is None or handle not in self.pool:
-            raise MissingCache(f"session {session_id!r} is not loaded on this replica right now "
-                               "(being rebuilt or moved); retry shortly")
-        return self.pool.get(handle, decoded=decoded)
+        handle = self.sessions.get(session_id)
+        try:
+            if handle is not None:
+                return self.pool.get(handle, decoded=decoded)
+        except UnknownHandleError:
+            pass  # evicted or replaced between the lookup and the read
+        raise MissingCache(f"session {session_id!r} is not loaded on this replica right now "
+                           "(being rebuilt or moved); retry shortly")
 
     # ---- transfer hooks (run on the endpoint's transfer threads) ------------------------------
     def transfer_export(self, key: str) -> PackedKV:
@@ -128,21 +133,24 @@ class DecodeActor(TransferEndpoint):
         return {"stored_bytes": info.nbytes}
 
     def _handle(self, session_id: str) -> KVHandle:
-        handle = self.handles.get(session_id)
+        handle = self.sessions.get(session_id)
         if handle is None:
             raise MissingCache(f"no stored cache for session {session_id!r} on this replica")
         return handle
 
     def drain_events(self) -> list[dict]:
-        out = list(self.events)
-        self.events.clear()
-        return out
+        out = []  # popleft, not list()+clear(): an event appended in between would be lost
+        while True:
+            try:
+                out.append(self.events.popleft())
+            except IndexError:
+                return out
 
     def stats(self) -> dict:
         snapshot = self.pool.stats_snapshot()
         snapshot["active_streams"] = self.active_streams
         snapshot["tokens_generated"] = self.tokens_generated
-        snapshot["session_count"] = len(self.handles)
+        snapshot["session_count"] = len(self.sessions)
         snapshot["prefix_cache"] = self.prefixes.stats()
         return snapshot
 
