@@ -29,26 +29,27 @@ class Collector:
         self.steps: list[GenerationStep] = []
         self.error: BaseException | None = None
         self.done = threading.Event()
+        self.changed = threading.Condition()
 
     def __call__(self, item) -> None:
-        if isinstance(item, BaseException):
-            self.error = item
-            self.done.set()
-            return
-        self.steps.append(item)
-        if item.finish_reason is not None:
-            self.done.set()
+        with self.changed:
+            if isinstance(item, BaseException):
+                self.error = item
+                self.done.set()
+            else:
+                self.steps.append(item)
+                if item.finish_reason is not None:
+                    self.done.set()
+            self.changed.notify_all()
 
     @property
     def tokens(self) -> list[int]:
         return [s.token.token_id for s in self.steps if s.token is not None]
 
     def wait_tokens(self, n: int, timeout_s: float = 120) -> None:
-        deadline = time.monotonic() + timeout_s
-        while len(self.tokens) < n and not self.done.is_set():
-            if time.monotonic() > deadline:
+        with self.changed:
+            if not self.changed.wait_for(lambda: len(self.tokens) >= n or self.done.is_set(), timeout_s):
                 raise TimeoutError(f"no {n} tokens within {timeout_s} s")
-            time.sleep(0.005)
 
 
 def summary(steps) -> list[tuple]:
