@@ -99,5 +99,7 @@ class Scheduler:
     def snapshot(self) -> dict:
         rows = [r for r in self.running.values() if r.state is RowState.RUNNING]
         return {"running": len(rows), "waiting": len(self.waiting),
+                "rows": [{"request_id": r.request_id, "produced": r.produced, "max_tokens": r.max_tokens,
+                          "columns": r.columns} for r in rows],
                 "padded_tokens": budget.padded_tokens(rows),
                 "padding_waste": round(budget.padding_waste(rows), 4)}
