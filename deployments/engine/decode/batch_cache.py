@@ -82,6 +82,7 @@ class BatchCache:
         self.valid: torch.Tensor | None = None             # [B, capacity] bool
         self.head_pad: list[torch.Tensor | None] = []      # per layer [B, H, capacity] bool or None
         self._masked: list[tuple | None] | None = None     # cached kvpress indices
+        self._masked_rows = False
 
     def _reset(self) -> None:
         self.row_ids, self.layers, self.valid, self.head_pad, self._masked = [], [], None, [], None
@@ -186,13 +187,25 @@ class BatchCache:
         self.valid[:, length : length + new_tokens] = True
         return self.valid[:, : length + new_tokens].long()
 
-    def masked_key_indices(self) -> list[tuple | None]:
-        """Per layer ``(batch_idx, head_idx, seq_idx)`` of head padding (kvpress's form), or None."""
-        if self._masked is None:
+    def masked_key_indices(self, row_padding: bool = False) -> list[tuple | None]:
+        """Per layer ``(batch_idx, head_idx, seq_idx)`` of head padding (kvpress's form), or None;
+        with ``row_padding`` also every row's padding columns (then no attention mask is needed)."""
+        if self._masked is None or self._masked_rows != row_padding:
             length = self.length
-            self._masked = [None if p is None or not bool(p[:, :, :length].any())
-                            else torch.nonzero(p[:, :, :length], as_tuple=True) for p in self.head_pad]
+            rows = ~self.valid[:, :length] if row_padding and self.valid is not None else None
+            masked = []
+            for p in self.head_pad:
+                pad = None if p is None else p[:, :, :length]
+                if rows is not None and bool(rows.any()):
+                    heads = self.layers[0].buf_keys.shape[1]
+                    row_pad = rows.unsqueeze(1).expand(-1, heads, -1)
+                    pad = row_pad if pad is None else pad | row_pad
+                masked.append(None if pad is None or not bool(pad.any()) else torch.nonzero(pad, as_tuple=True))
+            self._masked, self._masked_rows = masked, row_padding
         return self._masked
+
+    def has_row_padding(self) -> bool:
+        return self.valid is not None and not bool(self.valid[:, : self.length].all())
 
     def row_columns(self) -> list[int]:
         """Columns each row really uses (for the padded working set in stats)."""

@@ -40,7 +40,7 @@ class DecodeLoop:
         self.engine = engine
         self.config = config
         self.scheduler = Scheduler(config)
-        self.runner = BatchRunner(engine)
+        self.runner = BatchRunner(engine, config.row_padding)
         self.stats = LoopStats()
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
         self._work: dict[str, RowWork] = {}

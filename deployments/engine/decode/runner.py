@@ -52,8 +52,9 @@ class RowResult:
 
 
 class BatchRunner:
-    def __init__(self, engine):
+    def __init__(self, engine, row_padding: str = "attention_mask"):
         self.engine = engine
+        self.row_padding = row_padding
         self.cache = BatchCache()
 
     def reset(self) -> None:
@@ -79,7 +80,10 @@ class BatchRunner:
         positions = torch.tensor([[w.next_position] for w in rows], device=device)
         with engine._lock, torch.inference_mode():
             mask = self.cache.attention_mask(1)
-            for module, masked in zip(engine._layers, self.cache.masked_key_indices()):
+            by_keys = self.row_padding == "masked_keys"
+            if by_keys:  # no mask: SDPA keeps its GQA kernel (no repeat_kv copy of the cache)
+                mask = None
+            for module, masked in zip(engine._layers, self.cache.masked_key_indices(row_padding=by_keys)):
                 module.masked_key_indices = masked
             try:
                 out = engine.model(input_ids=ids, past_key_values=self.cache.model_cache(), position_ids=positions,

@@ -71,9 +71,9 @@ def caches(engine):
     }
 
 
-@pytest.fixture(scope="module")
-def loop(engine):
-    decode_loop = DecodeLoop(engine, BatchConfig(max_batch_size=16))
+@pytest.fixture(scope="module", params=["masked_keys", "attention_mask"])
+def loop(engine, request):
+    decode_loop = DecodeLoop(engine, BatchConfig(max_batch_size=16, row_padding=request.param))
     yield decode_loop
     decode_loop.close()
 
@@ -89,8 +89,15 @@ def jobs(engine, caches) -> list[tuple]:
     ]
 
 
+_ALONE: dict[tuple, list[GenerationStep]] = {}
+
+
 def alone(engine, ckv, ids, params) -> list[GenerationStep]:
-    return list(engine.generate_ids(ckv, ids, params))
+    """The one-row oracle (computed once per cache, question and parameters)."""
+    key = (id(ckv), tuple(ids), params.model_dump_json())
+    if key not in _ALONE:
+        _ALONE[key] = list(engine.generate_ids(ckv, ids, params))
+    return _ALONE[key]
 
 
 def test_kvzip_cache_is_per_head_ragged(caches):
@@ -132,6 +139,7 @@ def test_same_session_asked_eight_times_at_once(engine, caches, loop):
     for c, qids in zip(collectors, ids):
         assert c.tokens == [s.token.token_id for s in alone(engine, ckv, qids, params) if s.token]
     assert int(loop.snapshot()["batch_size_buckets"]["4"]) < loop.snapshot()["steps"]  # some step had > 4 rows
+    assert loop.snapshot()["max_batch_size"] == 16
 
 
 def test_seeded_sampling_is_the_same_batched_or_alone(engine, caches, loop):
