@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from control_plane.config import ControlPlaneConfig
 from deployments.engine.model_loader import ModelConfig
+from deployments.engine.decode.config import BatchConfig
 from kvpool.config import KVPoolConfig
 from kvpool.press_spec import PressSpec
 
@@ -95,6 +96,8 @@ class AppConfig(_Closed):
     security: SecurityConfig = SecurityConfig()
     limits: LimitsConfig = LimitsConfig()
     transfer: TransferConfig = TransferConfig()
+    batching: BatchConfig = Field(default_factory=BatchConfig,
+                                  description="continuous batching of decode (deployments/engine/decode)")
     control_tick_s: float = Field(default=2.0, gt=0, description="period of the control plane's decisions")
 
     @model_validator(mode="after")

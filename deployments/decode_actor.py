@@ -1,9 +1,12 @@
 """DecodeActor: holds a replica's KVPool and answers questions from the caches in it.
 
 An async Ray actor. Generation is a streaming actor method (``num_returns="streaming"``) that
-yields one dict per token; each model step runs in a worker thread so many streams interleave
-(the engine serialises the steps themselves). Cancelling the stream (client disconnect) stops
-the generation at the next token.
+yields one dict per token. Generations are continuously batched: one ``DecodeLoop`` thread per
+actor decodes every running generation in one forward per step (deployments/engine/decode/);
+requests whose cache runs a decoding-time press (phase ``decoding``/``prefill_decoding``), or all
+of them when ``BatchConfig.enabled`` is False, decode alone through ``KVEngine.generate`` (one
+request per forward, steps interleaved token by token). Cancelling the stream (client
+disconnect) takes the generation out of the batch at the next step.
 
 Pool events are buffered and drained by the replica, which forwards them to the control plane.
 """
@@ -17,6 +20,7 @@ from collections import deque
 from typing import Any, AsyncIterator
 
 from deployments.config import PlainRequestConfig
+from deployments.engine.decode import BatchConfig, DecodeLoop
 from deployments.engine.model_loader import ModelConfig
 from deployments.prefix_cache import PrefixCache
 from deployments.session_table import SessionTable
@@ -45,8 +49,11 @@ class DecodeActor(TransferEndpoint):
     """Also a transfer endpoint (transfer.TransferEndpoint): migrations move its caches directly
     to another replica's DecodeActor with the configured backend, keyed by session id."""
 
-    def __init__(self, model: dict, torch_threads: int, pool: dict, plain: dict | None = None):
+    def __init__(self, model: dict, torch_threads: int, pool: dict, plain: dict | None = None,
+                 batching: dict | None = None):
         self.engine = start_engine(ModelConfig.model_validate(model), torch_threads)
+        batch = BatchConfig.model_validate(batching or {})
+        self.decode_loop = DecodeLoop(self.engine, batch) if batch.enabled else None
         self._init_storage(KVPoolConfig.model_validate(pool), PlainRequestConfig.model_validate(plain or {}))
         self.active_streams = 0
         self.tokens_generated = 0
@@ -152,6 +159,7 @@ class DecodeActor(TransferEndpoint):
         snapshot["tokens_generated"] = self.tokens_generated
         snapshot["session_count"] = len(self.sessions)
         snapshot["prefix_cache"] = self.prefixes.stats()
+        snapshot["batch"] = self.decode_loop.snapshot() if self.decode_loop is not None else {"enabled": False}
         return snapshot
 
     def _step_json(self, step: Any, logprobs: bool, context_tokens: int = 0, cached_tokens: int = 0) -> dict:
@@ -199,6 +207,10 @@ class DecodeActor(TransferEndpoint):
         if ckv.meta.codec != "none":
             ckv = codecs.decode(ckv)
         params = SamplingParams.model_validate(sampling)
+        if self.decode_loop is not None and not self.engine.uses_decoding_press(ckv):
+            async for item in self._generate_batched(ckv, question, params, context_tokens, cached_tokens):
+                yield item
+            return
         stream = await asyncio.to_thread(self.engine.generate, ckv, question, params)
         self.active_streams += 1
         try:
@@ -212,3 +224,31 @@ class DecodeActor(TransferEndpoint):
         finally:
             self.active_streams -= 1
             stream.close()
+
+    async def _generate_batched(self, ckv: CompressedKV, question: Any, params: SamplingParams,
+                                context_tokens: int, cached_tokens: int) -> AsyncIterator[dict]:
+        """Stream from the replica's DecodeLoop: the same dicts as the one-request path."""
+        input_ids = self.engine.question_ids(ckv, question)
+        self.engine.check_request(ckv, input_ids, params)
+        if ckv.device != self.engine.device:
+            ckv = ckv.to(self.engine.device)
+        queue: asyncio.Queue = asyncio.Queue()
+        loop = asyncio.get_running_loop()
+        request_id = self.decode_loop.submit(
+            ckv, input_ids, params, lambda item: loop.call_soon_threadsafe(queue.put_nowait, item))
+        self.active_streams += 1
+        finished = False
+        try:
+            while not finished:
+                item = await queue.get()
+                if isinstance(item, BaseException):
+                    finished = True
+                    raise item
+                finished = item.finish_reason is not None
+                if item.token is not None:
+                    self.tokens_generated += 1
+                yield self._step_json(item, params.logprobs, context_tokens, cached_tokens)
+        finally:
+            self.active_streams -= 1
+            if not finished:  # cancelled (client gone): leave the batch at the next step
+                self.decode_loop.abort(request_id)

@@ -60,7 +60,7 @@ class Replica:
             model, cfg.replicas.torch_threads)
         self.decode_actor = DecodeActor.options(**options, name=f"{prefix}.decode", max_concurrency=1000).remote(
             model, cfg.replicas.torch_threads, cfg.replicas.pool.model_dump(mode="json"),
-            cfg.plain.model_dump(mode="json"))
+            cfg.plain.model_dump(mode="json"), cfg.batching.model_dump(mode="json"))
         ray.get([self.prefill_actor.ready.remote(), self.decode_actor.ready.remote()])
         self.incarnation += 1
         log.info("%s: actors started (incarnation %d)", self.replica_id, self.incarnation)

@@ -137,6 +137,12 @@ class KVEngine:
     def generate_ids(self, ckv: CompressedKV, input_ids: list[int], sampling: SamplingParams = SamplingParams(),
                      decode_press: PressSpec | None = None,
                      cancelled: Callable[[], bool] = lambda: False) -> Iterator[GenerationStep]:
+        self.check_request(ckv, input_ids, sampling)
+        press = self._decoding_press(ckv, decode_press)
+        return self._decode_loop(ckv, input_ids, sampling, press, cancelled)
+
+    def check_request(self, ckv: CompressedKV, input_ids: list[int], sampling: SamplingParams) -> None:
+        """Raise PromptError (empty question), ContextTooLongError or KVFleetError (other model)."""
         if not input_ids:
             raise PromptError("the question must not be empty")
         start = ckv.meta.next_position
@@ -146,13 +152,21 @@ class KVEngine:
                 f"({sampling.max_tokens}) exceeds the model's {self.max_positions} positions")
         if ckv.meta.model_id != self.model_name:
             raise KVFleetError(f"cache was built by model {ckv.meta.model_id!r}, this engine serves {self.model_name!r}")
-        press = self._decoding_press(ckv, decode_press)
-        return self._decode_loop(ckv, input_ids, sampling, press, cancelled)
+
+    def new_sampler(self, params: SamplingParams, prompt_ids: list[int]) -> TokenSampler:
+        """The one place a generation's (stateful) sampler is made, batched or not.
+
+        ``prompt_ids``: the tokens fed before the first sampled one (the question)."""
+        return TokenSampler(params, self.device)
+
+    def uses_decoding_press(self, ckv: CompressedKV, override: PressSpec | None = None) -> bool:
+        """True if decoding ``ckv`` runs a decoding-time press (it then decodes alone, unbatched)."""
+        return self._decoding_press(ckv, override) is not None
 
     def _decode_loop(self, ckv: CompressedKV, input_ids: list[int], sampling: SamplingParams,
                      press: Any, cancelled: Callable[[], bool]) -> Iterator[GenerationStep]:
         cache, masks = self._working_cache(ckv)
-        sampler = TokenSampler(sampling, self.device)
+        sampler = self.new_sampler(sampling, input_ids)
         detok = StreamingDetokenizer(self.tokenizer, sampling.stop)
         ids = torch.tensor([input_ids], device=self.device)
         positions = torch.arange(ckv.meta.next_position, ckv.meta.next_position + len(input_ids),
@@ -163,7 +177,7 @@ class KVEngine:
                 finish = "cancelled"
                 break
             logits = self._forward(ids, positions, cache, masks, press)
-            choice = sampler(logits)
+            choice = sampler(logits.float())
             produced += 1
             text = detok.push(choice.token_id)
             if choice.token_id in self.eos_ids and not sampling.ignore_eos:
