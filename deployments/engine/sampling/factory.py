@@ -39,5 +39,5 @@ def build_sampler(params: SamplingParams, prompt_ids: list[int], device: torch.d
     if params.guided is not None:
         if grammars is None:
             raise SamplingError("structured outputs are not available on this engine")
-        processors.append(GrammarProcessor(grammars.matcher(params.guided), vocab_size, eos_ids))
+        processors.append(GrammarProcessor(grammars.matcher(params.guided), grammars.tokenizer_vocab, eos_ids))
     return TokenSampler(params, device, processors)

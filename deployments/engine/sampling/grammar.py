@@ -70,6 +70,7 @@ class GrammarCompiler:
 
     def __init__(self, tokenizer: Any, vocab_size: int, eos_ids: set[int]):
         self.vocab_size = vocab_size
+        self.tokenizer_vocab = max(vocab_size, len(tokenizer))
         self.eos_ids = sorted(eos_ids)
         self._hf_tokenizer = tokenizer
         self._tokenizer: llguidance.LLTokenizer | None = None
@@ -81,8 +82,8 @@ class GrammarCompiler:
         if self._tokenizer is None:
             from llguidance.hf import from_tokenizer  # ~1 s: build once per engine
 
-            self._tokenizer = from_tokenizer(self._hf_tokenizer, n_vocab=self.vocab_size,
-                                             eos_token=self.eos_ids or None)
+            # the tokenizer may list a few more (added) tokens than the model's logits row has
+            self._tokenizer = from_tokenizer(self._hf_tokenizer, n_vocab=self.tokenizer_vocab, eos_token=self.eos_ids or None)
         return self._tokenizer
 
     def matcher(self, spec: GuidedSpec) -> llguidance.LLMatcher:
@@ -106,11 +107,10 @@ class GrammarCompiler:
 class GrammarProcessor:
     """Masks one row's logits to what the grammar allows next and follows the chosen tokens."""
 
-    def __init__(self, matcher: llguidance.LLMatcher, vocab_size: int, eos_ids: set[int]):
+    def __init__(self, matcher: llguidance.LLMatcher, tokenizer_vocab: int, eos_ids: set[int]):
         self.matcher = matcher
-        self.vocab_size = vocab_size
         self.eos = sorted(eos_ids)
-        self.bitmask = torch.zeros((vocab_size + 31) // 32, dtype=torch.int32)
+        self.bitmask = torch.zeros((tokenizer_vocab + 31) // 32, dtype=torch.int32)
 
     @property
     def complete(self) -> bool:
