@@ -12,7 +12,9 @@ document (as a session does). Variants, measured in interleaved rounds (same run
 Time per output token (TPOT) of one answer = (last step - first step) / (tokens - 1), so the
 question's prefill (first step) is left out. ``sampler_ms_per_token``: time inside the request's
 TokenSampler (processors + pick), i.e. the per-token cost the constraint adds. The goal is a
-TPOT ratio json_schema / free <= 1.3 (medians over rounds of the per-round ratio).
+TPOT ratio json_schema / free <= 1.3 (median of the per-round ratios). On a loaded machine
+the TPOT ratio is noisy both ways; ``sampler_only_ratio`` = 1 + (sampler ms added per token) /
+(free TPOT) is the load-independent view of the same cost.
 
     python benchmarks/structured_outputs.py                 # ~3 min on the 2-core CPU machine
     python benchmarks/structured_outputs.py --rounds 2      # quick
@@ -140,7 +142,13 @@ def summarise(samples: dict[str, list[dict]], engine: Any) -> dict[str, Any]:
             "tokens": [s["tokens"] for s in runs], "example": runs[0]["text"][:300]}
         if name != "free":
             ratios = [s["tpot_s"] / f["tpot_s"] for s, f in zip(runs, samples["free"])]
-            out["ratios_vs_free"][name] = {"median": statistics.median(ratios), "per_round": ratios}
+            added_ms = (out["variants"][name]["sampler_ms_per_token"]["median_ms"]
+                        - out["variants"]["free"]["sampler_ms_per_token"]["median_ms"])
+            out["ratios_vs_free"][name] = {
+                "median": statistics.median(ratios), "per_round": ratios,
+                # the load-independent view: the sampler time the constraint adds, over free TPOT
+                "sampler_added_ms_per_token": added_ms,
+                "sampler_only_ratio": 1 + added_ms / out["variants"]["free"]["tpot_ms"]["median_ms"]}
     schema_runs = samples["json_schema"]
     out["json_schema_valid"] = all(_valid(s["text"]) for s in schema_runs)
     out["goal"] = {"tpot_ratio_json_schema_vs_free_max": GOAL_RATIO,
