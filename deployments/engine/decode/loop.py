@@ -55,8 +55,10 @@ class DecodeLoop:
         """Queue a generation of ``input_ids`` after ``ckv`` (validated by the caller, codec "none",
         on the engine's device); returns its request id (for ``abort``)."""
         request_id = f"r{next(self._ids)}"
-        work = RowWork(request_id, ckv, list(input_ids), self.engine.new_sampler(params, list(input_ids)),
-                       StreamingDetokenizer(self.engine.tokenizer, params.stop), ckv.meta.next_position)
+        sampler = self.engine.new_sampler(params, list(ckv.meta.token_ids) + list(input_ids))  # prompt = context + question
+        work = RowWork(request_id, ckv, list(input_ids), sampler,
+                       StreamingDetokenizer(self.engine.tokenizer, params.stop, params.min_tokens),
+                       ckv.meta.next_position)
         request = DecodeRequest(request_id, len(input_ids), max(l.max_head_length() for l in ckv.layers),
                                 params.max_tokens, params.ignore_eos)
         self._inbox.put(("submit", request, work, deliver))
