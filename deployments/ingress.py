@@ -77,10 +77,19 @@ class Ingress(AdminRoutes):
         return {"object": "list", "data": describe_presses(), "default": self.config.default_press.model_dump()}
 
     # ---- OpenAI API --------------------------------------------------------------------------
+    def _model_card(self) -> dict:
+        return {"id": self.model_name, "object": "model", "created": 0, "owned_by": "kvfleet",
+                "max_model_len": self.config.limits.max_context_tokens}
+
     @api.get("/v1/models")
     async def models(self) -> dict:
-        return {"object": "list", "data": [{"id": self.model_name, "object": "model", "created": 0,
-                                            "owned_by": "kvfleet", "max_model_len": self.config.limits.max_context_tokens}]}
+        return {"object": "list", "data": [self._model_card()]}
+
+    @api.get("/v1/models/{model:path}")
+    async def model(self, model: str) -> dict:
+        """OpenAI ``models.retrieve``: the card of a served model; 404 for any other id."""
+        self._check_model(model)
+        return self._model_card()
 
     @api.post("/v1/chat/completions")
     async def chat_completions(self, request: Request, body: dict = Body(...), authorization: str | None = Header(None),
