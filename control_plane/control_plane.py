@@ -66,8 +66,8 @@ class ControlPlane:
         self.counters: Counter[str] = Counter()
         self.jobs = MigrationJobs(self.view, self._save, retries=config.migration_retries, counters=self.counters)
         self._touched: dict[SessionId, None] = {}
-        self.sweep = TransientSweep(config.transient_timeout_s)
-        self.counters["sessions_repaired"] = 0  # exported from the start (GET /metrics)
+        self.sweep = TransientSweep(config.transient_timeout_s)  # counts into sessions_repaired (exported at 0)
+        self.counters["sessions_repaired"] = 0
         self._recover()
 
     def _recover(self) -> None:
@@ -221,16 +221,12 @@ class ControlPlane:
     def _repair_overstays(self, now_s: float) -> list[SessionRecord]:
         """Store the sweep's repairs; counted in ``sessions_repaired`` (and per state)."""
         records = [r for r in self.view.sessions() if r.state in TRANSIENT_STATES]
-        busy = {r.id for r in records if self.jobs.for_session(r.id) is not None}
-        repaired = []
-        for repair in self.sweep.overdue(records, now_s, busy):
-            log.warning("session=%s overstayed %s (%.0f s): now %s", repair.before.id, repair.before.state.value,
-                        self.sweep.max_age_s, repair.after.state.value)
+        repairs = self.sweep.overdue(records, now_s, {r.id for r in records if self.jobs.for_session(r.id)})
+        for repair in repairs:
+            log.warning("session=%s overstayed %s: %s", repair.before.id, repair.before.state.value, repair.after.failure)
             self._save(repair.after)
-            self.counters["sessions_repaired"] += 1
-            self.counters[f"sessions_repaired_{repair.before.state.value}"] += 1
-            repaired.append(repair.after)
-        return repaired
+            self.counters.update(("sessions_repaired", f"sessions_repaired_{repair.before.state.value}"))
+        return [repair.after for repair in repairs]
 
     def _plans(self) -> list[MigrationPlan]:
         limit = self.config.max_migrations_per_tick
