@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from deployments.chat_messages import check_messages
+from deployments.chat_messages import InvalidField, check_messages
 from kvpool.press_spec import PressSpec
 
 
@@ -66,14 +66,14 @@ class ChatCompletionRequest(_Strict):
     @model_validator(mode="after")
     def _consistent(self) -> "ChatCompletionRequest":
         if self.stream_options is not None and not self.stream:
-            raise ValueError("stream_options is only allowed when stream is true")
+            raise InvalidField("stream_options is only allowed when stream is true", "stream_options")
         if self.top_logprobs and not self.logprobs:
-            raise ValueError("top_logprobs requires logprobs to be true")
+            raise InvalidField("top_logprobs requires logprobs to be true", "top_logprobs")
         if isinstance(self.stop, list) and len(self.stop) > 4:
-            raise ValueError("stop accepts at most 4 sequences")
+            raise InvalidField("stop accepts at most 4 sequences", "stop")
         for token, bias in (self.logit_bias or {}).items():
             if not -100 <= bias <= 100:
-                raise ValueError(f"logit_bias[{token!r}] must be within [-100, 100]")
+                raise InvalidField(f"logit_bias[{token!r}] must be within [-100, 100]", "logit_bias")
         return self
 
     def unsupported(self) -> str | None:
