@@ -95,7 +95,7 @@ class ChatCompletionRequest(_Strict):
         return (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
 
 
-class SessionCreateRequest(_Closed):
+class SessionCreateRequest(_Strict):
     """Load a context once. Exactly one of ``context`` (text), ``documents`` (joined with blank
     lines) or ``messages`` (a chat history). ``press`` defaults to the configured press."""
 
