@@ -24,7 +24,7 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
     if request.method in ("POST", "PUT", "PATCH") and not _is_json(request.headers.get("content-type")):
         # FastAPI parses a body as JSON only without a Content-Type or with a JSON one (as vLLM
         # does); `curl -d` sends form-urlencoded. Say so instead of "Input should be a valid
-        # dictionary" (docs/request-validation.md).
+        # dictionary" (docs/api-exactness.md).
         return error_response(APIError(
             415, f"the request body must be JSON sent with the header 'Content-Type: application/json' "
                  f"(got {request.headers.get('content-type')!r}; with curl add -H 'Content-Type: application/json')",
