@@ -56,7 +56,7 @@ def _choice(value: Any, param: str, allowed: tuple[str, ...]) -> None:
     _string(value, param)
     if value not in allowed:
         listed = ", ".join(f"'{a}'" for a in allowed)
-        raise InvalidField(f"Invalid value: '{value}'. Supported values are: {listed}.", param)
+        raise InvalidField(f"Invalid value for '{param}': '{value}'. Supported values are: {listed}.", param)
 
 
 def _closed(obj: Any, param: str, allowed: set[str]) -> dict:

@@ -22,9 +22,9 @@ api.add_middleware(RequestMetricsMiddleware)
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
     errors = list(exc.errors())
     if request.method in ("POST", "PUT", "PATCH") and not _is_json(request.headers.get("content-type")):
-        # FastAPI parses a body as JSON only without a Content-Type or with a JSON one (as vLLM
-        # does); `curl -d` sends form-urlencoded. Say so instead of "Input should be a valid
-        # dictionary" (docs/api-exactness.md).
+        # FastAPI (strict_content_type, its default) parses a body as JSON only under a JSON
+        # Content-Type; `curl -d` sends form-urlencoded. Say so instead of "Input should be a
+        # valid dictionary" (docs/api-exactness.md says why this stays strict).
         return error_response(APIError(
             415, f"the request body must be JSON sent with the header 'Content-Type: application/json' "
                  f"(got {request.headers.get('content-type')!r}; with curl add -H 'Content-Type: application/json')",
@@ -34,7 +34,7 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
 
 def _is_json(content_type: str | None) -> bool:
     if not content_type:
-        return True
+        return False
     media = content_type.split(";")[0].strip().lower()
     return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
 

@@ -101,4 +101,4 @@ def test_a_body_that_is_not_declared_json_is_a_415_that_says_what_to_send(http):
                      headers={"content-type": "application/x-www-form-urlencoded"})  # what `curl -d` sends
     assert "Content-Type: application/json" in assert_openai_error(form, 415, "unsupported_media_type")["message"]
     assert http.post("/v1/chat/completions", content=body, headers={"content-type": "application/json"}).status_code == 200
-    assert http.post("/v1/chat/completions", content=body).status_code == 200  # no header: parsed as JSON (FastAPI)
+    assert_openai_error(http.post("/v1/chat/completions", content=body), 415, "unsupported_media_type")  # no header
