@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from tests.regression.exact_text_corpus import TRICKY_TEXTS
+
 
 @lru_cache(maxsize=1)
 def embedded_tokenizer():
@@ -13,18 +15,6 @@ def embedded_tokenizer():
 
     path, _ = prepare_embedded_model(progress=False)
     return AutoTokenizer.from_pretrained(path)
-
-
-# Texts whose tokens exercise what clean-up and per-token decoding get wrong: spaces before
-# punctuation and quotes, contractions, multi-byte characters split across tokens.
-TRICKY_TEXTS = (
-    "He said ' hello ' to me . It 's fine , is n't it ?",
-    'a " quoted " word ; x : y ! z ? ( p ) [ q ] { r }',
-    " do n't , ca n't , I 'm , we 're , they 've , you 'll , he 'd",
-    "你好，世界。日本語のテキスト 한국어 텍스트",
-    "emoji 😀🎉👍🏽 and flags 🇵🇹 and math ∑∫√ and accents café naïve",
-    "tabs\tand\nnew lines\r\n  double  spaces  . ,",
-)
 
 
 @lru_cache(maxsize=1)
