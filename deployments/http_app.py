@@ -21,13 +21,15 @@ api.add_middleware(RequestMetricsMiddleware)
 @api.exception_handler(RequestValidationError)
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
     errors = list(exc.errors())
-    if request.method in ("POST", "PUT", "PATCH") and not _is_json(request.headers.get("content-type")):
+    content_type = request.headers.get("content-type")
+    has_body = request.headers.get("content-length", "0") != "0" or "transfer-encoding" in request.headers
+    if request.method in ("POST", "PUT", "PATCH") and not _is_json(content_type) and (content_type or has_body):
         # FastAPI (strict_content_type, its default) parses a body as JSON only under a JSON
         # Content-Type; `curl -d` sends form-urlencoded. Say so instead of "Input should be a
         # valid dictionary" (docs/api-exactness.md says why this stays strict).
         return error_response(APIError(
             415, f"the request body must be JSON sent with the header 'Content-Type: application/json' "
-                 f"(got {request.headers.get('content-type')!r}; with curl add -H 'Content-Type: application/json')",
+                 f"(got {content_type!r}; with curl add -H 'Content-Type: application/json')",
             "unsupported_media_type", "invalid_request_error"))
     return error_response(validation_error(errors))
 
