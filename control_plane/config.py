@@ -25,6 +25,9 @@ class ControlPlaneConfig(BaseModel):
     - ``max_migrations_per_tick``: cap on plans one ``tick`` returns (bounds the burst of transfers).
     - ``heartbeat_timeout_s``: a replica silent this long is declared dead.
     - ``default_ttl_s``: idle TTL of sessions created without one (None: never expire).
+    - ``transient_timeout_s``: a session unchanged this long in LOADING, MIGRATING or REBUILDING
+      without a job driving it is repaired by the tick (control_plane.transient_sweep); keep it
+      above the ingress's ``limits.load_timeout_s``.
     - ``disk_copies_survive_replica_death``: a dead replica's disk-tier entries are readable
       (node-local disk or shared volume) and are transferred instead of re-prefilled.
     """
@@ -47,6 +50,7 @@ class ControlPlaneConfig(BaseModel):
     heartbeat_timeout_s: float = Field(default=15.0, gt=0)
     default_ttl_s: float | None = Field(default=3600.0, gt=0)
     disk_copies_survive_replica_death: bool = True
+    transient_timeout_s: float = Field(default=1200.0, gt=0)
 
     @model_validator(mode="after")
     def _names_and_marks(self) -> "ControlPlaneConfig":

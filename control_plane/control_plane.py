@@ -31,6 +31,7 @@ from control_plane.replica import ReplicaStats, ReplicaView, resting_state
 from control_plane.session import SessionRecord
 from control_plane.states import SessionState
 from control_plane.store import SessionStore, open_store
+from control_plane.transient_sweep import TRANSIENT_STATES, TransientSweep
 from kvpool.handles import Tier
 from kvpool.press_spec import NO_PRESS, PressSpec
 
@@ -46,6 +47,7 @@ class TickReport:
     expired: list[SessionRecord]
     to_free: list[PoolEntry]
     plans: list[MigrationPlan]
+    repaired: list[SessionRecord] = ()  # overstayed a transient state (control_plane.transient_sweep)
 
 
 class ControlPlane:
@@ -64,6 +66,8 @@ class ControlPlane:
         self.counters: Counter[str] = Counter()
         self.jobs = MigrationJobs(self.view, self._save, retries=config.migration_retries, counters=self.counters)
         self._touched: dict[SessionId, None] = {}
+        self.sweep = TransientSweep(config.transient_timeout_s)  # counts into sessions_repaired (exported at 0)
+        self.counters["sessions_repaired"] = 0
         self._recover()
 
     def _recover(self) -> None:
@@ -210,7 +214,19 @@ class ControlPlane:
         for replica in self.view.alive_replicas():
             to_free.update(((e.replica_id, e.handle), e) for e in self.view.stray_entries(replica.replica_id)
                            if self.jobs.for_session(e.session_id) is None)
-        return TickReport(dead_replicas=dead, expired=expired, to_free=list(to_free.values()), plans=self._plans())
+        repaired = self._repair_overstays(now_s)
+        return TickReport(dead_replicas=dead, expired=expired, to_free=list(to_free.values()), plans=self._plans(),
+                          repaired=repaired)
+
+    def _repair_overstays(self, now_s: float) -> list[SessionRecord]:
+        """Store the sweep's repairs; counted in ``sessions_repaired`` (and per state)."""
+        records = [r for r in self.view.sessions() if r.state in TRANSIENT_STATES]
+        repairs = self.sweep.overdue(records, now_s, {r.id for r in records if self.jobs.for_session(r.id)})
+        for repair in repairs:
+            log.warning("session=%s overstayed %s: %s", repair.before.id, repair.before.state.value, repair.after.failure)
+            self._save(repair.after)
+            self.counters.update(("sessions_repaired", f"sessions_repaired_{repair.before.state.value}"))
+        return [repair.after for repair in repairs]
 
     def _plans(self) -> list[MigrationPlan]:
         limit = self.config.max_migrations_per_tick

@@ -14,6 +14,7 @@ from control_plane.control_plane import ControlPlane
 from control_plane.ids import ReplicaId, SessionId
 from control_plane.migration import MigrationMethod
 from control_plane.states import SessionState
+from deployments.detached import DetachedTasks
 
 log = logging.getLogger(__name__)
 _TIMEOUT_S = 300.0
@@ -24,15 +25,13 @@ class AdminActions:
 
     def __init__(self, cp: ControlPlane, replicas: dict[str, Any], runner: Any):
         self.cp, self.replicas, self.runner = cp, replicas, runner
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks = DetachedTasks()  # not children of the admin request: a hang-up does not cancel them
         self.draining: set[str] = set()  # replicas an admin drained (they take no new sessions)
 
     def start(self, action: str, work: Callable[[], Awaitable[dict]], **detail: Any) -> str:
         """Record the event, run ``work`` in the background, return the event id."""
         event = self.cp.begin_admin_event(action, **detail)
-        task = asyncio.get_running_loop().create_task(self._run(event.event_id, work))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.start(self._run(event.event_id, work), name=f"admin-{action}")
         return event.event_id
 
     async def _run(self, event_id: str, work: Callable[[], Awaitable[dict]]) -> None:
@@ -40,9 +39,11 @@ class AdminActions:
         try:
             result = await asyncio.wait_for(work(), timeout=_TIMEOUT_S)
             self.cp.update_admin_event(event_id, AdminEventStatus.DONE, result=result)
-        except Exception as exc:  # recorded on the event: that is how the caller learns of it
-            log.warning("admin event %s failed: %s", event_id, exc)
+        except BaseException as exc:  # recorded on the event (how the caller learns of it), even when cancelled
+            log.warning("admin event %s failed: %r", event_id, exc)
             self.cp.update_admin_event(event_id, AdminEventStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
+            if not isinstance(exc, Exception):
+                raise
 
     # ---- actions ---------------------------------------------------------------------------
     def move(self, session_id: str, target: str | None, method: str) -> str:

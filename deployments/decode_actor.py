@@ -25,6 +25,7 @@ from deployments.engine.model_loader import ModelConfig
 from deployments.prefix_cache import PrefixCache
 from deployments.session_table import SessionTable
 from deployments.engine.sampling import SamplingParams
+from deployments.engine.token_bytes import TokenBytes
 from deployments.model_process import start_engine
 from kvpool import codecs
 from kvpool.compressed_kv import CompressedKV
@@ -54,6 +55,7 @@ class DecodeActor(TransferEndpoint):
         self.engine = start_engine(ModelConfig.model_validate(model), torch_threads)
         batch = BatchConfig.model_validate(batching or {})
         self.decode_loop = DecodeLoop(self.engine, batch) if batch.enabled else None
+        self.token_bytes = TokenBytes(self.engine.tokenizer)
         self._init_storage(KVPoolConfig.model_validate(pool), PlainRequestConfig.model_validate(plain or {}))
         self.active_streams = 0
         self.tokens_generated = 0
@@ -169,9 +171,9 @@ class DecodeActor(TransferEndpoint):
                 "prompt_tokens": context_tokens + step.prompt_tokens, "cached_tokens": cached_tokens,
                 "completion_tokens": step.completion_tokens}
         if logprobs and token is not None:
-            decode = self.engine.tokenizer.decode
-            data["logprob"] = {"token": decode([token.token_id]), "logprob": token.logprob,
-                               "top_logprobs": [{"token": decode([t]), "logprob": lp} for t, lp in token.top_logprobs]}
+            entry = self.token_bytes.logprob_entry  # the token's own bytes, not a lossy decode (issue 14)
+            data["logprob"] = {**entry(token.token_id, token.logprob),
+                               "top_logprobs": [entry(t, lp) for t, lp in token.top_logprobs]}
         return data
 
     # ---- generation -------------------------------------------------------------------------
@@ -192,7 +194,7 @@ class DecodeActor(TransferEndpoint):
         prefilled for this request).
 
         Each yielded dict: ``{"text", "token_id", "finish_reason", "prompt_tokens", "cached_tokens",
-        "completion_tokens"}`` plus ``"logprob": {"token", "logprob", "top_logprobs"}`` when
+        "completion_tokens"}`` plus ``"logprob": {"token", "logprob", "bytes", "top_logprobs"}`` when
         logprobs were asked for; the last one has a finish_reason. ``prompt_tokens`` counts the
         question, plus, without a session, the prefix cache's context (a plain request's whole
         prompt; a session's context is counted by the ingress as cached tokens). ``cached_tokens``

@@ -28,9 +28,9 @@ log = logging.getLogger(__name__)
 class APIError(KVFleetError):
     """An error raised by the API layer itself with an explicit status."""
 
-    def __init__(self, status: int, message: str, code: str, type_: str | None = None):
+    def __init__(self, status: int, message: str, code: str, type_: str | None = None, param: str | None = None):
         super().__init__(message)
-        self.status, self.message, self.code = status, message, code
+        self.status, self.message, self.code, self.param = status, message, code, param
         self.type = type_ or _TYPES.get(status, "server_error")
 
 
@@ -78,7 +78,7 @@ def to_api_error(exc: BaseException) -> APIError:
     if isinstance(exc, ValidationError):
         if all(tuple(err.get("loc", ()))[:1] == ("press",) for err in exc.errors()):
             return APIError(422, _validation_message(exc), "invalid_press")  # e.g. a ratio outside [0, 1)
-        return APIError(400, _validation_message(exc), "invalid_request")
+        return validation_error(exc.errors())
     for rule in _RULES:
         if isinstance(exc, rule.exc):
             return APIError(rule.status, _message(exc), rule.code)
@@ -103,14 +103,44 @@ def _message(exc: BaseException) -> str:
 
 
 def _validation_message(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors()[:5]:
-        where = ".".join(str(p) for p in err.get("loc", ()))
-        if err.get("type") == "extra_forbidden":
-            parts.append(f"unsupported field {where!r}")
+    return "; ".join(_error_text(err) for err in exc.errors()[:5])
+
+
+def _error_text(err: dict) -> str:
+    where = param_of(err.get("loc", ()))
+    if err.get("type") == "extra_forbidden":
+        return f"unsupported field {where!r}"
+    return f"{where or 'body'}: {err.get('msg')}"
+
+
+def param_of(loc: tuple) -> str:
+    """OpenAI's ``param`` for a pydantic error location: ``("messages", 0, "content")`` ->
+    ``messages[0].content``. Union member tags pydantic adds (``str``, ``list[str]``) and the
+    FastAPI ``body`` prefix are dropped."""
+    out = ""
+    for i, part in enumerate(loc):
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif (i == 0 and part == "body") or "[" in part or part in _TYPE_TAGS:
+            continue
         else:
-            parts.append(f"{where}: {err.get('msg')}")
-    return "; ".join(parts)
+            out += f".{part}" if out else part
+    return out
+
+
+_TYPE_TAGS = frozenset({"str", "int", "float", "bool", "none", "dict", "list", "function-after", "function-before"})
+
+
+def validation_error(errors: list[dict]) -> APIError:
+    """A 400 for pydantic ``errors()``: the first error names ``param``; a field check that raised
+    an error carrying its own ``param`` and ``code`` (deployments.chat_messages.InvalidField)
+    speaks for itself."""
+    first = errors[0] if errors else {}
+    cause = (first.get("ctx") or {}).get("error")
+    if cause is not None and getattr(cause, "param", None):
+        return APIError(400, str(cause), getattr(cause, "code", "invalid_request"), param=cause.param)
+    message = "; ".join(_error_text(err) for err in errors[:5]) or "invalid request"
+    return APIError(400, message, "invalid_request", param=param_of(tuple(first.get("loc", ()))) or None)
 
 
 def error_body(error: APIError) -> dict:

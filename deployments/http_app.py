@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from ray.exceptions import RayActorError
 
-from deployments.errors import APIError, error_body, to_api_error
+from deployments.errors import APIError, error_body, to_api_error, validation_error
 from deployments.metrics import RequestMetricsMiddleware
 from kvpool.errors import KVFleetError
 
@@ -20,12 +20,25 @@ api.add_middleware(RequestMetricsMiddleware)
 
 @api.exception_handler(RequestValidationError)
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-    parts = []
-    for err in exc.errors()[:5]:
-        where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
-        parts.append(f"unsupported field {where!r}" if err.get("type") == "extra_forbidden"
-                     else f"{where or 'body'}: {err.get('msg')}")
-    return error_response(APIError(400, "; ".join(parts), "invalid_request"))
+    errors = list(exc.errors())
+    content_type = request.headers.get("content-type")
+    has_body = request.headers.get("content-length", "0") != "0" or "transfer-encoding" in request.headers
+    if request.method in ("POST", "PUT", "PATCH") and not _is_json(content_type) and (content_type or has_body):
+        # FastAPI (strict_content_type, its default) parses a body as JSON only under a JSON
+        # Content-Type; `curl -d` sends form-urlencoded. Say so instead of "Input should be a
+        # valid dictionary" (docs/api-exactness.md says why this stays strict).
+        return error_response(APIError(
+            415, f"the request body must be JSON sent with the header 'Content-Type: application/json' "
+                 f"(got {content_type!r}; with curl add -H 'Content-Type: application/json')",
+            "unsupported_media_type", "invalid_request_error"))
+    return error_response(validation_error(errors))
+
+
+def _is_json(content_type: str | None) -> bool:
+    if not content_type:
+        return False
+    media = content_type.split(";")[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
 
 
 @api.exception_handler(Exception)

@@ -22,6 +22,7 @@ from ray.serve.exceptions import RayServeException
 from deployments.auth import Authenticator
 from deployments.config import AppConfig
 from deployments.context_limit import ContextLimit
+from deployments.detached import DetachedTasks
 from deployments.engine.presses import describe_presses, resolve
 from deployments.engine.sampling import SamplingParams
 from deployments.admin_routes import AdminRoutes
@@ -45,13 +46,14 @@ class Ingress(AdminRoutes):
         self.model_name = self.config.model.name
         self.context_limit = ContextLimit(self.config.model, self.config.limits.max_context_tokens)
         self.vocab_size = len(self.context_limit.renderer.tokenizer)  # logit_bias ids are checked against it
+        self.loads = DetachedTasks()  # session loads that outlive their request
         self._rr = 0
 
     # ---- helpers -----------------------------------------------------------------------------
     def _check_model(self, model: str) -> None:
         if model != self.model_name:
             raise APIError(404, f"model {model!r} is not served here; available: {self.model_name!r}",
-                           "model_not_found")
+                           "model_not_found", param="model")
 
     def _sampling(self, req: ChatCompletionRequest, choice: int) -> dict:
         limits = self.config.limits
@@ -80,10 +82,19 @@ class Ingress(AdminRoutes):
         return {"object": "list", "data": describe_presses(), "default": self.config.default_press.model_dump()}
 
     # ---- OpenAI API --------------------------------------------------------------------------
+    def _model_card(self) -> dict:
+        return {"id": self.model_name, "object": "model", "created": 0, "owned_by": "kvfleet",
+                "max_model_len": self.config.limits.max_context_tokens}
+
     @api.get("/v1/models")
     async def models(self) -> dict:
-        return {"object": "list", "data": [{"id": self.model_name, "object": "model", "created": 0,
-                                            "owned_by": "kvfleet", "max_model_len": self.config.limits.max_context_tokens}]}
+        return {"object": "list", "data": [self._model_card()]}
+
+    @api.get("/v1/models/{model:path}")
+    async def model(self, model: str) -> dict:
+        """OpenAI ``models.retrieve``: the card of a served model; 404 for any other id."""
+        self._check_model(model)
+        return self._model_card()
 
     @api.post("/v1/chat/completions")
     async def chat_completions(self, request: Request, body: dict = Body(...), authorization: str | None = Header(None),
@@ -204,17 +215,30 @@ class Ingress(AdminRoutes):
         press = req.press or self.config.default_press
         resolve(press)  # 422 before anything is placed
         await asyncio.to_thread(self.context_limit.check, req.context_value())  # 413 likewise
-        opened = await self.control.open_session.remote(
-            owner=owner, model=req.model, context=req.context_value(), press=press.model_dump(mode="json"),
-            ttl_s=req.ttl_s, pinned=req.pinned)
+        # Open + load run detached from this request (deployments.detached): a client that hangs
+        # up never leaves the session LOADING; it completes or ends failed (issue 14).
+        opened_future = asyncio.get_running_loop().create_future()
+        load = self.loads.start(self._open_and_load(owner, req, press.model_dump(mode="json"), opened_future),
+                                name="session-load")
+        opened = await asyncio.shield(opened_future)
         session_id, replica_id = opened["session"]["id"], opened["replica"]
-        load = self._load(session_id, replica_id, req.context_value(), press.model_dump(mode="json"), req.pinned)
         if req.stream:
             return StreamingResponse(self._load_events(session_id, replica_id, load), media_type="text/event-stream")
         if not req.wait:
-            asyncio.get_running_loop().create_task(load)
             return JSONResponse(self._session_view(opened["session"]), status_code=202)
-        return await load
+        return await asyncio.shield(load)
+
+    async def _open_and_load(self, owner: str, req: SessionCreateRequest, press: dict,
+                             opened_future: asyncio.Future) -> dict:
+        try:
+            opened = await self.control.open_session.remote(
+                owner=owner, model=req.model, context=req.context_value(), press=press, ttl_s=req.ttl_s,
+                pinned=req.pinned)
+        except BaseException as exc:
+            opened_future.set_exception(exc)
+            raise
+        opened_future.set_result(opened)
+        return await self._load(opened["session"]["id"], opened["replica"], req.context_value(), press, req.pinned)
 
     async def _load(self, session_id: str, replica_id: str, context: Any, press: dict, pinned: bool) -> dict:
         start = time.perf_counter()
@@ -238,7 +262,7 @@ class Ingress(AdminRoutes):
         yield sse({"event": "placed", "session_id": session_id, "replica": replica_id})
         yield sse({"event": "prefill_started", "session_id": session_id})
         try:
-            view = await load
+            view = await asyncio.shield(load)  # a client that hangs up does not cancel the load
             yield sse({"event": "ready", **view})
         except Exception as exc:
             yield sse({"event": "failed", **error_body(to_api_error(exc))})

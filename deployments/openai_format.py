@@ -14,11 +14,14 @@ def completion_id() -> str:
 
 
 def _logprob_entry(item: dict) -> dict:
-    def one(token: str, logprob: float) -> dict:
-        return {"token": token, "logprob": logprob, "bytes": list(token.encode("utf-8"))}
+    """OpenAI ``ChatCompletionTokenLogprob`` from the replica's ``{"token", "logprob", "bytes",
+    "top_logprobs"}``: ``bytes`` are the token's own bytes (deployments.engine.token_bytes), never
+    re-encoded from its text, which is lossy for a token holding part of a character."""
+    def one(entry: dict) -> dict:
+        return {"token": entry["token"], "logprob": entry["logprob"], "bytes": entry["bytes"]}
 
     lp = item["logprob"]
-    return {**one(lp["token"], lp["logprob"]), "top_logprobs": [one(t["token"], t["logprob"]) for t in lp["top_logprobs"]]}
+    return {**one(lp), "top_logprobs": [one(t) for t in lp["top_logprobs"]]}
 
 
 @dataclass

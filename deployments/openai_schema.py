@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from deployments.chat_messages import InvalidField, check_messages
 from kvpool.press_spec import PressSpec
 
 
@@ -17,14 +18,23 @@ class _Closed(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class StreamOptions(_Closed):
+class _Strict(_Closed):
+    """Types as OpenAI checks them: no string for a number, no 1 for true (pydantic's lax mode would)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class StreamOptions(_Strict):
     include_usage: bool = False
     continuous_usage_stats: bool = False
 
 
-class ChatCompletionRequest(_Closed):
+class ChatCompletionRequest(_Strict):
+    """Value ranges from the OpenAI API reference (Chat Completions) and vLLM's request model;
+    ``messages`` are checked by deployments.chat_messages (400 with ``param`` naming the field)."""
+
     model: str
-    messages: list[dict[str, Any]] = Field(min_length=1)
+    messages: list[dict[str, Any]]
     session_id: str | None = None
     max_tokens: int | None = Field(default=None, ge=1)
     max_completion_tokens: int | None = Field(default=None, ge=1)
@@ -32,7 +42,7 @@ class ChatCompletionRequest(_Closed):
     top_p: float | None = Field(default=None, gt=0.0, le=1.0)
     seed: int | None = None
     stop: str | list[str] | None = None
-    n: int = Field(default=1, ge=1)
+    n: int = Field(default=1, ge=1, le=128)
     stream: bool = False
     stream_options: StreamOptions | None = None
     logprobs: bool = False
@@ -56,14 +66,22 @@ class ChatCompletionRequest(_Closed):
     ignore_eos: bool = False
     press: PressSpec | None = Field(default=None, description="press for this plain request's prompt")
 
+    @field_validator("messages", mode="before")
+    @classmethod
+    def _messages(cls, value: Any) -> Any:
+        return check_messages(value, "messages")
+
     @model_validator(mode="after")
     def _consistent(self) -> "ChatCompletionRequest":
         if self.stream_options is not None and not self.stream:
-            raise ValueError("stream_options is only allowed when stream is true")
+            raise InvalidField("stream_options is only allowed when stream is true", "stream_options")
         if self.top_logprobs and not self.logprobs:
-            raise ValueError("top_logprobs requires logprobs to be true")
+            raise InvalidField("top_logprobs requires logprobs to be true", "top_logprobs")
         if isinstance(self.stop, list) and len(self.stop) > 4:
-            raise ValueError("stop accepts at most 4 sequences")
+            raise InvalidField("stop accepts at most 4 sequences", "stop")
+        for token, bias in (self.logit_bias or {}).items():
+            if not -100 <= bias <= 100:
+                raise InvalidField(f"logit_bias[{token!r}] must be within [-100, 100]", "logit_bias")
         return self
 
     def unsupported(self) -> str | None:
@@ -78,7 +96,7 @@ class ChatCompletionRequest(_Closed):
         return (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
 
 
-class SessionCreateRequest(_Closed):
+class SessionCreateRequest(_Strict):
     """Load a context once. Exactly one of ``context`` (text), ``documents`` (joined with blank
     lines) or ``messages`` (a chat history). ``press`` defaults to the configured press."""
 
@@ -91,6 +109,11 @@ class SessionCreateRequest(_Closed):
     pinned: bool = False
     wait: bool = Field(default=True, description="false: return 202 at once and poll GET /v1/sessions/{id}")
     stream: bool = Field(default=False, description="true: stream progress events as server-sent events")
+
+    @field_validator("messages", mode="before")
+    @classmethod
+    def _messages(cls, value: Any) -> Any:
+        return value if value is None else check_messages(value, "messages")
 
     @model_validator(mode="after")
     def _one_context(self) -> "SessionCreateRequest":

@@ -44,7 +44,7 @@ def server_stays_up(http: httpx.Client, facts_session: dict):
     ({"stream_options": {"include_usage": True}}, "invalid_request", "stream_options"),
     ({"top_logprobs": 3}, "invalid_request", "top_logprobs"),
     ({"stop": ["a", "b", "c", "d", "e"]}, "invalid_request", "stop"),
-    ({"messages": [{"role": "wizard", "content": "hi"}]}, "invalid_prompt", "role"),
+    ({"messages": [{"role": "wizard", "content": "hi"}]}, "invalid_request", "role"),
 ])
 def test_bad_chat_request_is_400(http, body, code, words):
     error = assert_openai_error(chat(http, **body), 400, code)

@@ -7,6 +7,17 @@ from deployments.engine.sampling import SamplingParams
 from kvpool import PressSpec
 from tests.conftest import document
 
+def kvpress_text(engine, question_ids: list[int]) -> str:
+    """Generated ids decoded as kvpress's pipeline decodes them (the tokenizer's default, which
+    for SmolLM2 cleans up spaces before punctuation); kvfleet's own replies never clean up
+    (deployments.engine.detokenizer), so the ids are compared through kvpress's decode."""
+    return engine.tokenizer.decode(question_ids, skip_special_tokens=True)
+
+
+def answers(engine, ckv, questions: list[str], max_tokens: int) -> list[str]:
+    return [kvpress_text(engine, engine.answer(ckv, q, SamplingParams(max_tokens=max_tokens))[1]) for q in questions]
+
+
 QUESTIONS = ["What is the secret code of the vault?", "Where was Alice born?", "When is the meeting?"]
 
 SPECS = [
@@ -27,7 +38,7 @@ def test_greedy_answers_token_identical_to_pipeline(engine, kvpress_pipeline, sp
     context = document(40)
     press_spec = PressSpec.model_validate(spec)
     ckv = engine.prefill(context, press_spec)
-    ours = [engine.answer(ckv, q, SamplingParams(max_tokens=24))[0] for q in QUESTIONS]
+    ours = answers(engine, ckv, QUESTIONS, 24)
     reference = kvpress_pipeline(context, questions=QUESTIONS, press=resolve(press_spec).press,
                                  max_new_tokens=24)["answers"]
     assert ours == reference
@@ -49,7 +60,7 @@ def test_kvzip_token_identical_to_pipeline(engine, kvpress_pipeline):
     context = document(20)
     spec = PressSpec(name="kvzip", compression_ratio=0.5)
     ckv = engine.prefill(context, spec)
-    ours = [engine.answer(ckv, q, SamplingParams(max_tokens=16))[0] for q in QUESTIONS[:2]]
+    ours = answers(engine, ckv, QUESTIONS[:2], 16)
     reference = kvpress_pipeline(context, questions=QUESTIONS[:2], press=resolve(spec).press,
                                  max_new_tokens=16)["answers"]
     assert ours == reference
@@ -61,7 +72,7 @@ def test_decoding_press_matches_pipeline(engine, kvpress_pipeline):
                                      "compression_interval": 4, "target_size": 96})
     ckv = engine.prefill(context, spec)
     assert ckv.meta.kept_tokens == ckv.meta.original_tokens  # decoding presses leave the prefill alone
-    ours = engine.answer(ckv, QUESTIONS[0], SamplingParams(max_tokens=24))[0]
+    ours = answers(engine, ckv, QUESTIONS[:1], 24)[0]
     reference = kvpress_pipeline(context, question=QUESTIONS[0], press=resolve(spec).press,
                                  max_new_tokens=24)["answer"]
     assert ours == reference

@@ -1,0 +1,1 @@
+"""Regression corpus (issue 14): small inputs with the right answers, shared by unit and e2e tests."""
