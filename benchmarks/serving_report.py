@@ -257,7 +257,7 @@ def parser() -> argparse.ArgumentParser:
                    help="result JSON (default benchmarks/results/serving_bench*.json)")
     r.add_argument("--context-tokens", dest="context_tokens", type=int, default=None,
                    help="quality documents' length (1k-6k)")
-    r.add_argument("--tasks", nargs="+", default=None, choices=["needle", "facts"])
+    r.add_argument("--tasks", nargs="+", default=None, choices=["needle", "facts", "chat"])
     r.add_argument("--seeds", type=int, nargs="+", default=None, help="one document per task and seed")
     r.add_argument("--presses", nargs="+", default=None, help="press labels, e.g. knorm 'adakv(snapkv)'")
     r.add_argument("--ratios", type=float, nargs="+", default=None)

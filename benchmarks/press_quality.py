@@ -1,0 +1,199 @@
+"""Press quality in-process (no Ray): accuracy, bytes and load time per press x ratio, two question sets.
+
+    python benchmarks/press_quality.py                      # the committed run (~35 min on this shared 2-core machine, 1 thread)
+    python benchmarks/press_quality.py --quick              # smoke run (2 presses, 1 ratio, 1 doc per set)
+
+For every (press, ratio) and document of both question sets (``document``: needle + facts planted
+in prose, ``chat``: facts told in a conversation, see quality_tasks / quality_chat) the engine
+prefills the context under the press (the load time is that wall time), the bytes stored are the
+CompressedKV's exact ``nbytes``, and every question is answered greedily (max 24 tokens, stop at
+"." or newline) and scored by exact match. The uncompressed baseline is press ``none``.
+A second sweep measures where a press stops costing accuracy on short contexts: the default press
+at the default ratio vs uncompressed, on short needle documents (``--short-lengths``); the
+default ``min_tokens`` comes from it (press_ranking.choose_min_tokens).
+
+Writes ``benchmarks/results/press_quality.json`` (after every configuration, so an interrupted
+run keeps what it measured) and ``press_quality.png`` (accuracy vs load time at r = 0.5, and
+accuracy vs ratio). Read ratios, not absolute times: the machine is shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from statistics import mean
+from typing import Any, Callable
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.press_grid import press_spec  # noqa: E402
+from benchmarks.press_ranking import choose_min_tokens, rank_presses, summarize  # noqa: E402
+from benchmarks.quality_tasks import QUESTION_SETS, QADocument, build_documents, exact_match, needle_document  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+PRESSES = ("kvzip", "kvgrad", "knorm", "streaming_llm", "keydiff", "lagkv", "expected_attention", "cap",
+           "compactor", "non_causal_attn", "kvcompose", "snapkv", "tova", "pyramidkv", "finch", "adakv(snapkv)")
+RATIOS = (0.25, 0.5, 0.75)
+FULL_RATIO_PRESSES = ("kvzip", "knorm", "streaming_llm", "expected_attention", "snapkv")
+STOP = (".", "\n")
+
+
+def _set_of(task: str) -> str:
+    return next(name for name, tasks in QUESTION_SETS.items() if task in tasks)
+
+
+def run_document(engine, doc: QADocument, spec: dict, max_tokens: int) -> dict[str, Any]:
+    """Load ``doc`` under ``spec`` and ask all its questions; one job row."""
+    from deployments.engine.sampling import SamplingParams
+    from kvpool import PressSpec
+
+    start = time.perf_counter()
+    ckv = engine.prefill(doc.context, PressSpec.model_validate(spec))
+    load_s = time.perf_counter() - start
+    answers = []
+    for item in doc.items:
+        text, _, _ = engine.answer(ckv, item.question, SamplingParams(max_tokens=max_tokens, stop=list(STOP)))
+        answers.append({"question": item.question, "expected": item.answer, "answer": text, "depth": item.depth,
+                        "correct": exact_match(text, item.answer, item.kind)})
+    return {"doc_id": doc.doc_id, "task": doc.task, "set": _set_of(doc.task), "tokens_read": ckv.meta.original_tokens,
+            "tokens_kept": round(ckv.meta.kept_tokens, 1), "bytes_stored": ckv.nbytes, "load_s": round(load_s, 3),
+            "answers": answers}
+
+
+def configurations(presses: list[str], ratios: list[float], full_ratio_presses: list[str]) -> list[tuple[str, float]]:
+    """``none`` first, then every press at 0.5 (or the first ratio), then the other ratios for
+    ``full_ratio_presses`` - so an interrupted run already ranks every press at the default ratio."""
+    main = 0.5 if 0.5 in ratios else ratios[0]
+    configs = [("none", 0.0)] + [(p, main) for p in presses]
+    configs += [(p, r) for p in presses if p in full_ratio_presses for r in ratios if r != main]
+    return configs
+
+
+def sweep(engine, docs: list[QADocument], configs: list[tuple[str, float]], max_tokens: int,
+          save: Callable[[list[dict]], None], log: Callable[[str], None]) -> list[dict]:
+    jobs: list[dict] = []
+    start = time.perf_counter()
+    for i, (label, ratio) in enumerate(configs):
+        spec = press_spec(label, ratio)
+        for doc in docs:
+            job = run_document(engine, doc, spec, max_tokens)
+            jobs.append({"press": label, "compression_ratio": ratio, "spec": spec, **job})
+        done = [j for j in jobs if j["press"] == label and j["compression_ratio"] == ratio]
+        correct = sum(a["correct"] for j in done for a in j["answers"])
+        log(f"[{i + 1}/{len(configs)}] {label} r={ratio}: {correct}/{sum(len(j['answers']) for j in done)} correct, "
+            f"load {mean(j['load_s'] for j in done):.2f} s ({time.perf_counter() - start:.0f} s)")
+        save(jobs)
+    return jobs
+
+
+def short_context_sweep(engine, press: str, ratio: float, lengths: list[int], seeds: list[int], max_tokens: int,
+                        count, log: Callable[[str], None]) -> list[dict]:
+    """Accuracy of ``press`` at ``ratio`` vs uncompressed on short needle documents (2 needles each)."""
+    rows = []
+    for length in lengths:
+        docs = [needle_document(seed, length, count, needles=2) for seed in seeds]
+        row: dict[str, Any] = {"context_tokens": length}
+        for label, r in (("none", 0.0), (press, ratio)):
+            jobs = [run_document(engine, doc, press_spec(label, r), max_tokens) for doc in docs]
+            answers = [a for j in jobs for a in j["answers"]]
+            row["tokens_read"] = round(mean(j["tokens_read"] for j in jobs))
+            row["none" if label == "none" else "press"] = sum(a["correct"] for a in answers) / len(answers)
+        row["questions"] = len(docs) * 2
+        log(f"short context {length}: none {row['none']:.2f}, {press} {row['press']:.2f}")
+        rows.append(row)
+    return rows
+
+
+def plot(result: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = result["summary"]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(14, 6))
+    at_half = [r for r in rows if r["compression_ratio"] == 0.5 or r["press"] == "none"]
+    for row in at_half:
+        marker = "o" if row["query_agnostic"] else "x"
+        left.scatter(row["load_s"], row["accuracy"], marker=marker, color="k" if row["press"] == "none" else None)
+        left.annotate(row["press"], (row["load_s"], row["accuracy"]), fontsize=7, xytext=(3, 3),
+                      textcoords="offset points")
+    left.set_xlabel("load (prefill + press) time per document, s")
+    left.set_ylabel("exact-match accuracy, both question sets")
+    left.set_title("r = 0.5: accuracy vs load time (o query-agnostic, x query-aware)")
+    for press in sorted({r["press"] for r in rows if r["press"] != "none"}):
+        line = sorted((r["compression_ratio"], r["accuracy"]) for r in rows if r["press"] == press)
+        if len(line) > 1:
+            right.plot(*zip(*line), marker="o", label=press)
+    none = next(r for r in rows if r["press"] == "none")
+    right.axhline(none["accuracy"], color="k", linestyle="--", label="uncompressed")
+    right.set_xlabel("compression ratio")
+    right.set_ylabel("accuracy")
+    right.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--presses", nargs="+", default=list(PRESSES))
+    parser.add_argument("--ratios", type=float, nargs="+", default=list(RATIOS))
+    parser.add_argument("--full-ratio-presses", nargs="+", default=list(FULL_RATIO_PRESSES),
+                        help="presses swept over every ratio (the others only at 0.5)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="documents per task")
+    parser.add_argument("--chat-seeds", type=int, nargs="+", default=[0, 1, 2, 3])
+    parser.add_argument("--context-tokens", type=int, default=512)
+    parser.add_argument("--short-lengths", type=int, nargs="*", default=[64, 128, 256],
+                        help="target lengths of the short needle documents (the passkey preamble alone is ~35 tokens)")
+    parser.add_argument("--short-seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--max-tokens", type=int, default=24)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1: the machine is shared)")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 2 presses, r=0.5, one document per set")
+    parser.add_argument("--out", type=Path, default=RESULTS / "press_quality.json")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.presses, args.ratios, args.full_ratio_presses = ["knorm", "kvzip"], [0.5], []
+        args.seeds, args.chat_seeds, args.short_lengths, args.short_seeds = [0], [0], [48], [0]
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from deployments.engine.engine import KVEngine
+    from deployments.engine.model_loader import EMBEDDED_MODEL_ID, ModelConfig, load_model
+
+    engine = KVEngine(load_model(ModelConfig()), EMBEDDED_MODEL_ID)
+    count = lambda text: len(engine.tokenizer.encode(text, add_special_tokens=False))  # noqa: E731
+    docs = build_documents(["needle", "facts"], args.seeds, args.context_tokens, count)
+    docs += build_documents(["chat"], args.chat_seeds, args.context_tokens, count)
+    run_document(engine, docs[0], press_spec("none", 0), 4)  # warm up: first forward passes are slower
+    configs = configurations(args.presses, args.ratios, args.full_ratio_presses)
+    config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    result: dict[str, Any] = {"benchmark": "press_quality", "config": config, "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+                              "documents": [d.to_json() for d in docs], "configs": [list(c) for c in configs]}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+
+    def save(jobs: list[dict]) -> None:
+        result["jobs"] = jobs
+        result["summary"] = summarize(jobs)
+        result["ranking_at_0.5"] = rank_presses(result["summary"], 0.5)
+        args.out.write_text(json.dumps(result, indent=1))
+
+    sweep(engine, docs, configs, args.max_tokens, save, print)
+    best = result["ranking_at_0.5"][0]["press"] if result["ranking_at_0.5"] else "kvzip"
+    if args.short_lengths:
+        result["short_contexts"] = {"press": best, "compression_ratio": 0.5, "rows": short_context_sweep(
+            engine, best, 0.5, args.short_lengths, args.short_seeds, args.max_tokens, count, print)}
+        result["short_contexts"]["min_tokens"] = choose_min_tokens(result["short_contexts"]["rows"])
+    result["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
+    save(result["jobs"])
+    plot(result, args.out.with_suffix(".png"))
+    print(json.dumps({"ranking_at_0.5": result["ranking_at_0.5"][:5], "short_contexts": result.get("short_contexts")},
+                     indent=1))
+
+
+if __name__ == "__main__":
+    main()
