@@ -1,6 +1,6 @@
 """Press quality in-process (no Ray): accuracy, bytes and load time per press x ratio, two question sets.
 
-    python benchmarks/press_quality.py                      # the committed run (~35 min on this shared 2-core machine, 1 thread)
+    python benchmarks/press_quality.py                      # the committed run (sized for <= 40 min on this shared 2-core machine, 1 thread)
     python benchmarks/press_quality.py --quick              # smoke run (2 presses, 1 ratio, 1 doc per set)
 
 For every (press, ratio) and document of both question sets (``document``: needle + facts planted
@@ -35,10 +35,10 @@ from benchmarks.press_ranking import choose_min_tokens, rank_presses, summarize 
 from benchmarks.quality_tasks import QUESTION_SETS, QADocument, build_documents, exact_match, needle_document  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
-PRESSES = ("kvzip", "kvgrad", "knorm", "streaming_llm", "keydiff", "lagkv", "expected_attention", "cap",
-           "compactor", "non_causal_attn", "kvcompose", "snapkv", "tova", "pyramidkv", "finch", "adakv(snapkv)")
+PRESSES = ("kvzip", "knorm", "streaming_llm", "expected_attention", "cap", "non_causal_attn", "kvcompose", "kvgrad",
+           "snapkv", "pyramidkv", "finch")
 RATIOS = (0.25, 0.5, 0.75)
-FULL_RATIO_PRESSES = ("kvzip", "knorm", "streaming_llm", "expected_attention", "snapkv")
+FULL_RATIO_PRESSES = ("kvzip", "knorm")
 STOP = (".", "\n")
 
 
@@ -144,12 +144,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ratios", type=float, nargs="+", default=list(RATIOS))
     parser.add_argument("--full-ratio-presses", nargs="+", default=list(FULL_RATIO_PRESSES),
                         help="presses swept over every ratio (the others only at 0.5)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="documents per task")
-    parser.add_argument("--chat-seeds", type=int, nargs="+", default=[0, 1, 2, 3])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="documents per task")
+    parser.add_argument("--chat-seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--context-tokens", type=int, default=512)
     parser.add_argument("--short-lengths", type=int, nargs="*", default=[64, 128, 256],
                         help="target lengths of the short needle documents (the passkey preamble alone is ~35 tokens)")
-    parser.add_argument("--short-seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--short-seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--max-tokens", type=int, default=24)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1: the machine is shared)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 2 presses, r=0.5, one document per set")

@@ -26,13 +26,16 @@ from kvpress.presses.fastkvzip_press import FastKVzipGate
 from kvpress.presses.kvzap_press import KVzapModel
 from kvpress.presses.qfilter_press import QFilters
 
+from kvpool.errors import PressSpecError
+
 
 def _existing(path: str | None, what: str) -> Path:
+    """``path`` as a Path; PressSpecError (HTTP 422) when it is missing or does not exist."""
     if not path:
-        raise ValueError(f"{what} path is required (nothing is downloaded at run time)")
+        raise PressSpecError(f"{what} path is required (nothing is downloaded at run time)")
     resolved = Path(path).expanduser()
     if not resolved.exists():
-        raise ValueError(f"{what} not found at {str(resolved)!r}")
+        raise PressSpecError(f"{what} not found at {str(resolved)!r} (a path on the replica's machine)")
     return resolved
 
 
