@@ -6,7 +6,7 @@
 For every (press, ratio) and document of both question sets (``document``: needle + facts planted
 in prose, ``chat``: facts told in a conversation, see quality_tasks / quality_chat) the engine
 prefills the context under the press (the load time is that wall time), the bytes stored are the
-CompressedKV's exact ``nbytes``, and every question is answered greedily (max 24 tokens, stop at
+CompressedKV's exact ``nbytes``, and every question is answered greedily (max 20 tokens, stop at
 "." or newline) and scored by exact match. The uncompressed baseline is press ``none``.
 A second sweep measures where a press stops costing accuracy on short contexts: the default press
 at the default ratio vs uncompressed, on short needle documents (``--short-lengths``); the
@@ -35,11 +35,17 @@ from benchmarks.press_ranking import choose_min_tokens, rank_presses, summarize 
 from benchmarks.quality_tasks import QUESTION_SETS, QADocument, build_documents, exact_match, needle_document  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
-PRESSES = ("kvzip", "knorm", "streaming_llm", "expected_attention", "cap", "non_causal_attn", "kvcompose", "kvgrad",
-           "snapkv", "pyramidkv", "finch")
+PRESSES = ("kvzip", "knorm", "expected_attention", "streaming_llm", "cap", "kvgrad", "snapkv", "pyramidkv", "finch")
 RATIOS = (0.25, 0.5, 0.75)
 FULL_RATIO_PRESSES = ("kvzip", "knorm")
 STOP = (".", "\n")
+
+
+def _agnostic_label(label: str) -> bool:
+    from deployments.engine.presses import resolve
+    from kvpool import PressSpec
+
+    return resolve(PressSpec.model_validate(press_spec(label, 0.5))).query_agnostic
 
 
 def _set_of(task: str) -> str:
@@ -74,8 +80,9 @@ def configurations(presses: list[str], ratios: list[float], full_ratio_presses: 
 
 
 def sweep(engine, docs: list[QADocument], configs: list[tuple[str, float]], max_tokens: int,
-          save: Callable[[list[dict]], None], log: Callable[[str], None]) -> list[dict]:
-    jobs: list[dict] = []
+          save: Callable[[list[dict]], None], log: Callable[[str], None], jobs: list[dict] | None = None) -> list[dict]:
+    """Run ``configs`` on ``docs``, appending to ``jobs``; ``save(jobs)`` after each configuration."""
+    jobs = [] if jobs is None else jobs
     start = time.perf_counter()
     for i, (label, ratio) in enumerate(configs):
         spec = press_spec(label, ratio)
@@ -138,6 +145,21 @@ def plot(result: dict[str, Any], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+def markdown_table(result: dict[str, Any]) -> str:
+    """The summary as Markdown: accuracy per question set next to bytes and load time."""
+    lines = ["| press | ratio | accuracy document / chat | vs uncompressed (worst set) | KV bytes vs none "
+             "| load s (vs none) |", "|---|---|---|---|---|---|"]
+    rows = sorted(result["summary"], key=lambda r: (r["press"] != "none", r["compression_ratio"], -r["accuracy"]))
+    for r in rows:
+        by_set = r["accuracy_by_set"]
+        worst = min((v for v in (r.get("relative_by_set") or {}).values() if v is not None), default=None)
+        lines.append(f"| {r['press']}{'' if r['query_agnostic'] else ' (query-aware)'} | {r['compression_ratio']} "
+                     f"| {by_set.get('document', float('nan')):.2f} / {by_set.get('chat', float('nan')):.2f} "
+                     f"| {'-' if worst is None else f'{worst:.2f}'} | {r.get('bytes_vs_none', 1.0):.2f} "
+                     f"| {r['load_s']:.1f} ({r.get('load_vs_none') or 1.0:.1f}x) |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--presses", nargs="+", default=list(PRESSES))
@@ -150,11 +172,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--short-lengths", type=int, nargs="*", default=[64, 128, 256],
                         help="target lengths of the short needle documents (the passkey preamble alone is ~35 tokens)")
     parser.add_argument("--short-seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--max-tokens", type=int, default=24)
+    parser.add_argument("--max-tokens", type=int, default=20)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1: the machine is shared)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 2 presses, r=0.5, one document per set")
     parser.add_argument("--out", type=Path, default=RESULTS / "press_quality.json")
+    parser.add_argument("--table", action="store_true", help="print the result in --out as a Markdown table, run nothing")
     args = parser.parse_args(argv)
+    if args.table:
+        print(markdown_table(json.loads(args.out.read_text())))
+        return
     if args.quick:
         args.presses, args.ratios, args.full_ratio_presses = ["knorm", "kvzip"], [0.5], []
         args.seeds, args.chat_seeds, args.short_lengths, args.short_seeds = [0], [0], [48], [0]
@@ -182,12 +208,18 @@ def main(argv: list[str] | None = None) -> None:
         result["ranking_at_0.5"] = rank_presses(result["summary"], 0.5)
         args.out.write_text(json.dumps(result, indent=1))
 
-    sweep(engine, docs, configs, args.max_tokens, save, print)
+    # query-agnostic presses at the main ratio first: they decide the default, whose short-context
+    # threshold is measured next; query-aware presses and the other ratios come last
+    main_ratio = configs[1][1] if len(configs) > 1 else 0.5
+    first = [c for c in configs if c[0] == "none" or (c[1] == main_ratio and _agnostic_label(c[0]))]
+    jobs = sweep(engine, docs, first, args.max_tokens, save, print)
     best = result["ranking_at_0.5"][0]["press"] if result["ranking_at_0.5"] else "kvzip"
     if args.short_lengths:
         result["short_contexts"] = {"press": best, "compression_ratio": 0.5, "rows": short_context_sweep(
             engine, best, 0.5, args.short_lengths, args.short_seeds, args.max_tokens, count, print)}
         result["short_contexts"]["min_tokens"] = choose_min_tokens(result["short_contexts"]["rows"])
+        save(jobs)
+    sweep(engine, docs, [c for c in configs if c not in first], args.max_tokens, save, print, jobs)
     result["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
     save(result["jobs"])
     plot(result, args.out.with_suffix(".png"))
