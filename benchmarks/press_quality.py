@@ -160,6 +160,27 @@ def markdown_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def merge(parts: list[Path], out: Path) -> None:
+    """One result from part runs on the same documents (e.g. run in parallel): jobs concatenated,
+    the short-context sweep taken from the part that has it, summary and ranking recomputed."""
+    results = [json.loads(p.read_text()) for p in parts]
+    ids = [[d["doc_id"] for d in r["documents"]] for r in results if r.get("jobs")]
+    if any(i != ids[0] for i in ids):
+        raise SystemExit(f"parts were run on different documents: {ids}")
+    merged = {**results[0], "parts": [{"path": str(p), "config": r["config"], "started": r.get("started"),
+                                       "finished": r.get("finished")} for p, r in zip(parts, results)]}
+    merged["jobs"] = [job for r in results for job in r.get("jobs", [])]
+    merged["configs"] = [c for r in results for c in r.get("configs", []) if r.get("jobs")]
+    short = [r["short_contexts"] for r in results if r.get("short_contexts")]
+    if short:
+        merged["short_contexts"] = short[0]
+    merged["summary"] = summarize(merged["jobs"])
+    merged["ranking_at_0.5"] = rank_presses(merged["summary"], 0.5)
+    out.write_text(json.dumps(merged, indent=1))
+    plot(merged, out.with_suffix(".png"))
+    print(markdown_table(merged))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--presses", nargs="+", default=list(PRESSES))
@@ -177,9 +198,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="smoke run: 2 presses, r=0.5, one document per set")
     parser.add_argument("--out", type=Path, default=RESULTS / "press_quality.json")
     parser.add_argument("--table", action="store_true", help="print the result in --out as a Markdown table, run nothing")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the uncompressed configuration (for a part "
+                        "run whose result is merged with one that has it)")
+    parser.add_argument("--short-only", action="store_true", help="only the short-context sweep, of --short-press")
+    parser.add_argument("--short-press", default="kvzip")
+    parser.add_argument("--merge", type=Path, nargs="+", default=None,
+                        help="combine these part results (jobs + short-context sweep) into --out, run nothing")
     args = parser.parse_args(argv)
     if args.table:
         print(markdown_table(json.loads(args.out.read_text())))
+        return
+    if args.merge:
+        merge(args.merge, args.out)
         return
     if args.quick:
         args.presses, args.ratios, args.full_ratio_presses = ["knorm", "kvzip"], [0.5], []
@@ -193,10 +223,20 @@ def main(argv: list[str] | None = None) -> None:
 
     engine = KVEngine(load_model(ModelConfig()), EMBEDDED_MODEL_ID)
     count = lambda text: len(engine.tokenizer.encode(text, add_special_tokens=False))  # noqa: E731
+    if args.short_only:
+        rows = short_context_sweep(engine, args.short_press, 0.5, args.short_lengths, args.short_seeds,
+                                   args.max_tokens, count, print)
+        short = {"press": args.short_press, "compression_ratio": 0.5, "rows": rows, "min_tokens": choose_min_tokens(rows)}
+        args.out.write_text(json.dumps({"benchmark": "press_quality", "config": {k: str(v) for k, v in vars(args).items()},
+                                        "documents": [], "short_contexts": short}, indent=1))
+        print(json.dumps(short, indent=1))
+        return
     docs = build_documents(["needle", "facts"], args.seeds, args.context_tokens, count)
     docs += build_documents(["chat"], args.chat_seeds, args.context_tokens, count)
     run_document(engine, docs[0], press_spec("none", 0), 4)  # warm up: first forward passes are slower
     configs = configurations(args.presses, args.ratios, args.full_ratio_presses)
+    if args.no_baseline:
+        configs = [c for c in configs if c[0] != "none"]
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     result: dict[str, Any] = {"benchmark": "press_quality", "config": config, "started": time.strftime("%Y-%m-%d %H:%M:%S"),
                               "documents": [d.to_json() for d in docs], "configs": [list(c) for c in configs]}
@@ -210,10 +250,10 @@ def main(argv: list[str] | None = None) -> None:
 
     # query-agnostic presses at the main ratio first: they decide the default, whose short-context
     # threshold is measured next; query-aware presses and the other ratios come last
-    main_ratio = configs[1][1] if len(configs) > 1 else 0.5
+    main_ratio = 0.5 if 0.5 in args.ratios else args.ratios[0]
     first = [c for c in configs if c[0] == "none" or (c[1] == main_ratio and _agnostic_label(c[0]))]
     jobs = sweep(engine, docs, first, args.max_tokens, save, print)
-    best = result["ranking_at_0.5"][0]["press"] if result["ranking_at_0.5"] else "kvzip"
+    best = result["ranking_at_0.5"][0]["press"] if result.get("ranking_at_0.5") else args.short_press
     if args.short_lengths:
         result["short_contexts"] = {"press": best, "compression_ratio": 0.5, "rows": short_context_sweep(
             engine, best, 0.5, args.short_lengths, args.short_seeds, args.max_tokens, count, print)}

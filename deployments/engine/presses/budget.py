@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 
+from deployments.engine.presses.windows import check_observation_window
 from kvpool.errors import PressSpecError
 
 _DERIVED_RATIO = ("DMSPress", "SimLayerKVPress", "DuoAttentionPress")
@@ -59,10 +60,12 @@ def prefill_press(resolved, context_tokens: int):
     or when a token budget already holds the whole context; otherwise the resolved press, its
     ratio set from ``spec.target_tokens`` when a budget is given. ``resolved`` is a
     ResolvedPress built for this one request (its press object is changed in place).
+    Raises PressSpecError when the context is not longer than the press's observation window.
     """
     spec = resolved.spec
     if resolved.press is None or context_tokens < spec.min_tokens or resolved.phase == "decoding":
         return None
+    check_observation_window(resolved.press, context_tokens, spec.name)
     if spec.target_tokens is None:
         return resolved.press
     ratio = ratio_for_budget(spec.target_tokens, context_tokens)

@@ -68,3 +68,24 @@ def test_press_outcome_says_why_nothing_was_pruned():
     applied = press_outcome(spec, 400, 200)
     assert applied["applied"] is True and applied["kept_fraction"] == 0.5
     assert press_outcome(spec, 0, 0) is None
+
+
+@pytest.mark.parametrize("spec", [{"name": "pyramidkv", "compression_ratio": 0.5},
+                                  {"name": "snapkv", "compression_ratio": 0.5},
+                                  {"name": "adakv", "compression_ratio": 0.5, "presses": [{"name": "snapkv"}]}],
+                         ids=["pyramidkv", "snapkv", "adakv(snapkv)"])
+def test_context_shorter_than_the_observation_window_is_a_press_spec_error_not_an_assertion(engine, spec):
+    """Regression: pyramidkv/snapkv on the README's 43-token context raised kvpress's AssertionError."""
+    with pytest.raises(PressSpecError, match="window_size=64 .* min_tokens > 64"):
+        engine.prefill(VAULT, PressSpec.model_validate(spec))
+    kept_whole = engine.prefill(VAULT, PressSpec.model_validate({**spec, "min_tokens": 65}))
+    assert kept_whole.meta.kept_tokens == kept_whole.meta.original_tokens
+
+
+def test_pyramidkv_layers_of_different_lengths_decode(engine):
+    ckv = engine.prefill(document(6), PressSpec.model_validate({"name": "pyramidkv", "compression_ratio": 0.5,
+                                                                "window_size": 8}))
+    lengths = [layer.keys.shape[1] for layer in ckv.layers]
+    assert len(set(lengths)) > 1 and lengths[0] > lengths[-1]  # the pyramid: lower layers keep more
+    text, tokens, _ = engine.answer(ckv, "What is the secret code of the vault?", SamplingParams(max_tokens=8))
+    assert tokens and text.strip()
