@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--presses", nargs="+", default=list(PRESSES))
     parser.add_argument("--ratios", type=float, nargs="+", default=list(RATIOS))
-    parser.add_argument("--full-ratio-presses", nargs="+", default=list(FULL_RATIO_PRESSES),
+    parser.add_argument("--full-ratio-presses", nargs="*", default=list(FULL_RATIO_PRESSES),
                         help="presses swept over every ratio (the others only at 0.5)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="documents per task")
     parser.add_argument("--chat-seeds", type=int, nargs="+", default=[0, 1])
