@@ -50,3 +50,18 @@ def test_vault_example_answers_7341_with_the_defaults(defaults_url):
         answer = reply.json()["choices"][0]["message"]["content"]
         assert re.search(r"(?<!\d)7341(?!\d)", answer), answer
         assert "7778" not in answer
+
+
+def test_presses_route_lists_every_press_and_an_artifact_press_without_its_path_is_422(defaults_url):
+    from deployments.engine.presses import CATALOG
+
+    with httpx.Client(base_url=defaults_url, timeout=HTTP_TIMEOUT_S) as http:
+        listing = http.get("/v1/presses").json()
+        rows = {row["name"]: row for row in listing["data"]}
+        assert set(CATALOG) <= set(rows) and listing["default"]["name"] == AppConfig().default_press.name
+        assert rows["kvzap"]["required"] == ["model_path"] and "local directory" in rows["kvzap"]["needs"]
+        reply = http.post("/v1/sessions", json={"model": MODEL, "context": CONTEXT,
+                                                "press": {"name": "kvzap", "compression_ratio": 0.5}})
+        assert reply.status_code == 422, reply.text
+        error = reply.json()["error"]
+        assert "model_path" in error["message"] and "never downloads" in error["message"]
