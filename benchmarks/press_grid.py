@@ -12,7 +12,9 @@ from typing import Any
 
 RATIOS = (0.0, 0.25, 0.5, 0.75, 0.9)
 QUALITY_PRESSES = ("knorm", "snapkv", "streaming_llm", "expected_attention", "tova", "adakv(snapkv)",
-                   "critical_kv(snapkv)", "kvzip")
+                   "critical_kv(snapkv)", "kvzip",
+                   # added with kvpress 0.5.5's full catalog (issue 16)
+                   "kvgrad", "pyramidkv", "finch", "cap", "non_causal_attn", "kvcompose")
 _LABEL = re.compile(r"^([a-z_]+)(?:\(([a-z_]+)\))?$")
 
 

@@ -88,7 +88,7 @@ class QAItem:
 class QADocument:
     doc_id: str
     task: str
-    context: str
+    context: str | list[dict[str, str]]  # text, or chat messages (quality_chat)
     items: tuple[QAItem, ...]
     target_tokens: int
 
@@ -154,7 +154,16 @@ def facts_document(seed: int, target_tokens: int, count: TokenCounter, facts: in
     return QADocument(f"facts-{target_tokens}-{seed}", "facts", text, items, target_tokens)
 
 
-_TASKS = {"needle": needle_document, "facts": facts_document}
+def _chat_document(seed: int, target_tokens: int, count: TokenCounter) -> QADocument:
+    from benchmarks.quality_chat import chat_document  # the second, differently built set
+
+    return chat_document(seed, target_tokens, count)
+
+
+_TASKS = {"needle": needle_document, "facts": facts_document, "chat": _chat_document}
+QUESTION_SETS = {"document": ("needle", "facts"), "chat": ("chat",)}
+"""The two question sets the default press must do well on: facts planted in a prose document,
+and facts told in a conversation (see quality_chat)."""
 
 
 def build_documents(tasks: list[str], seeds: list[int], target_tokens: int, count: TokenCounter) -> list[QADocument]:

@@ -51,7 +51,7 @@ PRESETS: dict[str, dict[str, Any]] = {
                                                                            "expected_attention", "adakv(snapkv)",
                                                                            "kvzip"],
                    "ratios": list(RATIOS), "bytes_tokens": 1024, "load_repeats": 1},
-        "quality": {"context_tokens": 1024, "tasks": ["needle", "facts"], "seeds": [0, 1, 2],
+        "quality": {"context_tokens": 1024, "tasks": ["needle", "facts", "chat"], "seeds": [0, 1, 2],
                     "presses": list(QUALITY_PRESSES), "ratios": [r for r in RATIOS if r > 0], "int8": True,
                     "int8_ratios": [0.5]},
         "latency": {"lengths": [1024, 4096], "concurrency": [1, 4, 16], "rounds": 2},
@@ -257,7 +257,7 @@ def parser() -> argparse.ArgumentParser:
                    help="result JSON (default benchmarks/results/serving_bench*.json)")
     r.add_argument("--context-tokens", dest="context_tokens", type=int, default=None,
                    help="quality documents' length (1k-6k)")
-    r.add_argument("--tasks", nargs="+", default=None, choices=["needle", "facts"])
+    r.add_argument("--tasks", nargs="+", default=None, choices=["needle", "facts", "chat"])
     r.add_argument("--seeds", type=int, nargs="+", default=None, help="one document per task and seed")
     r.add_argument("--presses", nargs="+", default=None, help="press labels, e.g. knorm 'adakv(snapkv)'")
     r.add_argument("--ratios", type=float, nargs="+", default=None)
@@ -265,6 +265,9 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--int8-ratios", dest="int8_ratios", type=float, nargs="*", default=None,
                    help="ratios that get the int8 pass (none given: all); the baseline always does")
     r.add_argument("--rounds", type=int, default=None, help="latency/migration rounds")
+    sub.add_parser("presses", add_help=False,
+                   help="press quality in-process: accuracy, bytes, load time per press x ratio on two question "
+                        "sets (python benchmarks/press_quality.py --help)")
     rep = sub.add_parser("report", help="render a result as Markdown")
     rep.add_argument("result", nargs="?", default=str(RESULTS_DIR / "serving_bench.json"))
     rep.add_argument("--write", action="store_true", help="also write the .md next to the JSON")
@@ -272,6 +275,12 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["presses"]:  # the in-process press quality benchmark (no Ray): its own arguments
+        from benchmarks.press_quality import main as presses_main
+
+        presses_main(argv[1:])
+        return 0
     args = parser().parse_args(argv)
     return run(args) if args.command == "run" else report_cmd(args)
 

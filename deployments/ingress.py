@@ -23,6 +23,7 @@ from deployments.auth import Authenticator
 from deployments.config import AppConfig
 from deployments.context_limit import ContextLimit
 from deployments.detached import DetachedTasks
+from deployments.press_outcome import press_outcome
 from deployments.engine.presses import describe_presses, resolve
 from deployments.engine.sampling import SamplingParams
 from deployments.admin_routes import AdminRoutes
@@ -275,7 +276,8 @@ class Ingress(AdminRoutes):
                 "press": record["press"], "tokens_read": record["read_tokens"], "tokens_kept": record["kept_tokens"],
                 "bytes_stored": record["stored_bytes"], "codec": record["codec"], "pinned": record["pinned"],
                 "created": record["created_s"], "last_used": record["last_used_s"], "ttl_s": record["ttl_s"],
-                "failure": record.get("failure")}
+                "failure": record.get("failure"),
+                "compression": press_outcome(record["press"], record["read_tokens"], record["kept_tokens"])}
 
     @api.get("/v1/sessions/{session_id}")
     async def get_session(self, session_id: str, authorization: str | None = Header(None),

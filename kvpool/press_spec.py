@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-_FIELDS = {"name", "compression_ratio", "kwargs", "presses", "min_tokens"}
+_FIELDS = {"name", "compression_ratio", "target_tokens", "kwargs", "presses", "min_tokens"}
 
 
 class PressSpec(BaseModel):
@@ -25,7 +25,12 @@ class PressSpec(BaseModel):
     - ``kwargs``: extra constructor arguments of the press; unknown top-level keys are moved
       here, so ``{"name": "streaming_llm", "n_sink": 8}`` is accepted.
     - ``presses``: inner presses of wrappers (composed, per_layer, adakv, decoding ...).
-    - ``min_tokens``: contexts shorter than this are stored uncompressed.
+    - ``target_tokens``: a token budget instead of a ratio: keep at most this many tokens per
+      head on average; the ratio is ``1 - target_tokens / context_tokens`` for each context
+      (0 when the context is shorter). For decoding presses it is the cache size kept while
+      generating (kvpress ``target_size``). Give either ``compression_ratio`` or this.
+    - ``min_tokens``: contexts shorter than this are stored uncompressed (a threshold below
+      which nothing is pruned, with a ratio or a budget alike).
 
     Validation of the name and kwargs against kvpress happens in the registry, which raises
     ``PressSpecError`` listing the valid choices.
@@ -35,6 +40,7 @@ class PressSpec(BaseModel):
 
     name: str = "none"
     compression_ratio: float = 0.0
+    target_tokens: int | None = Field(default=None, ge=1)
     kwargs: dict[str, Any] = Field(default_factory=dict)
     presses: tuple["PressSpec", ...] = ()
     min_tokens: int = Field(default=0, ge=0)
@@ -60,6 +66,14 @@ class PressSpec(BaseModel):
             raise ValueError(f"compression_ratio must be in [0, 1), got {ratio}")
         return ratio
 
+    @model_validator(mode="after")
+    def _ratio_or_budget(self) -> "PressSpec":
+        if self.target_tokens is not None and self.compression_ratio:
+            raise ValueError("give either compression_ratio (a fraction to drop) or target_tokens "
+                             f"(tokens to keep per head), not both (got {self.compression_ratio} and "
+                             f"{self.target_tokens})")
+        return self
+
     @field_validator("name")
     @classmethod
     def _name_normalised(cls, name: str) -> str:
@@ -70,7 +84,8 @@ class PressSpec(BaseModel):
 
     def canonical_json(self) -> str:
         """Stable JSON: equal specs give equal strings (used in content addresses)."""
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        # exclude_none: a spec without a token budget keeps the address it had before budgets existed
+        return json.dumps(self.model_dump(mode="json", exclude_none=True), sort_keys=True, separators=(",", ":"))
 
     def digest(self) -> str:
         """Short stable hash of the spec, for content addresses and logs."""
@@ -79,7 +94,8 @@ class PressSpec(BaseModel):
     @property
     def compresses(self) -> bool:
         """False when this spec keeps every token (``none`` or ratio 0 without wrappers)."""
-        return self.name != "none" and (self.compression_ratio > 0 or bool(self.presses) or bool(self.kwargs))
+        return self.name != "none" and (self.compression_ratio > 0 or self.target_tokens is not None
+                                        or bool(self.presses) or bool(self.kwargs))
 
 
 NO_PRESS = PressSpec()

@@ -78,9 +78,12 @@ class KVFleetClient:
         _raise_for(response)
         return response.json()
 
-    def create_session(self, context: str, press: dict | None, **extra: Any) -> dict:
-        """POST /v1/sessions (waits for the prefill); returns the session view plus ``client_load_s``."""
-        body = {"model": self.model, "context": context, **extra}
+    def create_session(self, context: str | list[dict], press: dict | None, **extra: Any) -> dict:
+        """POST /v1/sessions (waits for the prefill); returns the session view plus ``client_load_s``.
+
+        ``context``: text, or chat messages (sent as ``messages``)."""
+        key = "messages" if isinstance(context, list) else "context"
+        body = {"model": self.model, key: context, **extra}
         if press is not None:
             body["press"] = press
         start = time.perf_counter()

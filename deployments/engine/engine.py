@@ -27,6 +27,7 @@ from transformers import DynamicCache
 from deployments.engine.detokenizer import StreamingDetokenizer
 from deployments.engine.model_loader import LoadedModel
 from deployments.engine.presses import ResolvedPress, resolve
+from deployments.engine.presses.budget import prefill_press
 from deployments.engine.prompt import Message, PromptError, PromptFrame, PromptRenderer
 from deployments.engine.sampling import SamplingParams, TokenChoice, TokenSampler
 from deployments.engine.sampling.factory import build_sampler
@@ -37,7 +38,6 @@ from kvpool.press_spec import NO_PRESS, PressSpec
 
 Context = str | list[Message] | list[int]
 ProgressCallback = Callable[[str, float], None]
-_REROTATING = ("key_rerotation",)
 
 
 class ContextTooLongError(KVFleetError, ValueError):
@@ -95,9 +95,7 @@ class KVEngine:
         if len(token_ids) >= self.max_positions:
             raise ContextTooLongError(f"context has {len(token_ids)} tokens; this model reads at most "
                                       f"{self.max_positions - 1} (leave room for the question)")
-        press = resolved.press
-        if len(token_ids) < resolved.spec.min_tokens or resolved.phase == "decoding":
-            press = None
+        press = prefill_press(resolved, len(token_ids))
         if progress:
             progress("prefill", 0.0)
         ids = torch.tensor([token_ids], device=self.device)
@@ -110,7 +108,7 @@ class KVEngine:
             progress("prefill", 1.0)
         layers = tuple(layer_from_mask(cache.layers[i].keys, cache.layers[i].values, masks[i])
                        for i in range(len(cache.layers)))
-        rerotated = press is not None and resolved.spec.name in _REROTATING
+        rerotated = press is not None and resolved.rerotates
         entries = sum(layer.kept_entries() for layer in layers)
         heads = int(self.model.config.num_key_value_heads)
         meta = KVMeta(

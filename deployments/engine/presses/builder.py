@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from kvpress import BasePress
 
+from deployments.engine.presses.budget import check_budget, takes_budget
 from deployments.engine.presses.catalog import CATALOG, NO_PRESS_NAME, PressEntry, valid_names
 from kvpool.errors import PressSpecError
 from kvpool.press_spec import PressSpec
@@ -31,6 +32,7 @@ class ResolvedPress:
     per_head: bool
     phase: str
     attn_implementation: str | None
+    rerotates: bool = False
 
 
 def _init_fields(cls: type) -> set[str]:
@@ -63,9 +65,20 @@ def lookup(name: str) -> PressEntry:
                              "or a custom press as 'package.module:ClassName'") from None
 
 
+def _check_servable(entry: PressEntry, spec: PressSpec) -> None:
+    if not entry.servable:
+        raise PressSpecError(f"press {spec.name!r} cannot be served by kvfleet: it needs {entry.needs}")
+    missing = [arg for arg in entry.required if spec.kwargs.get(arg) is None]
+    if missing:
+        raise PressSpecError(f"press {spec.name!r} needs {entry.needs}; missing: {', '.join(missing)}. "
+                             "kvfleet never downloads artifacts at run time")
+
+
 def _construct(entry: PressEntry, spec: PressSpec, inner: list[BasePress]) -> BasePress:
     fields = _init_fields(entry.press_class)
     kwargs = dict(spec.kwargs)
+    if spec.target_tokens is not None and entry.phase == "decoding":
+        kwargs["target_size"] = spec.target_tokens
     unknown = set(kwargs) - fields
     if unknown:
         allowed = sorted(fields - set((entry.inner or "").split(",")) - {"compression_ratio"})
@@ -79,6 +92,7 @@ def _construct(entry: PressEntry, spec: PressSpec, inner: list[BasePress]) -> Ba
             raise PressSpecError(f"press {spec.name!r} wraps exactly {len(slots)} inner press(es) in 'presses' "
                                  f"({', '.join(slots)}), got {len(inner)}")
         kwargs.update(zip(slots, inner))
+    _check_servable(entry, spec)
     try:
         press = entry.press_class(**kwargs)
         if spec.compression_ratio:
@@ -91,12 +105,18 @@ def _construct(entry: PressEntry, spec: PressSpec, inner: list[BasePress]) -> Ba
 
 
 def resolve(spec: PressSpec) -> ResolvedPress:
-    """Build the press described by ``spec`` (recursively for wrappers)."""
+    """Build the press described by ``spec`` (recursively for wrappers).
+
+    Raises PressSpecError (HTTP 422) with the valid choices: unknown name or argument, a missing
+    artifact path, a token budget on a press that cannot take one.
+    """
     if spec.name == NO_PRESS_NAME:
         if spec.presses or spec.kwargs or spec.compression_ratio:
             raise PressSpecError("press 'none' takes no compression_ratio, kwargs or inner presses")
         return ResolvedPress(spec, None, True, False, "prefill", None)
     entry = lookup(spec.name)
+    if spec.target_tokens is not None:
+        check_budget(entry, spec.name)
     if entry.inner is None and spec.presses:
         raise PressSpecError(f"press {spec.name!r} does not wrap other presses; remove 'presses'")
     if entry.inner is not None and not spec.presses:
@@ -107,7 +127,8 @@ def resolve(spec: PressSpec) -> ResolvedPress:
     agnostic = entry.query_agnostic if entry.query_agnostic is not None else all(c.query_agnostic for c in inner)
     per_head = entry.per_head or any(c.per_head for c in inner)
     attn = entry.attn_implementation or next((c.attn_implementation for c in inner if c.attn_implementation), None)
-    return ResolvedPress(spec, press, agnostic, per_head, entry.phase, attn)
+    rerotates = (entry.rerotates and bool(getattr(press, "rerotate_keys", True))) or any(c.rerotates for c in inner)
+    return ResolvedPress(spec, press, agnostic, per_head, entry.phase, attn, rerotates)
 
 
 def describe_presses() -> list[dict]:
@@ -115,10 +136,13 @@ def describe_presses() -> list[dict]:
     a cache made with this press are continuously batched; False for decoding-time presses, whose
     generations decode one request per forward (docs/batched-decode.md)."""
     rows = [{"name": NO_PRESS_NAME, "query_agnostic": True, "per_head": False, "wraps": None, "phase": "prefill",
-             "batched_decode": True, "summary": "no compression"}]
+             "batched_decode": True, "summary": "no compression", "arguments": [], "required": [], "needs": None,
+             "servable": True, "target_tokens": False}]
     for entry in CATALOG.values():
         rows.append({"name": entry.name, "query_agnostic": entry.query_agnostic, "per_head": entry.per_head,
                      "wraps": entry.inner, "phase": entry.phase, "batched_decode": entry.phase == "prefill",
                      "summary": entry.summary,
-                     "arguments": sorted(_init_fields(entry.press_class) - set((entry.inner or "").split(",")))})
+                     "arguments": sorted(_init_fields(entry.press_class) - set((entry.inner or "").split(","))),
+                     "required": list(entry.required), "needs": entry.needs, "servable": entry.servable,
+                     "target_tokens": takes_budget(entry)})
     return rows

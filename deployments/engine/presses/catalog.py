@@ -13,10 +13,15 @@ Each entry says how the press is built from a PressSpec and what it means for se
 - ``phase``: "prefill" presses prune the context once; "decoding" presses keep a long
   generation's cache bounded while it decodes.
 
-Left out, with the reason: presses that download weights or datasets from a hub at run time
-(ExpectedAttentionStats, KVzap, DuoAttention, QFilter, FastKVzip), PyramidKV (per-layer budgets
-give layers of different lengths, which transformers' attention mask rejects: shape error),
-DMS (needs a model trained for it), Finch (needs a delimiter token in the prompt).
+- ``needs``: presses that score with a trained artifact (KVzap, Q-Filters, DuoAttention, Fast
+  KVzip, ExpectedAttentionStats, LU-KV) take it as a LOCAL path argument (``required``);
+  without it the spec is a 422 that says what file is needed. kvpress itself would download
+  them from a hub; kvfleet never downloads at run time (see artifacts.py).
+- ``servable``: False for a press listed only to say why it cannot run here (RestoreKV loads a
+  LoRA adapter into the model, which every session of a replica shares).
+
+Every press class kvpress 0.5.5 exports is here (``BasePress`` and ``ScorerPress`` are the
+abstract bases a custom press ``package.module:ClassName`` derives from).
 """
 
 from __future__ import annotations
@@ -25,6 +30,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 import kvpress
+
+from deployments.engine.presses import artifacts
+from deployments.engine.presses.window_finch import WindowFinchPress
 
 
 @dataclass(frozen=True)
@@ -37,6 +45,10 @@ class PressEntry:
     phase: Literal["prefill", "decoding", "both"] = "prefill"
     attn_implementation: Literal["sdpa", "eager"] | None = None  # required implementation, if any
     summary: str = ""
+    required: tuple[str, ...] = ()  # arguments that must be given (local artifact paths)
+    needs: str | None = None  # what the required arguments must point to
+    servable: bool = True
+    rerotates: bool = False  # keys re-rotated to contiguous positions: next position = kept length
 
 
 def _entries() -> list[PressEntry]:
@@ -67,7 +79,7 @@ def _entries() -> list[PressEntry]:
         e("block", kvpress.BlockPress, None, inner="press", summary="apply an inner scorer block by block"),
         e("chunk", kvpress.ChunkPress, None, inner="press", summary="apply an inner scorer per fixed chunk"),
         e("chunkkv", kvpress.ChunkKVPress, None, inner="press", summary="keep whole chunks by inner scores"),
-        e("key_rerotation", kvpress.KeyRerotationPress, None, inner="press",
+        e("key_rerotation", kvpress.KeyRerotationPress, None, inner="press", rerotates=True,
           summary="prune with an inner scorer, then re-rotate keys to contiguous positions"),
         e("composed", kvpress.ComposedPress, None, inner="presses", summary="apply several presses in turn"),
         e("per_layer", kvpress.PerLayerCompressionPress, None, inner="press",
@@ -76,7 +88,70 @@ def _entries() -> list[PressEntry]:
           summary="compress during decoding every compression_interval steps to target_size"),
         e("prefill_decoding", kvpress.PrefillDecodingPress, None, inner="prefilling_press,decoding_press",
           phase="both", summary="presses[0] prunes the context, presses[1] (a decoding press) bounds generation"),
+        *_entries_added_for_kvpress_055(),
     ]
+
+
+def _entries_added_for_kvpress_055() -> list[PressEntry]:
+    e = PressEntry
+    return [
+        e("pyramidkv", kvpress.PyramidKVPress, False,
+          summary="SnapKV scores with a pyramid of per-layer budgets (more tokens in lower layers)"),
+        e("simlayerkv", kvpress.SimLayerKVPress, False,
+          summary="lazy layers (attention of the last tokens on sinks + recent window) keep only those; "
+                  "ratio follows from lazy_threshold"),
+        e("think", kvpress.ThinKPress, False,
+          summary="prune key channels (key_channel_compression_ratio), not tokens; channels are zeroed, "
+                  "stored bytes do not shrink"),
+        e("finch", WindowFinchPress, False, rerotates=True,
+          summary="FINCH: attention of the last window_tokens (no delimiter), chunked top-k, re-rotated keys"),
+        e("kvgrad", kvpress.KVgradPress, True, per_head=True,
+          summary="KVzip-style context replay scored by gradients (3-4x prefill cost)"),
+        e("non_causal_attn", kvpress.NonCausalAttnPress, True,
+          summary="non-causal attention within chunks of the context"),
+        e("kvcompose", kvpress.KVComposePress, True,
+          summary="composite tokens from aggregated attention (structured); ~2x KV memory during prefill"),
+        e("cap", kvpress.CapPress, True, summary="expected attention capped by a temperature tau"),
+        e("merging", kvpress.MergingPress, None, inner="press",
+          summary="merge pruned KV pairs into similar kept ones (inner: a scorer press)"),
+        e("entropy_gated_chunkkv", kvpress.EntropyGatedChunkKVPress, None, inner="press",
+          summary="ChunkKV with shorter chunks where attention entropy is low"),
+        e("dms", kvpress.DMSPress, None, per_head=True, inner="press", required=("threshold",),
+          needs="a score threshold for the inner scorer (tokens scoring below it are evicted)",
+          summary="Dynamic Memory Sparsification (dense-prefill, no trained evictor): evict below a threshold "
+                  "outside a sliding window"),
+        e("cam", kvpress.CAMPress, True, inner="base_press", phase="decoding",
+          summary="decoding press that merges evicted values into kept ones (CaM)"),
+        e("compression_ratio_decoding", kvpress.CompressionRatioDecodingPress, True, inner="base_press",
+          phase="decoding", summary="decoding press that keeps target_compression_ratio of the generated cache"),
+        e("kvzap", artifacts.LocalKVzapPress, True, required=("model_path",),
+          needs="model_path: a local directory with a trained KVzap scorer (KVzapModel.save_pretrained, "
+                "e.g. a copy of nvidia/KVzap-mlp-<model>)",
+          summary="KVzip approximated by a small surrogate model on hidden states"),
+        e("qfilter", artifacts.LocalQFilterPress, True, required=("filters_path",),
+          needs="filters_path: a local directory with trained Q-Filters for this model "
+                "(QFilters.save_pretrained, e.g. a copy of nthngdy/<model>_qfilt)",
+          summary="score keys by their projection on learned query filters"),
+        e("duo_attention", artifacts.LocalDuoAttentionPress, True, per_head=True, required=("pattern_path",),
+          needs="pattern_path: a local directory with DuoAttention's config.json and full_attention_heads.tsv "
+                "for this model",
+          summary="streaming heads keep sinks + recent tokens (head_compression_ratio), retrieval heads all"),
+        e("fastkvzip", artifacts.LocalFastKVzipPress, True, per_head=True, required=("gates_path",),
+          needs="gates_path: a local Fast KVzip gates file (q<groups>_dim16_sink16.pt) trained for this model",
+          summary="KVzip scores predicted by trained gates (one prefill)"),
+        e("expected_attention_stats", artifacts.LocalExpectedAttentionStatsPress, True, required=("stats_folder",),
+          needs="stats_folder: a local directory of query statistics (ExpectedAttentionStats.save_pretrained) "
+                "for this model",
+          summary="expected attention with precomputed query statistics"),
+        e("lukv", artifacts.LocalLUKVPress, True, per_head=True, required=("budget_curve_path",),
+          needs="budget_curve_path: a local .npy budget curve [99, layers, kv_heads] for this model and inner press",
+          summary="head-wise budgets from a precomputed curve around ExpectedAttention"),
+        e("restorekv", kvpress.RestoreKVPress, True, per_head=True, servable=False,
+          needs="a RestoreKV LoRA adapter loaded into the model: not servable, because every session of a "
+                "replica shares one model",
+          summary="KVzip with learned restore tokens"),
+    ]
+
 
 
 CATALOG: dict[str, PressEntry] = {entry.name: entry for entry in _entries()}

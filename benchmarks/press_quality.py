@@ -1,0 +1,271 @@
+"""Press quality in-process (no Ray): accuracy, bytes and load time per press x ratio, two question sets.
+
+    python benchmarks/press_quality.py                      # the committed run (sized for <= 40 min on this shared 2-core machine, 1 thread)
+    python benchmarks/press_quality.py --quick              # smoke run (2 presses, 1 ratio, 1 doc per set)
+
+For every (press, ratio) and document of both question sets (``document``: needle + facts planted
+in prose, ``chat``: facts told in a conversation, see quality_tasks / quality_chat) the engine
+prefills the context under the press (the load time is that wall time), the bytes stored are the
+CompressedKV's exact ``nbytes``, and every question is answered greedily (max 20 tokens, stop at
+"." or newline) and scored by exact match. The uncompressed baseline is press ``none``.
+A second sweep measures where a press stops costing accuracy on short contexts: the default press
+at the default ratio vs uncompressed, on short needle documents (``--short-lengths``); the
+default ``min_tokens`` comes from it (press_ranking.choose_min_tokens).
+
+Writes ``benchmarks/results/press_quality.json`` (after every configuration, so an interrupted
+run keeps what it measured) and ``press_quality.png`` (accuracy vs load time at r = 0.5, and
+accuracy vs ratio). Read ratios, not absolute times: the machine is shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from statistics import mean
+from typing import Any, Callable
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.press_grid import press_spec  # noqa: E402
+from benchmarks.press_ranking import choose_min_tokens, rank_presses, summarize  # noqa: E402
+from benchmarks.quality_tasks import QUESTION_SETS, QADocument, build_documents, exact_match, needle_document  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+PRESSES = ("kvzip", "knorm", "expected_attention", "streaming_llm", "cap", "kvgrad", "snapkv", "pyramidkv", "finch")
+RATIOS = (0.25, 0.5, 0.75)
+FULL_RATIO_PRESSES = ("kvzip", "knorm")
+STOP = (".", "\n")
+
+
+def _agnostic_label(label: str) -> bool:
+    from deployments.engine.presses import resolve
+    from kvpool import PressSpec
+
+    return resolve(PressSpec.model_validate(press_spec(label, 0.5))).query_agnostic
+
+
+def _set_of(task: str) -> str:
+    return next(name for name, tasks in QUESTION_SETS.items() if task in tasks)
+
+
+def run_document(engine, doc: QADocument, spec: dict, max_tokens: int) -> dict[str, Any]:
+    """Load ``doc`` under ``spec`` and ask all its questions; one job row."""
+    from deployments.engine.sampling import SamplingParams
+    from kvpool import PressSpec
+
+    start = time.perf_counter()
+    ckv = engine.prefill(doc.context, PressSpec.model_validate(spec))
+    load_s = time.perf_counter() - start
+    answers = []
+    for item in doc.items:
+        text, _, _ = engine.answer(ckv, item.question, SamplingParams(max_tokens=max_tokens, stop=list(STOP)))
+        answers.append({"question": item.question, "expected": item.answer, "answer": text, "depth": item.depth,
+                        "correct": exact_match(text, item.answer, item.kind)})
+    return {"doc_id": doc.doc_id, "task": doc.task, "set": _set_of(doc.task), "tokens_read": ckv.meta.original_tokens,
+            "tokens_kept": round(ckv.meta.kept_tokens, 1), "bytes_stored": ckv.nbytes, "load_s": round(load_s, 3),
+            "answers": answers}
+
+
+def configurations(presses: list[str], ratios: list[float], full_ratio_presses: list[str]) -> list[tuple[str, float]]:
+    """``none`` first, then every press at 0.5 (or the first ratio), then the other ratios for
+    ``full_ratio_presses`` - so an interrupted run already ranks every press at the default ratio."""
+    main = 0.5 if 0.5 in ratios else ratios[0]
+    configs = [("none", 0.0)] + [(p, main) for p in presses]
+    configs += [(p, r) for p in presses if p in full_ratio_presses for r in ratios if r != main]
+    return configs
+
+
+def sweep(engine, docs: list[QADocument], configs: list[tuple[str, float]], max_tokens: int,
+          save: Callable[[list[dict]], None], log: Callable[[str], None], jobs: list[dict] | None = None) -> list[dict]:
+    """Run ``configs`` on ``docs``, appending to ``jobs``; ``save(jobs)`` after each configuration."""
+    jobs = [] if jobs is None else jobs
+    start = time.perf_counter()
+    for i, (label, ratio) in enumerate(configs):
+        spec = press_spec(label, ratio)
+        for doc in docs:
+            job = run_document(engine, doc, spec, max_tokens)
+            jobs.append({"press": label, "compression_ratio": ratio, "spec": spec, **job})
+        done = [j for j in jobs if j["press"] == label and j["compression_ratio"] == ratio]
+        correct = sum(a["correct"] for j in done for a in j["answers"])
+        log(f"[{i + 1}/{len(configs)}] {label} r={ratio}: {correct}/{sum(len(j['answers']) for j in done)} correct, "
+            f"load {mean(j['load_s'] for j in done):.2f} s ({time.perf_counter() - start:.0f} s)")
+        save(jobs)
+    return jobs
+
+
+def short_context_sweep(engine, press: str, ratio: float, lengths: list[int], seeds: list[int], max_tokens: int,
+                        count, log: Callable[[str], None]) -> list[dict]:
+    """Accuracy of ``press`` at ``ratio`` vs uncompressed on short needle documents (2 needles each)."""
+    rows = []
+    for length in lengths:
+        docs = [needle_document(seed, length, count, needles=2) for seed in seeds]
+        row: dict[str, Any] = {"context_tokens": length}
+        for label, r in (("none", 0.0), (press, ratio)):
+            jobs = [run_document(engine, doc, press_spec(label, r), max_tokens) for doc in docs]
+            answers = [a for j in jobs for a in j["answers"]]
+            row["tokens_read"] = round(mean(j["tokens_read"] for j in jobs))
+            row["none" if label == "none" else "press"] = sum(a["correct"] for a in answers) / len(answers)
+        row["questions"] = len(docs) * 2
+        log(f"short context {length}: none {row['none']:.2f}, {press} {row['press']:.2f}")
+        rows.append(row)
+    return rows
+
+
+def plot(result: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = result["summary"]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(14, 6))
+    at_half = [r for r in rows if r["compression_ratio"] == 0.5 or r["press"] == "none"]
+    for row in at_half:
+        marker = "o" if row["query_agnostic"] else "x"
+        left.scatter(row["load_s"], row["accuracy"], marker=marker, color="k" if row["press"] == "none" else None)
+        left.annotate(row["press"], (row["load_s"], row["accuracy"]), fontsize=7, xytext=(3, 3),
+                      textcoords="offset points")
+    left.set_xlabel("load (prefill + press) time per document, s")
+    left.set_ylabel("exact-match accuracy, both question sets")
+    left.set_title("r = 0.5: accuracy vs load time (o query-agnostic, x query-aware)")
+    for press in sorted({r["press"] for r in rows if r["press"] != "none"}):
+        line = sorted((r["compression_ratio"], r["accuracy"]) for r in rows if r["press"] == press)
+        if len(line) > 1:
+            right.plot(*zip(*line), marker="o", label=press)
+    none = next(r for r in rows if r["press"] == "none")
+    right.axhline(none["accuracy"], color="k", linestyle="--", label="uncompressed")
+    right.set_xlabel("compression ratio")
+    right.set_ylabel("accuracy")
+    right.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def markdown_table(result: dict[str, Any]) -> str:
+    """The summary as Markdown: accuracy per question set next to bytes and load time."""
+    lines = ["| press | ratio | accuracy document / chat | vs uncompressed (worst set) | KV bytes vs none "
+             "| load s (vs none) |", "|---|---|---|---|---|---|"]
+    rows = sorted(result["summary"], key=lambda r: (r["press"] != "none", r["compression_ratio"], -r["accuracy"]))
+    for r in rows:
+        by_set = r["accuracy_by_set"]
+        worst = min((v for v in (r.get("relative_by_set") or {}).values() if v is not None), default=None)
+        lines.append(f"| {r['press']}{'' if r['query_agnostic'] else ' (query-aware)'} | {r['compression_ratio']} "
+                     f"| {by_set.get('document', float('nan')):.2f} / {by_set.get('chat', float('nan')):.2f} "
+                     f"| {'-' if worst is None else f'{worst:.2f}'} | {r.get('bytes_vs_none', 1.0):.2f} "
+                     f"| {r['load_s']:.1f} ({r.get('load_vs_none') or 1.0:.1f}x) |")
+    return "\n".join(lines)
+
+
+def merge(parts: list[Path], out: Path) -> None:
+    """One result from part runs on the same documents (e.g. run in parallel): jobs concatenated,
+    the short-context sweep taken from the part that has it, summary and ranking recomputed."""
+    results = [json.loads(p.read_text()) for p in parts]
+    ids = [[d["doc_id"] for d in r["documents"]] for r in results if r.get("jobs")]
+    if any(i != ids[0] for i in ids):
+        raise SystemExit(f"parts were run on different documents: {ids}")
+    merged = {**results[0], "parts": [{"path": str(p), "config": r["config"], "started": r.get("started"),
+                                       "finished": r.get("finished")} for p, r in zip(parts, results)]}
+    merged["jobs"] = [job for r in results for job in r.get("jobs", [])]
+    merged["configs"] = [c for r in results for c in r.get("configs", []) if r.get("jobs")]
+    short = [r["short_contexts"] for r in results if r.get("short_contexts")]
+    if short:
+        merged["short_contexts"] = short[0]
+    merged["summary"] = summarize(merged["jobs"])
+    merged["ranking_at_0.5"] = rank_presses(merged["summary"], 0.5)
+    out.write_text(json.dumps(merged, indent=1))
+    plot(merged, out.with_suffix(".png"))
+    print(markdown_table(merged))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--presses", nargs="+", default=list(PRESSES))
+    parser.add_argument("--ratios", type=float, nargs="+", default=list(RATIOS))
+    parser.add_argument("--full-ratio-presses", nargs="*", default=list(FULL_RATIO_PRESSES),
+                        help="presses swept over every ratio (the others only at 0.5)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="documents per task")
+    parser.add_argument("--chat-seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--context-tokens", type=int, default=512)
+    parser.add_argument("--short-lengths", type=int, nargs="*", default=[64, 128, 256],
+                        help="target lengths of the short needle documents (the passkey preamble alone is ~35 tokens)")
+    parser.add_argument("--short-seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--max-tokens", type=int, default=20)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1: the machine is shared)")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 2 presses, r=0.5, one document per set")
+    parser.add_argument("--out", type=Path, default=RESULTS / "press_quality.json")
+    parser.add_argument("--table", action="store_true", help="print the result in --out as a Markdown table, run nothing")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the uncompressed configuration (for a part "
+                        "run whose result is merged with one that has it)")
+    parser.add_argument("--short-only", action="store_true", help="only the short-context sweep, of --short-press")
+    parser.add_argument("--short-press", default="kvzip")
+    parser.add_argument("--merge", type=Path, nargs="+", default=None,
+                        help="combine these part results (jobs + short-context sweep) into --out, run nothing")
+    args = parser.parse_args(argv)
+    if args.table:
+        print(markdown_table(json.loads(args.out.read_text())))
+        return
+    if args.merge:
+        merge(args.merge, args.out)
+        return
+    if args.quick:
+        args.presses, args.ratios, args.full_ratio_presses = ["knorm", "kvzip"], [0.5], []
+        args.seeds, args.chat_seeds, args.short_lengths, args.short_seeds = [0], [0], [48], [0]
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from deployments.engine.engine import KVEngine
+    from deployments.engine.model_loader import EMBEDDED_MODEL_ID, ModelConfig, load_model
+
+    engine = KVEngine(load_model(ModelConfig()), EMBEDDED_MODEL_ID)
+    count = lambda text: len(engine.tokenizer.encode(text, add_special_tokens=False))  # noqa: E731
+    if args.short_only:
+        rows = short_context_sweep(engine, args.short_press, 0.5, args.short_lengths, args.short_seeds,
+                                   args.max_tokens, count, print)
+        short = {"press": args.short_press, "compression_ratio": 0.5, "rows": rows, "min_tokens": choose_min_tokens(rows)}
+        args.out.write_text(json.dumps({"benchmark": "press_quality", "config": {k: str(v) for k, v in vars(args).items()},
+                                        "documents": [], "short_contexts": short}, indent=1))
+        print(json.dumps(short, indent=1))
+        return
+    docs = build_documents(["needle", "facts"], args.seeds, args.context_tokens, count)
+    docs += build_documents(["chat"], args.chat_seeds, args.context_tokens, count)
+    run_document(engine, docs[0], press_spec("none", 0), 4)  # warm up: first forward passes are slower
+    configs = configurations(args.presses, args.ratios, args.full_ratio_presses)
+    if args.no_baseline:
+        configs = [c for c in configs if c[0] != "none"]
+    config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    result: dict[str, Any] = {"benchmark": "press_quality", "config": config, "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+                              "documents": [d.to_json() for d in docs], "configs": [list(c) for c in configs]}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+
+    def save(jobs: list[dict]) -> None:
+        result["jobs"] = jobs
+        result["summary"] = summarize(jobs)
+        result["ranking_at_0.5"] = rank_presses(result["summary"], 0.5)
+        args.out.write_text(json.dumps(result, indent=1))
+
+    # query-agnostic presses at the main ratio first: they decide the default, whose short-context
+    # threshold is measured next; query-aware presses and the other ratios come last
+    main_ratio = 0.5 if 0.5 in args.ratios else args.ratios[0]
+    first = [c for c in configs if c[0] == "none" or (c[1] == main_ratio and _agnostic_label(c[0]))]
+    jobs = sweep(engine, docs, first, args.max_tokens, save, print)
+    best = result["ranking_at_0.5"][0]["press"] if result.get("ranking_at_0.5") else args.short_press
+    if args.short_lengths:
+        result["short_contexts"] = {"press": best, "compression_ratio": 0.5, "rows": short_context_sweep(
+            engine, best, 0.5, args.short_lengths, args.short_seeds, args.max_tokens, count, print)}
+        result["short_contexts"]["min_tokens"] = choose_min_tokens(result["short_contexts"]["rows"])
+        save(jobs)
+    sweep(engine, docs, [c for c in configs if c not in first], args.max_tokens, save, print, jobs)
+    result["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
+    save(result["jobs"])
+    plot(result, args.out.with_suffix(".png"))
+    print(json.dumps({"ranking_at_0.5": result["ranking_at_0.5"][:5], "short_contexts": result.get("short_contexts")},
+                     indent=1))
+
+
+if __name__ == "__main__":
+    main()
