@@ -18,6 +18,7 @@ from typing import Any, AsyncIterator
 
 from deployments.config import PlainRequestConfig
 from deployments.engine.model_loader import ModelConfig
+from deployments.engine.presses import install_press_policy
 from deployments.prefix_cache import PrefixCache
 from deployments.engine.sampling import SamplingParams
 from deployments.model_process import start_engine
@@ -44,7 +45,9 @@ class DecodeActor(TransferEndpoint):
     """Also a transfer endpoint (transfer.TransferEndpoint): migrations move its caches directly
     to another replica's DecodeActor with the configured backend, keyed by session id."""
 
-    def __init__(self, model: dict, torch_threads: int, pool: dict, plain: dict | None = None):
+    def __init__(self, model: dict, torch_threads: int, pool: dict, plain: dict | None = None,
+                 presses: dict | None = None):
+        install_press_policy(presses)  # AppConfig.presses (the plain-request prefix cache prefills too)
         self.engine = start_engine(ModelConfig.model_validate(model), torch_threads)
         self.pool = KVPool(KVPoolConfig.model_validate(pool), recompressor=knorm_recompressor)
         self.plain = PlainRequestConfig.model_validate(plain or {})

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import ValidationError
 from ray.exceptions import GetTimeoutError, RayActorError
@@ -76,9 +77,7 @@ def to_api_error(exc: BaseException) -> APIError:
     if isinstance(exc, APIError):
         return exc
     if isinstance(exc, ValidationError):
-        if all(tuple(err.get("loc", ()))[:1] == ("press",) for err in exc.errors()):
-            return APIError(422, _validation_message(exc), "invalid_press")  # e.g. a ratio outside [0, 1)
-        return APIError(400, _validation_message(exc), "invalid_request")
+        return request_validation_error(exc.errors())
     for rule in _RULES:
         if isinstance(exc, rule.exc):
             return APIError(rule.status, _message(exc), rule.code)
@@ -102,16 +101,25 @@ def _message(exc: BaseException) -> str:
     return text.splitlines()[0][:2000] if text else type(exc).__name__
 
 
-def _validation_message(exc: ValidationError) -> str:
+def request_validation_error(errors: Any) -> APIError:
+    """A pydantic / FastAPI validation failure as an APIError: 422 ``invalid_press`` when every
+    error is inside ``press`` (e.g. a ratio outside [0, 1)), else 400 ``invalid_request``. The
+    ``body`` prefix FastAPI puts on locations is dropped; the first error's field is the ``param``."""
+    errors = [{**err, "loc": tuple(p for p in err.get("loc", ()) if p != "body")} for err in errors]
     parts = []
-    for err in exc.errors()[:5]:
-        where = ".".join(str(p) for p in err.get("loc", ()))
+    for err in errors[:5]:
+        where = ".".join(str(p) for p in err["loc"])
         if err.get("type") == "extra_forbidden":
             parts.append(f"unsupported field {where!r}")
         else:
-            parts.append(f"{where}: {err.get('msg')}")
-    return "; ".join(parts)
+            parts.append(f"{where or 'body'}: {err.get('msg')}")
+    press = bool(errors) and all(err["loc"][:1] == ("press",) for err in errors)
+    error = (APIError(422, "; ".join(parts), "invalid_press") if press
+             else APIError(400, "; ".join(parts) or "invalid request", "invalid_request"))
+    error.param = ".".join(str(p) for p in errors[0]["loc"]) or None if errors else None
+    return error
 
 
 def error_body(error: APIError) -> dict:
-    return {"error": {"message": error.message, "type": error.type, "code": error.code, "param": None}}
+    return {"error": {"message": error.message, "type": error.type, "code": error.code,
+                      "param": getattr(error, "param", None)}}

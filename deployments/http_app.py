@@ -9,23 +9,28 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from ray.exceptions import RayActorError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from deployments.errors import APIError, error_body, to_api_error
+from deployments.body_limit import BodyLimitMiddleware
+from deployments.errors import APIError, error_body, request_validation_error, to_api_error
 from deployments.metrics import RequestMetricsMiddleware
 from kvpool.errors import KVFleetError
 
 api = FastAPI(title="kvfleet", description="OpenAI-compatible serving with compressed, session-scoped KV caches")
 api.add_middleware(RequestMetricsMiddleware)
+api.add_middleware(BodyLimitMiddleware)  # outermost: an oversized body is refused before anything reads it
 
 
 @api.exception_handler(RequestValidationError)
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-    parts = []
-    for err in exc.errors()[:5]:
-        where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
-        parts.append(f"unsupported field {where!r}" if err.get("type") == "extra_forbidden"
-                     else f"{where or 'body'}: {err.get('msg')}")
-    return error_response(APIError(400, "; ".join(parts), "invalid_request"))
+    return error_response(request_validation_error(exc.errors()))
+
+
+@api.exception_handler(StarletteHTTPException)
+async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    """Unknown route (404), wrong method (405) ...: OpenAI error JSON too, not Starlette's ``detail``."""
+    codes = {404: "not_found", 405: "method_not_allowed"}
+    return error_response(APIError(exc.status_code, str(exc.detail), codes.get(exc.status_code, "invalid_request")))
 
 
 @api.exception_handler(Exception)

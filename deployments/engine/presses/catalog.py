@@ -37,6 +37,9 @@ class PressEntry:
     phase: Literal["prefill", "decoding", "both"] = "prefill"
     attn_implementation: Literal["sdpa", "eager"] | None = None  # required implementation, if any
     summary: str = ""
+    # arguments that name files: a request gives a relative name, resolved under the operator's
+    # presses.artifact_dir (presses/policy.py artifact_path); never a path, URL or hub id
+    artifact_args: tuple[str, ...] = ()
 
 
 def _entries() -> list[PressEntry]:
