@@ -39,6 +39,27 @@ def _init_fields(cls: type) -> set[str]:
     return {f.name for f in dataclasses.fields(cls) if f.init}
 
 
+def _check_kinds(cls: type, press: str, kwargs: dict) -> None:
+    """A kwarg whose field has a number, bool or string default must be one too (kvpress presses are
+    dataclasses that do not check types: a string ``n_sink`` would only fail inside a forward)."""
+    defaults = {f.name: f.default for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else {}
+    for name, value in kwargs.items():
+        default = defaults.get(name, dataclasses.MISSING)
+        if isinstance(default, bool):
+            ok = isinstance(value, bool)
+        elif isinstance(default, int):
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif isinstance(default, float):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        elif isinstance(default, str):
+            ok = isinstance(value, str)
+        else:
+            continue
+        if not ok:
+            raise PressSpecError(f"press {press!r} argument {name!r} must be a {type(default).__name__}, "
+                                 f"got {type(value).__name__}")
+
+
 def lookup(name: str) -> PressEntry:
     """The catalog entry for ``name`` or an allowlisted custom press (presses/policy.py);
     PressSpecError if unknown. An import path that is not allowlisted is never imported."""
@@ -58,6 +79,7 @@ def _construct(entry: PressEntry, spec: PressSpec, inner: list[BasePress]) -> Ba
         allowed = sorted(fields - set((entry.inner or "").split(",")) - {"compression_ratio"})
         raise PressSpecError(f"press {spec.name!r} has no argument(s) {sorted(unknown)}; "
                              f"valid arguments: {allowed or 'none'}")
+    _check_kinds(entry.press_class, spec.name, kwargs)
     for arg in entry.artifact_args:
         if arg in kwargs:
             kwargs[arg] = str(artifact_path(kwargs[arg], spec.name))

@@ -107,3 +107,10 @@ def test_the_builder_resolves_declared_artifact_arguments(tmp_path: Path, monkey
         resolve(PressSpec.model_validate({"name": "artifact_test", "scorer_path": "/etc/passwd"}))
     built = resolve(PressSpec.model_validate({"name": "artifact_test", "scorer_path": "w.pt"})).press
     assert built.scorer_path == str((tmp_path / "w.pt").resolve())
+
+
+@pytest.mark.parametrize("spec", [{"name": "streaming_llm", "n_sink": "4"}, {"name": "streaming_llm", "n_sink": 4.5},
+                                  {"name": "streaming_llm", "n_sink": True}])
+def test_press_arguments_of_the_wrong_kind_are_422_before_any_forward(spec):
+    with pytest.raises(PressSpecError, match="argument 'n_sink' must be a int"):
+        resolve(PressSpec.model_validate(spec))
