@@ -85,7 +85,8 @@ def run(repeats: int, port: int) -> dict:
         attacker.join()
     base, hit = summarize(baseline), summarize(under_attack)
     result["results"] = {
-        "body_30mb_reply": summarize(attack["body_30mb"]), "body_30mb_statuses": sorted(set(attack["body_30mb_status"])),
+        "body_30mb_reply": summarize(attack["body_30mb"]),
+        "body_30mb_statuses": sorted(set(attack["body_30mb_status"])),
         "context_6mb_reply": summarize(attack["context_6mb"]),
         "context_6mb_statuses": sorted(set(attack["context_6mb_status"])),
         "others_baseline": base, "others_under_attack": hit,

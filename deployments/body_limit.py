@@ -3,7 +3,8 @@
 An ASGI middleware on the ingress app: a declared ``Content-Length`` above the limit is answered
 at once, without reading a byte of the body; a body without one (chunked) is counted as it is
 read, answered 413 as soon as the count passes the limit, and the route sees a disconnected
-client (its own reply is dropped), so no route ever parses more than ``limits.max_body_bytes``. (nginx ``client_max_body_size``, vLLM's ``--max-log-len`` cousin.)
+client (its own reply is dropped), so no route ever parses more than ``limits.max_body_bytes``
+(what nginx's ``client_max_body_size`` does in front of a server).
 
 The limit is a class attribute the Ingress sets from ``AppConfig.limits.max_body_bytes`` at
 start-up (the same pattern as ``RequestMetricsMiddleware.metrics``): one ingress per process.

@@ -12,9 +12,9 @@ functions, and FastAPI must see real types such as ``Request``, not strings.)
 import asyncio
 import logging
 import time
-from typing import Any, AsyncIterator
+from typing import Annotated, Any, AsyncIterator
 
-from fastapi import Header, Request
+from fastapi import Body, Header, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from ray import serve
 from ray.serve.exceptions import RayServeException
@@ -26,6 +26,7 @@ from deployments.engine.presses import describe_presses, resolve
 from deployments.engine.sampling import SamplingParams
 from deployments.admin_routes import AdminRoutes
 from deployments.admin_schema import ERRORS
+from deployments.api_examples import CHAT, SESSION
 from deployments.api_replies import ChatCompletion, Health, ModelList, PressList, Session, SessionDeleted, SessionList
 from deployments.body_limit import BodyLimitMiddleware
 from deployments.engine.presses import install_press_policy
@@ -91,7 +92,9 @@ class Ingress(AdminRoutes):
                                             "owned_by": "kvfleet", "max_model_len": self.config.limits.max_context_tokens}]}
 
     @api.post("/v1/chat/completions", responses={200: {"model": ChatCompletion}, **ERRORS})
-    async def chat_completions(self, request: Request, body: ChatCompletionRequest, authorization: str | None = Header(None),
+    async def chat_completions(self, request: Request,
+                               body: Annotated[ChatCompletionRequest, Body(openapi_examples=CHAT)],
+                               authorization: str | None = Header(None),
                                x_session_id: str | None = Header(None), x_api_key: str | None = Header(None)) -> Any:
         arrived = time.perf_counter()  # TTFT counts from here
         owner = self.auth.owner(authorization, x_api_key)
@@ -202,7 +205,8 @@ class Ingress(AdminRoutes):
 
     # ---- sessions API ------------------------------------------------------------------------
     @api.post("/v1/sessions", responses={200: {"model": Session}, 202: {"model": Session}, **ERRORS})
-    async def create_session(self, body: SessionCreateRequest, authorization: str | None = Header(None),
+    async def create_session(self, body: Annotated[SessionCreateRequest, Body(openapi_examples=SESSION)],
+                             authorization: str | None = Header(None),
                              x_api_key: str | None = Header(None)) -> Any:
         owner = self.auth.owner(authorization, x_api_key)
         req = body

@@ -76,7 +76,8 @@ def test_bodies_over_the_limit_are_413_declared_or_chunked(monkeypatch):
     app = _app()
     small = asyncio.run(_post(app, json={"a": 1}))
     assert small.status_code == 200 and small.json() == {"keys": 1}
-    big = asyncio.run(_post(app, content=b'{"a": "' + b"x" * 5000 + b'"}', headers={"content-type": "application/json"}))
+    big = asyncio.run(_post(app, content=b'{"a": "' + b"x" * 5000 + b'"}',
+                            headers={"content-type": "application/json"}))
     assert big.status_code == 413 and big.json()["error"]["code"] == "request_too_large"
 
     async def chunks():  # no Content-Length: counted while read
