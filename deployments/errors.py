@@ -116,7 +116,7 @@ def request_validation_error(errors: Any) -> APIError:
     press = bool(errors) and all(err["loc"][:1] == ("press",) for err in errors)
     error = (APIError(422, "; ".join(parts), "invalid_press") if press
              else APIError(400, "; ".join(parts) or "invalid request", "invalid_request"))
-    error.param = ".".join(str(p) for p in errors[0]["loc"]) or None if errors else None
+    error.param = (".".join(str(p) for p in errors[0]["loc"]) or None) if errors else None
     return error
 
 
