@@ -9,6 +9,9 @@ character bound before any tokenization) (``under_attack``). Reported: the attac
 and statuses, the other clients' latencies in both phases, and their ratio (under attack /
 baseline, medians) - measured in one run on this machine; read the ratio, not the seconds.
 
+Before the app starts, in process: the ingress's bounded context check (``ContextLimit.check``) on
+the same 6 MB context vs tokenizing all of it (what the check did before issue 19).
+
 Writes ``benchmarks/results/untrusted_input.json`` and ``.png``.
 """
 
@@ -67,12 +70,33 @@ def _attacker(url: str, model: str, stop: threading.Event, out: dict[str, list])
                 out[kind + "_status"].append(reply.status_code)
 
 
+def context_check_vs_full_tokenization() -> dict:
+    from deployments.context_limit import ContextLimit
+    from deployments.engine.engine import ContextTooLongError
+    from deployments.engine.model_loader import ModelConfig
+
+    limit = ContextLimit(ModelConfig(), 8000)
+    text = "word " * (BIG_CONTEXT_CHARS // 5)
+    t0 = time.perf_counter()
+    try:
+        limit.check(text)
+    except ContextTooLongError:
+        pass
+    bounded = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    tokens = len(limit.renderer.encode(text))
+    full = time.perf_counter() - t0
+    return {"context_chars": len(text), "tokens": tokens, "bounded_check_s": round(bounded, 5),
+            "full_tokenization_s": round(full, 3), "full_over_bounded_ratio": round(full / max(bounded, 1e-6), 1)}
+
+
 def run(repeats: int, port: int) -> dict:
     from tests.serving import MODEL, ray_cluster, serve_app, small_args
 
     started = time.perf_counter()
     result = provenance({"repeats_per_client": repeats, "clients": CLIENTS, "huge_body_bytes": HUGE_BODY_BYTES,
                          "big_context_chars": BIG_CONTEXT_CHARS, "replicas": 1})
+    in_process = context_check_vs_full_tokenization()
     with ray_cluster(num_cpus=4), serve_app(port, small_args(replicas={"count": 1}), timeout_s=900) as url:
         _ask(url, MODEL)  # warm
         baseline = _clients(url, MODEL, repeats)
@@ -91,6 +115,7 @@ def run(repeats: int, port: int) -> dict:
         "context_6mb_statuses": sorted(set(attack["context_6mb_status"])),
         "others_baseline": base, "others_under_attack": hit,
         "others_median_ratio_attack_over_baseline": round(hit["median_s"] / base["median_s"], 3),
+        "context_check_in_process": in_process,
     }
     return finish(result, started)
 
