@@ -63,7 +63,7 @@ def _rules() -> list[_Rule]:
         _Rule(cp_errors.UnknownAdminEvent, 404, "event_not_found"),
         _Rule(cp_errors.UnknownReplica, 404, "replica_not_found"),
         _Rule(cp_errors.InvalidTransition, 409, "invalid_state"),
-        _Rule(cp_errors.InvalidMigration, 400, "invalid_migration"),
+        _Rule(cp_errors.InvalidMigration, 409, "invalid_migration"),  # conflicts with the fleet's state
         _Rule(MissingCache, 409, "session_not_ready"),
         *rules,
     ]
