@@ -5,7 +5,8 @@ and negative data - with an admin key and without any key: zero server errors (5
 its own (an admin fuzzer clears and drains), with tight limits so that every accepted request is
 cheap: contexts of at most 64 tokens, at most 4 generated tokens, n <= 2. The example count and
 the seed are printed in the test output; ``KVFLEET_FUZZ_SEED`` / ``KVFLEET_FUZZ_EXAMPLES`` change
-them (a failure prints the exact requests to reproduce).
+them (a failure prints the exact requests to reproduce). tests/e2e/fuzz_hooks.py keeps the run
+from draining the app's only replica (which would make every later session a correct 503).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ ADMIN_KEY = "key-fuzz-admin"
 SEED = int(os.environ.get("KVFLEET_FUZZ_SEED", "19"))
 MAX_EXAMPLES = int(os.environ.get("KVFLEET_FUZZ_EXAMPLES", "4"))
 RUN_TIMEOUT_S = 900
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +58,9 @@ def test_fuzzing_the_openapi_document_finds_no_server_error(fuzz_url, key, tmp_p
     if key:
         command += ["-H", f"Authorization: Bearer {key}"]
     run = subprocess.run(command, capture_output=True, text=True, timeout=RUN_TIMEOUT_S,
-                         env={**os.environ, "NO_COLOR": "1", "SCHEMATHESIS_HOOKS": ""})
+                         env={**os.environ, "NO_COLOR": "1", "SCHEMATHESIS_HOOKS": "tests.e2e.fuzz_hooks",
+                              "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])},
+                         cwd=REPO)
     summary = [line for line in run.stdout.splitlines()
                if re.search(r"Test cases:|Seed:|operations|Phases|passed|failed|Errors|Failures", line)]
     with capsys.disabled():
