@@ -60,7 +60,7 @@ def test_fuzzing_the_openapi_document_finds_no_server_error(fuzz_url, key, tmp_p
     run = subprocess.run(command, capture_output=True, text=True, timeout=RUN_TIMEOUT_S,
                          env={**os.environ, "NO_COLOR": "1", "SCHEMATHESIS_HOOKS": "tests.e2e.fuzz_hooks",
                               "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])},
-                         cwd=REPO)
+                         cwd=tmp_path)  # schemathesis keeps a cache in its working directory
     summary = [line for line in run.stdout.splitlines()
                if re.search(r"Test cases:|Seed:|operations|Phases|passed|failed|Errors|Failures", line)]
     with capsys.disabled():
