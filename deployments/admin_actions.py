@@ -11,6 +11,7 @@ from typing import Any, Awaitable, Callable
 
 from control_plane.admin_events import AdminEventStatus
 from control_plane.control_plane import ControlPlane
+from control_plane.errors import ControlPlaneError, SessionNotReady
 from control_plane.ids import ReplicaId, SessionId
 from control_plane.migration import MigrationMethod
 from control_plane.states import SessionState
@@ -18,6 +19,11 @@ from deployments.detached import DetachedTasks
 
 log = logging.getLogger(__name__)
 _TIMEOUT_S = 300.0
+
+
+class BadAdminRequest(ControlPlaneError, ValueError):
+    """An admin call whose arguments do not name anything to act on (HTTP 400). The HTTP layer
+    validates bodies first (deployments/admin_schema.py); this guards direct callers."""
 
 
 class AdminActions:
@@ -78,7 +84,7 @@ class AdminActions:
         """compress (recompress / quantize) and decompress (dequantize) a stored entry in place."""
         record = self.cp.session(SessionId(session_id))
         if record.state is not SessionState.READY and record.state is not SessionState.SPILLED:
-            raise ValueError(f"session {session_id} is {record.state.value}; wait until it is ready")
+            raise SessionNotReady(f"session {session_id} is {record.state.value}; wait until it is ready")
 
         async def work() -> dict:
             return await self.replicas[record.replica].admin.remote(action, session_id, **kwargs)
@@ -115,4 +121,4 @@ class AdminActions:
                     if r.context.token_ids is not None and tuple(token_ids[:len(r.context.token_ids)])
                     == r.context.token_ids]
             return {"prefix_holders": hits}
-        raise ValueError("lookup needs session_id or token_ids")
+        raise BadAdminRequest("lookup needs session_id or token_ids")

@@ -21,56 +21,35 @@ keys are configured. Mutating actions return ``{"event_id"}``; poll ``GET /admin
 import asyncio
 from typing import Any
 
-from fastapi import Body, Header
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import Header
 
+from deployments.admin_schema import (ERRORS, AdminEvent, ClearRequest, DrainRequest, EventRef, LookupReply,
+                                      LookupRequest, SessionRef)
 from deployments.errors import APIError
 from deployments.http_app import api
 from deployments.openai_schema import AdminCompressRequest, AdminMoveRequest
 
 
-class _SessionRef(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    session_id: str
-
-
-class _ClearRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    session_id: str | None = None
-    replica: str | None = None
-    all: bool = False
-
-
-class _DrainRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    replica: str
-
-
-class _LookupRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    session_id: str | None = None
-    token_ids: list[int] | None = Field(default=None, max_length=1_000_000)
-
-
 class AdminRoutes:
-    """Needs ``self.auth``, ``self.control`` and ``self.replicas`` from the Ingress."""
+    """Needs ``self.auth``, ``self.control``, ``self.replicas`` and ``self.limits`` from the Ingress."""
 
     auth: Any
     control: Any
     replicas: dict[str, Any]
+    limits: Any  # deployments.limits.RequestLimits
 
     async def _admin(self, authorization: str | None, x_api_key: str | None, action: str, **kwargs: Any) -> dict:
         self.auth.require_admin(authorization, x_api_key)
         return await self.control.admin_action.remote(action, **kwargs)
 
-    @api.get("/admin/health")
+    @api.get("/admin/health", responses=ERRORS)
     async def admin_health(self, authorization: str | None = Header(None), x_api_key: str | None = Header(None)) -> dict:
         self.auth.require_admin(authorization, x_api_key)
         stats = await self.control.stats.remote()
         return {"status": "ok", "replicas": [{"replica_id": rid, **info} for rid, info in stats["replicas"].items()],
                 "sessions": stats["sessions"], "counters": stats["counters"]}
 
-    @api.get("/admin/stats")
+    @api.get("/admin/stats", responses=ERRORS)
     async def admin_stats(self, authorization: str | None = Header(None), x_api_key: str | None = Header(None)) -> dict:
         self.auth.require_admin(authorization, x_api_key)
         names = list(self.replicas)
@@ -79,7 +58,7 @@ class AdminRoutes:
         return {"cluster": await self.control.stats.remote(),
                 "replicas": {n: (p if isinstance(p, dict) else {"error": str(p)}) for n, p in zip(names, pools)}}
 
-    @api.get("/admin/stats/{replica_id}")
+    @api.get("/admin/stats/{replica_id}", responses=ERRORS)
     async def admin_replica_stats(self, replica_id: str, authorization: str | None = Header(None),
                                   x_api_key: str | None = Header(None)) -> dict:
         """One replica's KV pool snapshot (what ``kvfleet stats <url>`` reads)."""
@@ -88,54 +67,50 @@ class AdminRoutes:
             raise APIError(404, f"no replica {replica_id!r}; replicas: {', '.join(self.replicas)}", "replica_not_found")
         return await asyncio.wait_for(self.replicas[replica_id].stats.remote(), 30)
 
-    @api.post("/admin/lookup")
-    async def admin_lookup(self, body: dict = Body(...), authorization: str | None = Header(None),
+    @api.post("/admin/lookup", responses={200: {"model": LookupReply}, **ERRORS})
+    async def admin_lookup(self, body: LookupRequest, authorization: str | None = Header(None),
                            x_api_key: str | None = Header(None)) -> dict:
-        req = _LookupRequest.model_validate(body)
-        return await self._admin(authorization, x_api_key, "lookup", **req.model_dump())
+        self.auth.require_admin(authorization, x_api_key)
+        self.limits.check_lookup(body.token_ids)
+        return await self._admin(authorization, x_api_key, "lookup", **body.model_dump())
 
-    @api.post("/admin/move")
-    async def admin_move(self, body: dict = Body(...), authorization: str | None = Header(None),
+    @api.post("/admin/move", responses={200: {"model": EventRef}, **ERRORS})
+    async def admin_move(self, body: AdminMoveRequest, authorization: str | None = Header(None),
                          x_api_key: str | None = Header(None)) -> dict:
-        req = AdminMoveRequest.model_validate(body)
-        return await self._admin(authorization, x_api_key, "move", **req.model_dump())
+        return await self._admin(authorization, x_api_key, "move", **body.model_dump())
 
-    @api.post("/admin/pin")
-    async def admin_pin(self, body: dict = Body(...), authorization: str | None = Header(None),
+    @api.post("/admin/pin", responses={200: {"model": EventRef}, **ERRORS})
+    async def admin_pin(self, body: SessionRef, authorization: str | None = Header(None),
                         x_api_key: str | None = Header(None)) -> dict:
-        return await self._admin(authorization, x_api_key, "pin", **_SessionRef.model_validate(body).model_dump())
+        return await self._admin(authorization, x_api_key, "pin", **body.model_dump())
 
-    @api.post("/admin/unpin")
-    async def admin_unpin(self, body: dict = Body(...), authorization: str | None = Header(None),
+    @api.post("/admin/unpin", responses={200: {"model": EventRef}, **ERRORS})
+    async def admin_unpin(self, body: SessionRef, authorization: str | None = Header(None),
                           x_api_key: str | None = Header(None)) -> dict:
-        return await self._admin(authorization, x_api_key, "unpin", **_SessionRef.model_validate(body).model_dump())
+        return await self._admin(authorization, x_api_key, "unpin", **body.model_dump())
 
-    @api.post("/admin/clear")
-    async def admin_clear(self, body: dict = Body(...), authorization: str | None = Header(None),
+    @api.post("/admin/clear", responses={200: {"model": EventRef}, **ERRORS})
+    async def admin_clear(self, body: ClearRequest, authorization: str | None = Header(None),
                           x_api_key: str | None = Header(None)) -> dict:
-        req = _ClearRequest.model_validate(body)
-        if not (req.session_id or req.replica or req.all):
-            raise APIError(400, "clear needs session_id, replica or all: true", "invalid_request")
-        return await self._admin(authorization, x_api_key, "clear", **req.model_dump())
+        return await self._admin(authorization, x_api_key, "clear", **body.model_dump())
 
-    @api.post("/admin/compress")
-    async def admin_compress(self, body: dict = Body(...), authorization: str | None = Header(None),
+    @api.post("/admin/compress", responses={200: {"model": EventRef}, **ERRORS})
+    async def admin_compress(self, body: AdminCompressRequest, authorization: str | None = Header(None),
                              x_api_key: str | None = Header(None)) -> dict:
-        req = AdminCompressRequest.model_validate(body)
-        return await self._admin(authorization, x_api_key, "compress", **req.model_dump())
+        return await self._admin(authorization, x_api_key, "compress", **body.model_dump())
 
-    @api.post("/admin/decompress")
-    async def admin_decompress(self, body: dict = Body(...), authorization: str | None = Header(None),
+    @api.post("/admin/decompress", responses={200: {"model": EventRef}, **ERRORS})
+    async def admin_decompress(self, body: SessionRef, authorization: str | None = Header(None),
                                x_api_key: str | None = Header(None)) -> dict:
         return await self._admin(authorization, x_api_key, "decompress",
-                                 **_SessionRef.model_validate(body).model_dump())
+                                 **body.model_dump())
 
-    @api.post("/admin/drain")
-    async def admin_drain(self, body: dict = Body(...), authorization: str | None = Header(None),
+    @api.post("/admin/drain", responses={200: {"model": EventRef}, **ERRORS})
+    async def admin_drain(self, body: DrainRequest, authorization: str | None = Header(None),
                           x_api_key: str | None = Header(None)) -> dict:
-        return await self._admin(authorization, x_api_key, "drain", **_DrainRequest.model_validate(body).model_dump())
+        return await self._admin(authorization, x_api_key, "drain", **body.model_dump())
 
-    @api.get("/admin/events/{event_id}")
+    @api.get("/admin/events/{event_id}", responses={200: {"model": AdminEvent}, **ERRORS})
     async def admin_event(self, event_id: str, authorization: str | None = Header(None),
                           x_api_key: str | None = Header(None)) -> dict:
         self.auth.require_admin(authorization, x_api_key)

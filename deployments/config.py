@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from control_plane.config import ControlPlaneConfig
 from deployments.engine.model_loader import ModelConfig
 from deployments.engine.decode.config import BatchConfig
+from deployments.engine.presses.policy import PressPolicyConfig
 from kvpool.config import KVPoolConfig
 from kvpool.press_spec import PressSpec
 
@@ -76,12 +77,24 @@ class TransferConfig(_Closed):
 
 
 class LimitsConfig(_Closed):
+    """Bounds on the work one request may cause (deployments/limits.py enforces the request ones,
+    deployments/body_limit.py the body size; README "Limits")."""
+
     max_context_tokens: int = Field(default=8000, ge=1)
     max_tokens_default: int = Field(default=256, ge=1)
     max_tokens_limit: int = Field(default=2048, ge=1)
     max_n: int = Field(default=4, ge=1)
     request_timeout_s: float = Field(default=120.0, gt=0)
     load_timeout_s: float = Field(default=600.0, gt=0)
+    max_body_bytes: int = Field(default=8 << 20, ge=1024, description="HTTP request bodies above this: 413")
+    max_messages: int = Field(default=512, ge=1, description="messages per chat request or session")
+    max_content_parts: int = Field(default=64, ge=1, description="content parts per message")
+    max_documents: int = Field(default=256, ge=1, description="documents per session")
+    max_stop_sequences: int = Field(default=4, ge=0, description="entries of `stop`")
+    max_stop_chars: int = Field(default=256, ge=1, description="characters per stop sequence")
+    max_top_logprobs: int = Field(default=20, ge=0, description="`top_logprobs` per token")
+    max_press_nodes: int = Field(default=8, ge=1, description="presses in one press spec, wrappers included")
+    max_lookup_token_ids: int = Field(default=32768, ge=1, description="token_ids in POST /admin/lookup")
 
 
 class AppConfig(_Closed):
@@ -98,6 +111,7 @@ class AppConfig(_Closed):
     plain: PlainRequestConfig = PlainRequestConfig()
     security: SecurityConfig = SecurityConfig()
     limits: LimitsConfig = LimitsConfig()
+    presses: PressPolicyConfig = PressPolicyConfig()
     transfer: TransferConfig = TransferConfig()
     batching: BatchConfig = Field(default_factory=BatchConfig,
                                   description="continuous batching of decode (deployments/engine/decode)")

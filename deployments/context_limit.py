@@ -3,11 +3,25 @@ before anything is placed or prefilled (HTTP 413 ``context_length_exceeded``).
 
 It tokenizes exactly as the engine does (same tokenizer, same chat-template frames), so the count
 is the number of tokens a replica would read. Only the tokenizer is loaded, never the weights.
+
+The work is bounded before any tokenization, so a huge context costs microseconds, not seconds:
+
+1. **character bound**: no token of the vocabulary is longer than ``max_chars_per_token``
+   characters (measured from the vocabulary at start-up), so a context of more than
+   ``(limit + 1) * max_chars_per_token`` characters has more than ``limit`` tokens - 413 without
+   rendering or tokenizing anything;
+2. **prefix count**: a long rendered prompt is tokenized only up to ``PREFIX_CHARS_PER_TOKEN *
+   (limit + 1)`` characters first; if that prefix alone is over the limit (with a margin for the
+   token that straddles the cut), it is a 413 and the rest is never tokenized;
+3. otherwise the exact count of the whole prompt (at most the character bound).
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+PREFIX_CHARS_PER_TOKEN = 8  # typical text is ~4 characters per token: the prefix holds ~2x the limit
+_CUT_MARGIN_TOKENS = 8      # tokens a cut in the middle of a word can add
 
 from deployments.engine.engine import ContextTooLongError
 from deployments.engine.model_loader import ModelConfig, resolve_model_path
@@ -19,19 +33,57 @@ class ContextLimit:
         from transformers import AutoTokenizer
 
         path, _ = resolve_model_path(model)
-        self.renderer = PromptRenderer(AutoTokenizer.from_pretrained(path))
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        self.renderer = PromptRenderer(tokenizer)
         self.max_context_tokens = max_context_tokens
+        self.max_chars_per_token = max_chars_per_token(tokenizer)
 
     def count(self, context: str | list[dict[str, Any]]) -> int:
-        """Tokens of a session context (text) or of a chat prompt (messages)."""
+        """Tokens of a session context (text) or of a chat prompt (messages), exactly."""
+        return len(self.renderer.encode(self._frame_text(context)))
+
+    def _frame_text(self, context: str | list[dict[str, Any]]) -> str:
         frame = (self.renderer.document_frame(context) if isinstance(context, str)
                  else self.renderer.chat_frame(context))
-        return len(self.renderer.encode(frame.prefix_text))
+        return frame.prefix_text
 
     def check(self, context: str | list[dict[str, Any]]) -> int:
-        """The token count; raises ContextTooLongError (413) above ``max_context_tokens``."""
-        tokens = self.count(context)
-        if tokens > self.max_context_tokens:
+        """The token count; raises ContextTooLongError (413) above ``max_context_tokens``, doing
+        bounded work for any input (see the module docstring)."""
+        limit = self.max_context_tokens
+        chars = context_chars(context)
+        if chars > (limit + 1) * self.max_chars_per_token:
+            raise ContextTooLongError(f"context has {chars} characters, so more than {limit} tokens; this server "
+                                      f"accepts at most {limit} (limits.max_context_tokens)")
+        text = self._frame_text(context)
+        cut = PREFIX_CHARS_PER_TOKEN * (limit + 1)
+        if len(text) > cut:
+            prefix_tokens = len(self.renderer.encode(text[:cut]))
+            if prefix_tokens > limit + _CUT_MARGIN_TOKENS:
+                raise ContextTooLongError(f"context has more than {prefix_tokens - _CUT_MARGIN_TOKENS} tokens; "
+                                          f"this server accepts at most {limit} (limits.max_context_tokens)")
+        tokens = len(self.renderer.encode(text))
+        if tokens > limit:
             raise ContextTooLongError(f"context has {tokens} tokens; this server accepts at most "
-                                      f"{self.max_context_tokens} (limits.max_context_tokens)")
+                                      f"{limit} (limits.max_context_tokens)")
         return tokens
+
+
+def max_chars_per_token(tokenizer: Any) -> int:
+    """An upper bound on the characters one token decodes to: the longest vocabulary entry (byte-level
+    BPE and SentencePiece spell each byte / character as at least one character of the entry)."""
+    return max(len(token) for token in tokenizer.get_vocab())
+
+
+def context_chars(context: str | list[dict[str, Any]]) -> int:
+    """Characters of the text a context carries (message contents and text parts), before rendering."""
+    if isinstance(context, str):
+        return len(context)
+    total = 0
+    for message in context:
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, str):
+            total += len(content)
+        elif isinstance(content, list):
+            total += sum(len(str(p.get("text", ""))) for p in content if isinstance(p, dict))
+    return total

@@ -22,6 +22,7 @@ from typing import Any, AsyncIterator
 from deployments.config import PlainRequestConfig
 from deployments.engine.decode import BatchConfig, DecodeLoop
 from deployments.engine.model_loader import ModelConfig
+from deployments.engine.presses import install_press_policy
 from deployments.prefix_cache import PrefixCache
 from deployments.session_table import SessionTable
 from deployments.engine.sampling import SamplingParams
@@ -51,7 +52,8 @@ class DecodeActor(TransferEndpoint):
     to another replica's DecodeActor with the configured backend, keyed by session id."""
 
     def __init__(self, model: dict, torch_threads: int, pool: dict, plain: dict | None = None,
-                 batching: dict | None = None):
+                 batching: dict | None = None, presses: dict | None = None):
+        install_press_policy(presses)  # AppConfig.presses (the plain-request prefix cache prefills too)
         self.engine = start_engine(ModelConfig.model_validate(model), torch_threads)
         batch = BatchConfig.model_validate(batching or {})
         self.decode_loop = DecodeLoop(self.engine, batch) if batch.enabled else None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import ValidationError
 from ray.exceptions import GetTimeoutError, RayActorError
@@ -62,7 +63,7 @@ def _rules() -> list[_Rule]:
         _Rule(cp_errors.UnknownAdminEvent, 404, "event_not_found"),
         _Rule(cp_errors.UnknownReplica, 404, "replica_not_found"),
         _Rule(cp_errors.InvalidTransition, 409, "invalid_state"),
-        _Rule(cp_errors.InvalidMigration, 400, "invalid_migration"),
+        _Rule(cp_errors.InvalidMigration, 409, "invalid_migration"),  # conflicts with the fleet's state
         _Rule(MissingCache, 409, "session_not_ready"),
         *rules,
     ]
@@ -76,9 +77,7 @@ def to_api_error(exc: BaseException) -> APIError:
     if isinstance(exc, APIError):
         return exc
     if isinstance(exc, ValidationError):
-        if all(tuple(err.get("loc", ()))[:1] == ("press",) for err in exc.errors()):
-            return APIError(422, _validation_message(exc), "invalid_press")  # e.g. a ratio outside [0, 1)
-        return validation_error(exc.errors())
+        return validation_error(exc.errors())  # 422 invalid_press when every error is inside ``press``
     for rule in _RULES:
         if isinstance(exc, rule.exc):
             return APIError(rule.status, _message(exc), rule.code)
@@ -100,10 +99,6 @@ def _message(exc: BaseException) -> str:
         return _message(cause)
     text = str(exc.args[0]) if getattr(exc, "args", None) else str(exc)
     return text.splitlines()[0][:2000] if text else type(exc).__name__
-
-
-def _validation_message(exc: ValidationError) -> str:
-    return "; ".join(_error_text(err) for err in exc.errors()[:5])
 
 
 def _error_text(err: dict) -> str:
@@ -140,7 +135,13 @@ def validation_error(errors: list[dict]) -> APIError:
     if cause is not None and getattr(cause, "param", None):
         return APIError(400, str(cause), getattr(cause, "code", "invalid_request"), param=cause.param)
     message = "; ".join(_error_text(err) for err in errors[:5]) or "invalid request"
-    return APIError(400, message, "invalid_request", param=param_of(tuple(first.get("loc", ()))) or None)
+    param = param_of(tuple(first.get("loc", ()))) or None
+    if errors and all(param_of(tuple(err.get("loc", ()))).startswith("press") for err in errors):
+        return APIError(422, message, "invalid_press", param=param)  # e.g. a ratio outside [0, 1)
+    return APIError(400, message, "invalid_request", param=param)
+
+
+request_validation_error = validation_error  # FastAPI's RequestValidationError.errors() have the same shape
 
 
 def error_body(error: APIError) -> dict:

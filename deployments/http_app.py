@@ -9,13 +9,16 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from ray.exceptions import RayActorError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from deployments.body_limit import BodyLimitMiddleware
 from deployments.errors import APIError, error_body, to_api_error, validation_error
 from deployments.metrics import RequestMetricsMiddleware
 from kvpool.errors import KVFleetError
 
 api = FastAPI(title="kvfleet", description="OpenAI-compatible serving with compressed, session-scoped KV caches")
 api.add_middleware(RequestMetricsMiddleware)
+api.add_middleware(BodyLimitMiddleware)  # outermost: an oversized body is refused before anything reads it
 
 
 @api.exception_handler(RequestValidationError)
@@ -39,6 +42,13 @@ def _is_json(content_type: str | None) -> bool:
         return False
     media = content_type.split(";")[0].strip().lower()
     return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+@api.exception_handler(StarletteHTTPException)
+async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    """Unknown route (404), wrong method (405) ...: OpenAI error JSON too, not Starlette's ``detail``."""
+    codes = {404: "not_found", 405: "method_not_allowed"}
+    return error_response(APIError(exc.status_code, str(exc.detail), codes.get(exc.status_code, "invalid_request")))
 
 
 @api.exception_handler(Exception)

@@ -12,7 +12,7 @@ functions, and FastAPI must see real types such as ``Request``, not strings.)
 import asyncio
 import logging
 import time
-from typing import Any, AsyncIterator
+from typing import Annotated, Any, AsyncIterator
 
 from fastapi import Body, Header, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
@@ -27,6 +27,12 @@ from deployments.press_outcome import press_outcome
 from deployments.engine.presses import describe_presses, resolve
 from deployments.engine.sampling import SamplingParams
 from deployments.admin_routes import AdminRoutes
+from deployments.admin_schema import ERRORS
+from deployments.api_examples import CHAT, SESSION
+from deployments.api_replies import ChatCompletion, Health, ModelList, PressList, Session, SessionDeleted, SessionList
+from deployments.body_limit import BodyLimitMiddleware
+from deployments.engine.presses import install_press_policy
+from deployments.limits import RequestLimits
 from deployments.errors import APIError, error_body, to_api_error
 from deployments.generation_controls import request_controls
 from deployments.http_app import api
@@ -48,6 +54,9 @@ class Ingress(AdminRoutes):
         self.context_limit = ContextLimit(self.config.model, self.config.limits.max_context_tokens)
         self.vocab_size = len(self.context_limit.renderer.tokenizer)  # logit_bias ids are checked against it
         self.loads = DetachedTasks()  # session loads that outlive their request
+        self.limits = RequestLimits(self.config.limits)
+        BodyLimitMiddleware.max_body_bytes = self.config.limits.max_body_bytes
+        install_press_policy(self.config.presses)  # allowlisted custom presses, imported now or never
         self._rr = 0
 
     # ---- helpers -----------------------------------------------------------------------------
@@ -74,11 +83,11 @@ class Ingress(AdminRoutes):
         self._rr = (self._rr + 1) % len(names)
         return names[self._rr], self.replicas[names[self._rr]]
 
-    @api.get("/health")
+    @api.get("/health", responses={200: {"model": Health}})
     async def health(self) -> dict:
         return {"status": "ok", "model": self.model_name, "replicas": list(self.replicas)}
 
-    @api.get("/v1/presses")
+    @api.get("/v1/presses", responses={200: {"model": PressList}})
     async def presses(self) -> dict:
         return {"object": "list", "data": describe_presses(), "default": self.config.default_press.model_dump()}
 
@@ -87,7 +96,7 @@ class Ingress(AdminRoutes):
         return {"id": self.model_name, "object": "model", "created": 0, "owned_by": "kvfleet",
                 "max_model_len": self.config.limits.max_context_tokens}
 
-    @api.get("/v1/models")
+    @api.get("/v1/models", responses={200: {"model": ModelList}})
     async def models(self) -> dict:
         return {"object": "list", "data": [self._model_card()]}
 
@@ -97,18 +106,21 @@ class Ingress(AdminRoutes):
         self._check_model(model)
         return self._model_card()
 
-    @api.post("/v1/chat/completions")
-    async def chat_completions(self, request: Request, body: dict = Body(...), authorization: str | None = Header(None),
+    @api.post("/v1/chat/completions", responses={200: {"model": ChatCompletion}, **ERRORS})
+    async def chat_completions(self, request: Request,
+                               body: Annotated[ChatCompletionRequest, Body(openapi_examples=CHAT)],
+                               authorization: str | None = Header(None),
                                x_session_id: str | None = Header(None), x_api_key: str | None = Header(None)) -> Any:
         arrived = time.perf_counter()  # TTFT counts from here
         owner = self.auth.owner(authorization, x_api_key)
-        req = ChatCompletionRequest.model_validate(body)
+        req = body
         self._check_model(req.model)
         problem = req.unsupported()
         if problem:
             raise APIError(400, problem, "unsupported_parameter")
         if req.n > self.config.limits.max_n:
             raise APIError(400, f"n={req.n} exceeds this server's limit {self.config.limits.max_n}", "n_too_large")
+        self.limits.check_chat(req)
         session_id = req.session_id or x_session_id
         if session_id and req.press is not None:
             raise APIError(400, "press applies to plain requests only; a session keeps the press it was loaded with",
@@ -207,12 +219,14 @@ class Ingress(AdminRoutes):
                 stream.cancel()
 
     # ---- sessions API ------------------------------------------------------------------------
-    @api.post("/v1/sessions")
-    async def create_session(self, body: dict = Body(...), authorization: str | None = Header(None),
+    @api.post("/v1/sessions", responses={200: {"model": Session}, 202: {"model": Session}, **ERRORS})
+    async def create_session(self, body: Annotated[SessionCreateRequest, Body(openapi_examples=SESSION)],
+                             authorization: str | None = Header(None),
                              x_api_key: str | None = Header(None)) -> Any:
         owner = self.auth.owner(authorization, x_api_key)
-        req = SessionCreateRequest.model_validate(body)
+        req = body
         self._check_model(req.model)
+        self.limits.check_session(req)
         press = req.press or self.config.default_press
         resolve(press)  # 422 before anything is placed
         await asyncio.to_thread(self.context_limit.check, req.context_value())  # 413 likewise
@@ -279,18 +293,18 @@ class Ingress(AdminRoutes):
                 "failure": record.get("failure"),
                 "compression": press_outcome(record["press"], record["read_tokens"], record["kept_tokens"])}
 
-    @api.get("/v1/sessions/{session_id}")
+    @api.get("/v1/sessions/{session_id}", responses={200: {"model": Session}, **ERRORS})
     async def get_session(self, session_id: str, authorization: str | None = Header(None),
                           x_api_key: str | None = Header(None)) -> dict:
         owner = self.auth.owner(authorization, x_api_key)
         return self._session_view(await self.control.session.remote(session_id, owner))
 
-    @api.get("/v1/sessions")
+    @api.get("/v1/sessions", responses={200: {"model": SessionList}, **ERRORS})
     async def list_sessions(self, authorization: str | None = Header(None), x_api_key: str | None = Header(None)) -> dict:
         owner = self.auth.owner(authorization, x_api_key)
         return {"object": "list", "data": [self._session_view(r) for r in await self.control.list_sessions.remote(owner)]}
 
-    @api.delete("/v1/sessions/{session_id}")
+    @api.delete("/v1/sessions/{session_id}", responses={200: {"model": SessionDeleted}, **ERRORS})
     async def delete_session(self, session_id: str, authorization: str | None = Header(None),
                              x_api_key: str | None = Header(None)) -> dict:
         owner = self.auth.owner(authorization, x_api_key)

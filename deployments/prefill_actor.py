@@ -13,6 +13,7 @@ from typing import Any
 import ray
 
 from deployments.engine.model_loader import ModelConfig
+from deployments.engine.presses import install_press_policy
 from deployments.model_process import start_engine
 from kvpool.compressed_kv import CompressedKV
 from kvpool.press_spec import PressSpec
@@ -23,7 +24,8 @@ class PrefillActor:
     """Prefills run one at a time (the default group); ``ready`` has its own thread, so a replica's
     health check is answered while a long prefill - or a queue of them - runs."""
 
-    def __init__(self, model: dict, torch_threads: int):
+    def __init__(self, model: dict, torch_threads: int, presses: dict | None = None):
+        install_press_policy(presses)  # AppConfig.presses: allowlisted custom presses, artifact directory
         self.engine = start_engine(ModelConfig.model_validate(model), torch_threads)
 
     @ray.method(concurrency_group="health")

@@ -57,10 +57,11 @@ class Replica:
         model = cfg.model.model_dump(mode="json")
         prefix = f"{self.app_name}.{self.replica_id}.{self.incarnation + 1}"
         self.prefill_actor = PrefillActor.options(**options, name=f"{prefix}.prefill").remote(
-            model, cfg.replicas.torch_threads)
+            model, cfg.replicas.torch_threads, cfg.presses.model_dump(mode="json"))
         self.decode_actor = DecodeActor.options(**options, name=f"{prefix}.decode", max_concurrency=1000).remote(
             model, cfg.replicas.torch_threads, cfg.replicas.pool.model_dump(mode="json"),
-            cfg.plain.model_dump(mode="json"), cfg.batching.model_dump(mode="json"))
+            cfg.plain.model_dump(mode="json"), cfg.batching.model_dump(mode="json"),
+            cfg.presses.model_dump(mode="json"))
         ray.get([self.prefill_actor.ready.remote(), self.decode_actor.ready.remote()])
         self.incarnation += 1
         log.info("%s: actors started (incarnation %d)", self.replica_id, self.incarnation)

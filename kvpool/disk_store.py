@@ -19,6 +19,7 @@ import torch
 
 from kvpool.compressed_kv import CompressedKV
 from kvpool.packing import PackedKV, pack, unpack
+from kvpool.safe_paths import safe_key
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,9 @@ class DiskStore:
         self.root.mkdir(parents=True, exist_ok=True)
 
     def write(self, key: str, ckv: CompressedKV) -> DiskLocation:
-        """Pack ``ckv`` (from any device) and write it under ``key``. Raises OSError on I/O failure."""
+        """Pack ``ckv`` (from any device) and write it under ``key``. Raises OSError on I/O failure,
+        UnsafeNameError if ``key`` is not one plain file-name component (kvpool.safe_paths)."""
+        safe_key(key)
         packed = pack(ckv.to("cpu"))
         location = DiskLocation(self.root / f"{key}.kv", self.root / f"{key}.json", packed.nbytes)
         _write_atomic(location.buffer_path, memoryview(packed.buffer.numpy()))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from control_plane.cluster_view import ClusterView
 from control_plane.config import ControlPlaneConfig
-from control_plane.errors import InsufficientCapacity, InvalidMigration, NoReplicaAvailable
+from control_plane.errors import InsufficientCapacity, InvalidMigration
 from control_plane.ids import ReplicaId, SessionId
 from control_plane.migration.plan import MigrationMethod, MigrationPlan, MigrationReason
 from control_plane.migration.targets import TargetPicker
@@ -19,7 +19,7 @@ def plan_admin_move(view: ClusterView, session_id: SessionId, config: ControlPla
 
     ``method=REBUILD`` re-prefills on the target instead of copying (e.g. to rebuild with a fresh
     engine). Raises UnknownSession, UnknownReplica, InvalidMigration (session not READY/SPILLED,
-    its replica dead, target is the source or not accepting), NoReplicaAvailable or
+    its replica dead, target is the source or not accepting, no other replica accepts sessions) or
     InsufficientCapacity (no target given and none has room).
     """
     record = view.session(session_id)
@@ -48,7 +48,9 @@ def plan_admin_move(view: ClusterView, session_id: SessionId, config: ControlPla
 
 def _pick_any(view: ClusterView, config: ControlPlaneConfig, stored_bytes: int, source: ReplicaId) -> ReplicaView:
     if not [r for r in view.accepting_replicas() if r.replica_id != source]:
-        raise NoReplicaAvailable(f"no other alive, non-draining replica than {source}; start one and retry")
+        # the fleet cannot satisfy this move (a conflict with its state, like naming a draining
+        # target), not a server failure: NoReplicaAvailable (503) is for placing new sessions
+        raise InvalidMigration(f"no other alive, non-draining replica than {source} to move to; start one and retry")
     picked = TargetPicker(view, max_pressure=config.pressure_threshold, allow_spill=True).pick(
         stored_bytes, exclude={source})
     if picked is None:

@@ -66,7 +66,8 @@ def normalize_messages(messages: list[Message]) -> list[Message]:
         raise PromptError("messages must not be empty")
     out = []
     for m in messages:
-        if not isinstance(m, dict) or m.get("role") not in {"system", "user", "assistant", "developer"}:
+        role = m.get("role") if isinstance(m, dict) else None
+        if not isinstance(role, str) or role not in {"system", "user", "assistant", "developer"}:
             raise PromptError("each message needs a role of system, developer, user or assistant")
         role = "system" if m["role"] == "developer" else m["role"]
         out.append({"role": role, "content": _content_text(m)})

@@ -7,13 +7,13 @@ answer 422 with something a user can act on.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 from dataclasses import dataclass
 
 from kvpress import BasePress
 
 from deployments.engine.presses.budget import check_budget, takes_budget
 from deployments.engine.presses.catalog import CATALOG, NO_PRESS_NAME, PressEntry, valid_names
+from deployments.engine.presses.policy import artifact_path, custom_entries, custom_entry
 from kvpool.errors import PressSpecError
 from kvpool.press_spec import PressSpec
 
@@ -41,28 +41,36 @@ def _init_fields(cls: type) -> set[str]:
     return {f.name for f in dataclasses.fields(cls) if f.init}
 
 
-def _custom_entry(name: str) -> PressEntry:
-    module_name, _, class_name = name.partition(":")
-    try:
-        cls = getattr(importlib.import_module(module_name), class_name)
-    except (ImportError, AttributeError) as exc:
-        raise PressSpecError(f"custom press {name!r} cannot be imported ({exc}); "
-                             "use 'package.module:ClassName' of an importable BasePress subclass") from exc
-    if not (isinstance(cls, type) and issubclass(cls, BasePress)):
-        raise PressSpecError(f"custom press {name!r} is not a kvpress BasePress subclass")
-    return PressEntry(name, cls, bool(getattr(cls, "query_agnostic", False)),
-                      per_head=bool(getattr(cls, "per_head", False)), summary="custom press")
+def _check_kinds(cls: type, press: str, kwargs: dict) -> None:
+    """A kwarg whose field has a number, bool or string default must be one too (kvpress presses are
+    dataclasses that do not check types: a string ``n_sink`` would only fail inside a forward)."""
+    defaults = {f.name: f.default for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else {}
+    for name, value in kwargs.items():
+        default = defaults.get(name, dataclasses.MISSING)
+        if isinstance(default, bool):
+            ok = isinstance(value, bool)
+        elif isinstance(default, int):
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif isinstance(default, float):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        elif isinstance(default, str):
+            ok = isinstance(value, str)
+        else:
+            continue
+        if not ok:
+            raise PressSpecError(f"press {press!r} argument {name!r} must be a {type(default).__name__}, "
+                                 f"got {type(value).__name__}")
 
 
 def lookup(name: str) -> PressEntry:
-    """The catalog entry for ``name`` (or an importable custom press); PressSpecError if unknown."""
+    """The catalog entry for ``name`` or an allowlisted custom press (presses/policy.py);
+    PressSpecError if unknown. An import path that is not allowlisted is never imported."""
     if ":" in name:
-        return _custom_entry(name)
+        return custom_entry(name)
     try:
         return CATALOG[name]
     except KeyError:
-        raise PressSpecError(f"unknown press {name!r}; valid presses: {', '.join(valid_names())}, "
-                             "or a custom press as 'package.module:ClassName'") from None
+        raise PressSpecError(f"unknown press {name!r}; valid presses: {', '.join(valid_names())}") from None
 
 
 def _check_servable(entry: PressEntry, spec: PressSpec) -> None:
@@ -84,6 +92,10 @@ def _construct(entry: PressEntry, spec: PressSpec, inner: list[BasePress]) -> Ba
         allowed = sorted(fields - set((entry.inner or "").split(",")) - {"compression_ratio"})
         raise PressSpecError(f"press {spec.name!r} has no argument(s) {sorted(unknown)}; "
                              f"valid arguments: {allowed or 'none'}")
+    _check_kinds(entry.press_class, spec.name, kwargs)
+    for arg in entry.artifact_args:
+        if arg in kwargs:
+            kwargs[arg] = str(artifact_path(kwargs[arg], spec.name))
     if entry.inner == "presses":
         kwargs["presses"] = inner
     elif entry.inner is not None:
@@ -138,7 +150,7 @@ def describe_presses() -> list[dict]:
     rows = [{"name": NO_PRESS_NAME, "query_agnostic": True, "per_head": False, "wraps": None, "phase": "prefill",
              "batched_decode": True, "summary": "no compression", "arguments": [], "required": [], "needs": None,
              "servable": True, "target_tokens": False}]
-    for entry in CATALOG.values():
+    for entry in [*CATALOG.values(), *custom_entries()]:
         rows.append({"name": entry.name, "query_agnostic": entry.query_agnostic, "per_head": entry.per_head,
                      "wraps": entry.inner, "phase": entry.phase, "batched_decode": entry.phase == "prefill",
                      "summary": entry.summary,

@@ -14,7 +14,8 @@ Each entry says how the press is built from a PressSpec and what it means for se
   generation's cache bounded while it decodes.
 
 - ``needs``: presses that score with a trained artifact (KVzap, Q-Filters, DuoAttention, Fast
-  KVzip, ExpectedAttentionStats, LU-KV) take it as a LOCAL path argument (``required``);
+  KVzip, ExpectedAttentionStats, LU-KV) take it as an argument (``required``) naming a file or
+  directory under the operator's ``presses.artifact_dir`` (``artifact_args``, presses/policy.py);
   without it the spec is a 422 that says what file is needed. kvpress itself would download
   them from a hub; kvfleet never downloads at run time (see artifacts.py).
 - ``servable``: False for a press listed only to say why it cannot run here (RestoreKV loads a
@@ -45,10 +46,13 @@ class PressEntry:
     phase: Literal["prefill", "decoding", "both"] = "prefill"
     attn_implementation: Literal["sdpa", "eager"] | None = None  # required implementation, if any
     summary: str = ""
-    required: tuple[str, ...] = ()  # arguments that must be given (local artifact paths)
+    required: tuple[str, ...] = ()  # arguments that must be given (e.g. local artifact names)
     needs: str | None = None  # what the required arguments must point to
     servable: bool = True
     rerotates: bool = False  # keys re-rotated to contiguous positions: next position = kept length
+    # arguments that name files: a request gives a relative name, resolved under the operator's
+    # presses.artifact_dir (presses/policy.py artifact_path); never a path, URL or hub id
+    artifact_args: tuple[str, ...] = ()
 
 
 def _entries() -> list[PressEntry]:
@@ -125,25 +129,31 @@ def _entries_added_for_kvpress_055() -> list[PressEntry]:
         e("compression_ratio_decoding", kvpress.CompressionRatioDecodingPress, True, inner="base_press",
           phase="decoding", summary="decoding press that keeps target_compression_ratio of the generated cache"),
         e("kvzap", artifacts.LocalKVzapPress, True, required=("model_path",),
+          artifact_args=("model_path",),
           needs="model_path: a local directory with a trained KVzap scorer (KVzapModel.save_pretrained, "
                 "e.g. a copy of nvidia/KVzap-mlp-<model>)",
           summary="KVzip approximated by a small surrogate model on hidden states"),
         e("qfilter", artifacts.LocalQFilterPress, True, required=("filters_path",),
+          artifact_args=("filters_path",),
           needs="filters_path: a local directory with trained Q-Filters for this model "
                 "(QFilters.save_pretrained, e.g. a copy of nthngdy/<model>_qfilt)",
           summary="score keys by their projection on learned query filters"),
         e("duo_attention", artifacts.LocalDuoAttentionPress, True, per_head=True, required=("pattern_path",),
+          artifact_args=("pattern_path",),
           needs="pattern_path: a local directory with DuoAttention's config.json and full_attention_heads.tsv "
                 "for this model",
           summary="streaming heads keep sinks + recent tokens (head_compression_ratio), retrieval heads all"),
         e("fastkvzip", artifacts.LocalFastKVzipPress, True, per_head=True, required=("gates_path",),
+          artifact_args=("gates_path",),
           needs="gates_path: a local Fast KVzip gates file (q<groups>_dim16_sink16.pt) trained for this model",
           summary="KVzip scores predicted by trained gates (one prefill)"),
         e("expected_attention_stats", artifacts.LocalExpectedAttentionStatsPress, True, required=("stats_folder",),
+          artifact_args=("stats_folder",),
           needs="stats_folder: a local directory of query statistics (ExpectedAttentionStats.save_pretrained) "
                 "for this model",
           summary="expected attention with precomputed query statistics"),
         e("lukv", artifacts.LocalLUKVPress, True, per_head=True, required=("budget_curve_path",),
+          artifact_args=("budget_curve_path",),
           needs="budget_curve_path: a local .npy budget curve [99, layers, kv_heads] for this model and inner press",
           summary="head-wise budgets from a precomputed curve around ExpectedAttention"),
         e("restorekv", kvpress.RestoreKVPress, True, per_head=True, servable=False,

@@ -42,7 +42,7 @@ class TokenSampler:
         if params.temperature > 0:
             self.generator = torch.Generator(device=device)
             if params.seed is not None:
-                self.generator.manual_seed(params.seed)
+                self.generator.manual_seed(params.seed % (1 << 64))  # any JSON integer: torch takes uint64
             else:
                 self.generator.seed()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from control_plane import (
-    InsufficientCapacity, InvalidMigration, MigrationMethod, MigrationReason, NoReplicaAvailable, ReplicaId,
+    InsufficientCapacity, InvalidMigration, MigrationMethod, MigrationReason, ReplicaId,
     SessionId, SessionState, Tier, UnknownReplica,
 )
 from control_plane.migration import (
@@ -164,8 +164,8 @@ def test_admin_move_refuses_nonsense():
         plan_admin_move(view, SessionId("s"), config(), target=R2)
     with pytest.raises(InvalidMigration, match="loading"):
         plan_admin_move(view, SessionId("loading"), config(), target=R2)
-    with pytest.raises(NoReplicaAvailable):
-        plan_admin_move(view, SessionId("s"), config())
+    with pytest.raises(InvalidMigration, match="no other alive, non-draining replica"):
+        plan_admin_move(view, SessionId("s"), config())  # a 409 over HTTP, not a 503 (issue 19's fuzzer)
     view.heartbeat(R2, stats(held_mib=100), now_s=0)
     with pytest.raises(InsufficientCapacity):
         plan_admin_move(view, SessionId("s"), config())

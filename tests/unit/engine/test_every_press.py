@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from deployments.engine.presses import CATALOG, describe_presses, resolve
+from deployments.engine.presses import CATALOG, describe_presses, install_press_policy, resolve
 from deployments.engine.sampling import SamplingParams
 from kvpool import PressSpec
 from kvpool.config import KVPoolConfig
@@ -150,21 +150,30 @@ def _artifacts(engine, tmp_path) -> dict[str, dict]:
     stats.save_pretrained(tmp_path / "stats")
     curve = np.broadcast_to((np.arange(1, 100) / 100)[:, None, None], (99, layers, kv_heads)).copy()
     np.save(tmp_path / "curve.npy", curve)
+    # requests name artifacts relative to the operator's presses.artifact_dir (presses/policy.py)
     return {
-        "kvzap": {"name": "kvzap", "compression_ratio": HALF, "model_path": str(tmp_path / "kvzap")},
-        "qfilter": {"name": "qfilter", "compression_ratio": HALF, "filters_path": str(tmp_path / "qfilt")},
-        "duo_attention": {"name": "duo_attention", "head_compression_ratio": HALF, "pattern_path": str(tmp_path / "duo")},
+        "kvzap": {"name": "kvzap", "compression_ratio": HALF, "model_path": "kvzap"},
+        "qfilter": {"name": "qfilter", "compression_ratio": HALF, "filters_path": "qfilt"},
+        "duo_attention": {"name": "duo_attention", "head_compression_ratio": HALF, "pattern_path": "duo"},
         "fastkvzip": {"name": "fastkvzip", "compression_ratio": HALF,
-                      "gates_path": str(tmp_path / f"q{heads // kv_heads}_dim16_sink16.pt")},
+                      "gates_path": f"q{heads // kv_heads}_dim16_sink16.pt"},
         "expected_attention_stats": {"name": "expected_attention_stats", "compression_ratio": HALF,
-                                     "stats_folder": str(tmp_path / "stats")},
-        "lukv": {"name": "lukv", "compression_ratio": HALF, "budget_curve_path": str(tmp_path / "curve.npy")},
+                                     "stats_folder": "stats"},
+        "lukv": {"name": "lukv", "compression_ratio": HALF, "budget_curve_path": "curve.npy"},
     }
 
 
 @pytest.fixture(scope="module")
-def artifact_specs(engine, tmp_path_factory) -> dict[str, dict]:
-    return _artifacts(engine, tmp_path_factory.mktemp("artifacts"))
+def artifact_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("artifacts")
+    install_press_policy({"artifact_dir": str(path)})
+    yield path
+    install_press_policy(None)
+
+
+@pytest.fixture(scope="module")
+def artifact_specs(engine, artifact_dir) -> dict[str, dict]:
+    return _artifacts(engine, artifact_dir)
 
 
 @pytest.mark.parametrize("name", ARTIFACT_PRESSES)
@@ -173,7 +182,13 @@ def test_artifact_press_runs_from_a_local_path(engine, full_bytes, artifact_spec
     _check(engine, artifact_specs[name], expected, full_bytes)
 
 
-def test_missing_local_artifact_is_a_clear_error(engine, tmp_path):
-    spec = PressSpec.model_validate({"name": "qfilter", "compression_ratio": HALF, "filters_path": str(tmp_path / "no")})
-    with pytest.raises(PressSpecError, match="not found"):
+def test_missing_local_artifact_is_a_clear_error(engine, artifact_dir):
+    spec = PressSpec.model_validate({"name": "qfilter", "compression_ratio": HALF, "filters_path": "no"})
+    with pytest.raises(PressSpecError, match="does not exist"):
         engine.prefill(document(2), spec)
+
+
+def test_an_artifact_path_outside_the_artifact_dir_is_refused(engine, artifact_specs, artifact_dir):
+    outside = {**artifact_specs["qfilter"], "filters_path": str(artifact_dir / "qfilt")}  # absolute: refused
+    with pytest.raises(PressSpecError, match="not a relative name"):
+        engine.prefill(document(2), PressSpec.model_validate(outside))
