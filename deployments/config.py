@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from control_plane.config import ControlPlaneConfig
 from deployments.engine.model_loader import ModelConfig
+from deployments.security_config import SecurityConfig
 from kvpool.config import KVPoolConfig
 from kvpool.press_spec import PressSpec
 
@@ -43,13 +44,8 @@ class PlainRequestConfig(_Closed):
     press: PressSpec = PressSpec(name="knorm", compression_ratio=0.5)
     block_tokens: int = Field(default=16, ge=1, description="block size of the compressed-prefix index")
     max_prefix_entries: int = Field(default=64, ge=0, description="stored plain-request prefixes per replica")
-
-
-class SecurityConfig(_Closed):
-    """Optional API keys. Empty ``api_keys``: no auth (owner 'anonymous'). Keys map to owner names."""
-
-    api_keys: dict[str, str] = Field(default_factory=dict, description="api key -> owner name")
-    admin_keys: list[str] = Field(default_factory=list, description="keys allowed on /admin routes")
+    share_prefixes_across_owners: bool = Field(default=False, description="false: a prefix is reused only by "
+                                               "its owner (API key identity); see deployments/prefix_scope.py")
 
 
 class TransferConfig(_Closed):
@@ -96,13 +92,6 @@ class AppConfig(_Closed):
     limits: LimitsConfig = LimitsConfig()
     transfer: TransferConfig = TransferConfig()
     control_tick_s: float = Field(default=2.0, gt=0, description="period of the control plane's decisions")
-
-    @model_validator(mode="after")
-    def _admin_keys_are_keys(self) -> "AppConfig":
-        unknown = [k for k in self.security.admin_keys if k not in self.security.api_keys]
-        if unknown:
-            raise ValueError("every admin key must also be listed in security.api_keys")
-        return self
 
     @model_validator(mode="after")
     def _node_resources_fit(self) -> "AppConfig":

@@ -30,10 +30,12 @@ from deployments.http_app import api
 from deployments.metrics import IngressMetrics, RequestMetricsMiddleware
 from deployments.openai_format import SSE_DONE, ChoiceAccumulator, chunk, completion_body, completion_id, sse, usage
 from deployments.openai_schema import ChatCompletionRequest, SessionCreateRequest
+from deployments.prefix_scope import prefix_scope
+from deployments.session_routes import SessionRoutes
 
 log = logging.getLogger(__name__)
 @serve.ingress(api)
-class Ingress(AdminRoutes):
+class Ingress(AdminRoutes, SessionRoutes):  # GET /v1/sessions and PATCH live in session_routes.py
     def __init__(self, config: dict, control: Any, replicas: dict[str, Any]):
         self.config = AppConfig.model_validate(config)
         self.control = control
@@ -109,7 +111,9 @@ class Ingress(AdminRoutes):
             _, replica = self._plain_replica()
         samplings = [self._sampling(req, i) for i in range(req.n)]
         press = req.press.model_dump(mode="json") if req.press else None
-        streams = [replica.options(stream=True).chat.remote(session_id, req.messages, s, press) for s in samplings]
+        scope = prefix_scope(owner, req.cache_salt, self.config.plain.share_prefixes_across_owners)
+        streams = [replica.options(stream=True).chat.remote(session_id, req.messages, s, press, scope)
+                   for s in samplings]
         kind = "session" if session_id else "plain"
         if req.stream:
             first = [await self._first(s) for s in streams]  # errors before streaming become HTTP errors
@@ -248,18 +252,14 @@ class Ingress(AdminRoutes):
                 "press": record["press"], "tokens_read": record["read_tokens"], "tokens_kept": record["kept_tokens"],
                 "bytes_stored": record["stored_bytes"], "codec": record["codec"], "pinned": record["pinned"],
                 "created": record["created_s"], "last_used": record["last_used_s"], "ttl_s": record["ttl_s"],
-                "failure": record.get("failure")}
+                "expire_time": None if record["ttl_s"] is None or record["pinned"]
+                else record["last_used_s"] + record["ttl_s"], "failure": record.get("failure")}
 
     @api.get("/v1/sessions/{session_id}")
     async def get_session(self, session_id: str, authorization: str | None = Header(None),
                           x_api_key: str | None = Header(None)) -> dict:
         owner = self.auth.owner(authorization, x_api_key)
         return self._session_view(await self.control.session.remote(session_id, owner))
-
-    @api.get("/v1/sessions")
-    async def list_sessions(self, authorization: str | None = Header(None), x_api_key: str | None = Header(None)) -> dict:
-        owner = self.auth.owner(authorization, x_api_key)
-        return {"object": "list", "data": [self._session_view(r) for r in await self.control.list_sessions.remote(owner)]}
 
     @api.delete("/v1/sessions/{session_id}")
     async def delete_session(self, session_id: str, authorization: str | None = Header(None),
