@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from control_plane.config import ControlPlaneConfig
+from control_plane.routing.config import PlainRoutingConfig
 from deployments.engine.model_loader import ModelConfig
 from deployments.security_config import SecurityConfig
 from kvpool.config import KVPoolConfig
@@ -44,6 +45,7 @@ class PlainRequestConfig(_Closed):
     press: PressSpec = PressSpec(name="knorm", compression_ratio=0.5)
     block_tokens: int = Field(default=16, ge=1, description="block size of the compressed-prefix index")
     max_prefix_entries: int = Field(default=64, ge=0, description="stored plain-request prefixes per replica")
+    routing: PlainRoutingConfig = PlainRoutingConfig()
     share_prefixes_across_owners: bool = Field(default=False, description="false: a prefix is reused only by "
                                                "its owner (API key identity); see deployments/prefix_scope.py")
 

@@ -30,6 +30,7 @@ from deployments.http_app import api
 from deployments.metrics import IngressMetrics, RequestMetricsMiddleware
 from deployments.openai_format import SSE_DONE, ChoiceAccumulator, chunk, completion_body, completion_id, sse, usage
 from deployments.openai_schema import ChatCompletionRequest, SessionCreateRequest
+from deployments.plain_routing import PlainRouter
 from deployments.prefix_scope import prefix_scope
 from deployments.session_routes import SessionRoutes
 
@@ -45,7 +46,7 @@ class Ingress(AdminRoutes, SessionRoutes):  # GET /v1/sessions and PATCH live in
         RequestMetricsMiddleware.metrics = self.metrics  # counts every request (http_app.py)
         self.model_name = self.config.model.name
         self.context_limit = ContextLimit(self.config.model, self.config.limits.max_context_tokens)
-        self._rr = 0
+        self.router = PlainRouter(self.config.plain, list(self.replicas), self.model_name)  # plain_routing.py
 
     # ---- helpers -----------------------------------------------------------------------------
     def _check_model(self, model: str) -> None:
@@ -64,11 +65,6 @@ class Ingress(AdminRoutes, SessionRoutes):  # GET /v1/sessions and PATCH live in
         return SamplingParams(max_tokens=max_tokens, temperature=temperature, top_p=req.top_p or 1.0, seed=seed,
                               stop=req.stop_list(), logprobs=req.logprobs, top_logprobs=req.top_logprobs or 0,
                               ignore_eos=req.ignore_eos).model_dump(mode="json")
-
-    def _plain_replica(self) -> tuple[str, Any]:
-        names = list(self.replicas)
-        self._rr = (self._rr + 1) % len(names)
-        return names[self._rr], self.replicas[names[self._rr]]
 
     @api.get("/health")
     async def health(self) -> dict:
@@ -102,25 +98,32 @@ class Ingress(AdminRoutes, SessionRoutes):  # GET /v1/sessions and PATCH live in
                            "invalid_request")
         if req.press is not None:
             resolve(req.press)
-        cached_tokens, replica = 0, None
-        if session_id:
-            where = await self.control.locate.remote(session_id, owner)
-            replica, cached_tokens = self.replicas[where["replica"]], where["read_tokens"]
-        else:
-            await asyncio.to_thread(self.context_limit.check, req.messages)  # the whole prompt is context here
-            _, replica = self._plain_replica()
-        samplings = [self._sampling(req, i) for i in range(req.n)]
         press = req.press.model_dump(mode="json") if req.press else None
         scope = prefix_scope(owner, req.cache_salt, self.config.plain.share_prefixes_across_owners)
-        streams = [replica.options(stream=True).chat.remote(session_id, req.messages, s, press, scope)
+        cached_tokens = 0
+        if session_id:
+            where = await self.control.locate.remote(session_id, owner)
+            name, cached_tokens = where["replica"], where["read_tokens"]
+        else:
+            await asyncio.to_thread(self.context_limit.check, req.messages)  # the whole prompt is context here
+            name = self.router.pick(req.messages, press, scope).replica_id
+        samplings = [self._sampling(req, i) for i in range(req.n)]
+        streams = [self.replicas[name].options(stream=True).chat.remote(session_id, req.messages, s, press, scope)
                    for s in samplings]
         kind = "session" if session_id else "plain"
-        if req.stream:
-            first = [await self._first(s) for s in streams]  # errors before streaming become HTTP errors
-            self.metrics.ttft.labels(kind).observe(time.perf_counter() - arrived)
-            return StreamingResponse(self._sse(req, streams, first, cached_tokens, kind, request, session_id),
-                                     media_type="text/event-stream")
-        return await self._collect(req, streams, cached_tokens, kind, session_id, arrived)
+        self.router.started(name)
+        streaming = False
+        try:
+            if req.stream:
+                first = [await self._first(s) for s in streams]  # errors before streaming become HTTP errors
+                self.metrics.ttft.labels(kind).observe(time.perf_counter() - arrived)
+                streaming = True
+                return StreamingResponse(self._sse(req, streams, first, cached_tokens, kind, request, session_id,
+                                                   lambda: self.router.finished(name)), media_type="text/event-stream")
+            return await self._collect(req, streams, cached_tokens, kind, session_id, arrived)
+        finally:
+            if not streaming:
+                self.router.finished(name)
 
     async def _first(self, stream: Any) -> dict:
         try:
@@ -159,7 +162,7 @@ class Ingress(AdminRoutes, SessionRoutes):  # GET /v1/sessions and PATCH live in
             self.metrics.tokens_per_s.observe(produced / elapsed_s)
 
     async def _sse(self, req: ChatCompletionRequest, streams: list, first: list[dict], cached: int, kind: str,
-                   request: Request, session_id: str | None) -> AsyncIterator[str]:
+                   request: Request, session_id: str | None, done: Any = None) -> AsyncIterator[str]:
         cid, created, start = completion_id(), int(time.time()), time.perf_counter()
         choices = [ChoiceAccumulator(i) for i in range(len(streams))]
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
@@ -194,6 +197,8 @@ class Ingress(AdminRoutes, SessionRoutes):  # GET /v1/sessions and PATCH live in
         finally:
             for stream in streams:
                 stream.cancel()
+            if done is not None:
+                done()
 
     # ---- sessions API ------------------------------------------------------------------------
     @api.post("/v1/sessions")
@@ -277,5 +282,5 @@ class Ingress(AdminRoutes, SessionRoutes):  # GET /v1/sessions and PATCH live in
             if isinstance(stats, dict):
                 self.metrics.update_replica(name, stats)
         cluster = await self.control.cluster.remote()
-        self.metrics.update_control(cluster["counters"])
+        self.metrics.update_control(cluster["counters"] | self.router.counters())
         return self.metrics.render().decode()
