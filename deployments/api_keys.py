@@ -167,21 +167,32 @@ class KeyRing:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m deployments.api_keys new <owner> [--admin]`` | ``hash <key>``."""
+    """``python -m deployments.api_keys new <owner> [--admin] [--keys-file keys.yaml]`` | ``hash <key>``."""
     parser = argparse.ArgumentParser(prog="python -m deployments.api_keys", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     new = sub.add_parser("new", help="mint a key; prints it, then the keys-file entry holding its hash")
     new.add_argument("owner")
     new.add_argument("--admin", action="store_true")
+    new.add_argument("--keys-file", help="append the entry to this keys document (created if missing) and "
+                                         "print only the key")
     sub.add_parser("hash", help="print the SHA-256 of a key").add_argument("key")
     args = parser.parse_args(argv)
     if args.command == "hash":
         print(key_digest(args.key).hex())
         return
     key = "kvf-" + secrets.token_urlsafe(32)
+    entry = {"owner": args.owner, "sha256": key_digest(key).hex(), "admin": args.admin}
+    if args.keys_file:
+        path = Path(args.keys_file)
+        document = yaml.safe_load(path.read_text()) if path.exists() else None
+        document = document or {"keys": []}
+        parse_keys_document(yaml.safe_dump(document), str(path))  # refuse to extend a broken file
+        document["keys"].append(entry)
+        path.write_text(yaml.safe_dump(document, sort_keys=False))
+        print(key)
+        return
     print(f"key: {key}")
-    print(yaml.safe_dump({"keys": [{"owner": args.owner, "sha256": key_digest(key).hex(), "admin": args.admin}]},
-                         sort_keys=False).rstrip())
+    print(yaml.safe_dump({"keys": [entry]}, sort_keys=False).rstrip())
 
 
 if __name__ == "__main__":

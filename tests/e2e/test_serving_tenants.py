@@ -2,7 +2,8 @@
 in its config): a prompt one tenant sent is not a cached prefix for another (``cached_tokens`` 0),
 ``cache_salt`` splits a tenant's prefix cache further, a tenant cannot see, use, change, move or
 delete another's sessions through any route, and a key removed from the file stops working
-without a restart. (test_litellm_tenants.py does the same through the LiteLLM proxy.)"""
+without a restart; through a LiteLLM proxy holding another tenant's key, nothing of alice's is
+visible either, and the sessions API (PATCH, list) passes through."""
 
 from __future__ import annotations
 
@@ -137,3 +138,80 @@ def test_a_rotated_key_stops_working_without_restart(tenants_url, keys_file, ali
     assert got.status_code == 200 and got.json()["id"] == carols["id"]     # same owner, new key
     assert httpx.get(f"{tenants_url}/v1/sessions/{alice_session['id']}", headers=auth(ALICE),
                      timeout=60).status_code == 200                        # others unaffected
+
+
+# ---- through the LiteLLM proxy -------------------------------------------------------------------
+# A real ``litellm`` proxy in front of this app, holding BOB's kvfleet key (as a proxy's own key
+# comes from a Secret on Kubernetes): whoever calls the proxy acts as bob on kvfleet.
+
+PROMPT2 = PROMPT.replace("Internal memo.", "Second memo.")
+
+
+@pytest.fixture(scope="module")
+def proxy_as_bob(tenants_url, tmp_path_factory) -> Iterator[tuple[str, str]]:
+    from tests.e2e.litellm_support import litellm_config, litellm_proxy, missing_proxy_requirements
+
+    if missing_proxy_requirements():
+        pytest.skip(f"the LiteLLM proxy server needs: pip install {' '.join(missing_proxy_requirements())}")
+    workdir = tmp_path_factory.mktemp("litellm-tenants")
+    config = litellm_config({"kvfleet-a": f"{tenants_url}/v1", "kvfleet-b": f"{tenants_url}/v1"},
+                            workdir / "sessions.sqlite3")
+    config["model_list"] = config["model_list"][:1]
+    config["model_list"][0]["litellm_params"]["api_key"] = BOB
+    port = int(os.environ.get("KVFLEET_E2E_PORT", "8310")) + 3
+    with litellm_proxy(config, workdir, port) as started:
+        yield started
+
+
+@pytest.mark.slow
+def test_through_the_proxy_another_tenant_sees_nothing(tenants_url, alice_session, proxy_as_bob):
+    proxy, master = proxy_as_bob
+    sid = alice_session["id"]
+    http = httpx.Client(base_url=proxy, headers=auth(master), timeout=HTTP_TIMEOUT_S)
+    assert http.get(f"/v1/sessions/{sid}", params={"model": "kvfleet"}).status_code == 404
+    assert http.patch(f"/v1/sessions/{sid}", params={"model": "kvfleet"}, json={"ttl_s": 1}).status_code == 404
+    assert http.delete(f"/v1/sessions/{sid}", params={"model": "kvfleet"}).status_code == 404
+    asked = http.post("/v1/chat/completions", json={"model": "kvfleet", "messages": user("Code?"), "max_tokens": 4,
+                                                    "session_id": sid})
+    assert asked.status_code == 404, asked.text
+    assert [plain2(tenants_url, ALICE)[1] for _ in range(2)][1] > 0     # alice has PROMPT2 cached
+    via_proxy = openai.OpenAI(base_url=f"{proxy}/v1", api_key=master, timeout=HTTP_TIMEOUT_S, max_retries=0)
+    reply = via_proxy.chat.completions.create(model="kvfleet", messages=user(PROMPT2), temperature=0, max_tokens=8)
+    assert reply.usage.prompt_tokens_details.cached_tokens == 0          # alice's prefix is not bob's
+    salted = via_proxy.chat.completions.create(model="kvfleet", messages=user(PROMPT2), temperature=0, max_tokens=8,
+                                               extra_body={"cache_salt": "user-1"})
+    assert salted.usage.prompt_tokens_details.cached_tokens == 0         # the proxy passed cache_salt on
+    assert via_proxy.chat.completions.create(model="kvfleet", messages=user(PROMPT2), temperature=0, max_tokens=8
+                                             ).usage.prompt_tokens_details.cached_tokens > 0  # bob's own entry
+    view = httpx.get(f"{tenants_url}/v1/sessions/{sid}", headers=auth(ALICE), timeout=60).json()
+    assert view["state"] == "ready" and view["ttl_s"] == alice_session["ttl_s"]
+
+
+def plain2(url: str, key: str) -> tuple[str, int]:
+    reply = oai(url, key).chat.completions.create(model=MODEL, messages=user(PROMPT2), temperature=0, max_tokens=8)
+    return reply.choices[0].message.content, reply.usage.prompt_tokens_details.cached_tokens
+
+
+@pytest.mark.slow
+def test_sessions_api_passes_through_the_proxy(tenants_url, proxy_as_bob):
+    proxy, master = proxy_as_bob
+    http = httpx.Client(base_url=proxy, headers=auth(master), timeout=HTTP_TIMEOUT_S)
+    created = http.post("/v1/sessions", json={"model": "kvfleet", "context": "Bob's locker code is 1187.",
+                                              "press": {"name": "none"}, "ttl_s": 600})
+    assert created.status_code == 200, created.text
+    sid = created.json()["id"]
+    patched = http.patch(f"/v1/sessions/{sid}", json={"ttl_s": 900, "pinned": True})
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["ttl_s"] == 900 and patched.json()["pinned"] is True and patched.json()["expire_time"] is None
+    assert patched.json()["router"]["home"] == "kvfleet-a"
+    bad = http.patch(f"/v1/sessions/{sid}", json={"ttl_s": 10, "expire_time": 2_000_000_000})
+    assert bad.status_code == 400 and bad.json()["error"]["message"], bad.text
+    assert http.patch(f"/v1/sessions/{sid}", json={"color": "red"}).status_code == 400
+    listed = http.get("/v1/sessions", params={"model": "kvfleet", "limit": 1000, "state": "ready"})
+    assert listed.status_code == 200, listed.text
+    assert sid in [s["id"] for s in listed.json()["data"]] and listed.json()["object"] == "list"
+    assert http.get("/v1/sessions", params={"model": "kvfleet", "after": "sess_unknown"}).status_code == 400
+    mine = httpx.get(f"{tenants_url}/v1/sessions/{sid}", headers=auth(BOB), timeout=60).json()
+    assert mine["ttl_s"] == 900 and mine["pinned"] is True                # the change reached kvfleet, as bob's
+    assert httpx.get(f"{tenants_url}/v1/sessions/{sid}", headers=auth(ALICE), timeout=60).status_code == 404
+    assert http.delete(f"/v1/sessions/{sid}").status_code == 200

@@ -90,7 +90,7 @@ def test_malformed_documents_name_the_problem(text, problem):
         parse_keys_document(text, "test")
 
 
-def test_cli_mints_a_key_and_its_entry(capsys):
+def test_cli_mints_a_key_and_its_entry(capsys, tmp_path):
     main(["new", "alice", "--admin"])
     out = capsys.readouterr().out
     key = out.splitlines()[0].removeprefix("key: ")
@@ -98,3 +98,10 @@ def test_cli_mints_a_key_and_its_entry(capsys):
     assert entries[0].owner == "alice" and entries[0].admin and entries[0].digest == key_digest(key)
     main(["hash", "abc"])
     assert capsys.readouterr().out.strip() == hashlib.sha256(b"abc").hexdigest()
+    path = tmp_path / "keys.yaml"
+    main(["new", "ops", "--admin", "--keys-file", str(path)])
+    main(["new", "proxy", "--keys-file", str(path)])
+    ops, proxy = capsys.readouterr().out.split()
+    ring = KeyRing(SecurityConfig(keys_file=str(path)))
+    assert ring.match(ops).admin and ring.match(proxy).owner == "proxy" and not ring.match(proxy).admin
+    assert ops not in path.read_text() and proxy not in path.read_text()
