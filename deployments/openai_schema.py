@@ -48,7 +48,7 @@ class ChatCompletionRequest(_Closed):
     ignore_eos: bool = False
     press: PressSpec | None = Field(default=None, description="press for this plain request's prompt")
     cache_salt: str | None = Field(default=None, min_length=1, max_length=1024,
-                                   description="vLLM's field: scopes prefix reuse further (deployments/prefix_scope.py)")
+                                   description="vLLM's field: scopes prefix reuse (deployments/prefix_scope.py)")
 
     @model_validator(mode="after")
     def _consistent(self) -> "ChatCompletionRequest":

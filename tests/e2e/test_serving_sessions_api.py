@@ -93,7 +93,8 @@ def test_list_pages_filters_and_order(http, three):
     ready = http.get("/v1/sessions", params={"state": "ready", "limit": 1000}).json()["data"]
     assert set(ids) <= {s["id"] for s in ready} and all(s["state"] == "ready" for s in ready)
     assert http.get("/v1/sessions", params={"model": "other-model"}).json()["data"] == []
-    assert set(ids) <= {s["id"] for s in http.get("/v1/sessions", params={"model": MODEL, "limit": 1000}).json()["data"]}
+    same_model = http.get("/v1/sessions", params={"model": MODEL, "limit": 1000}).json()["data"]
+    assert set(ids) <= {s["id"] for s in same_model}
 
 
 @pytest.mark.parametrize("params", [{"limit": 0}, {"limit": 1001}, {"limit": "x"}, {"state": "sleeping"},
