@@ -153,7 +153,9 @@ class KeyRing:
 
     @property
     def enabled(self) -> bool:
-        return bool(self.entries())
+        """Auth is on: inline keys, or a keys file / variable configured (even if a reload emptied it:
+        then every key is refused - never open)."""
+        return bool(self._inline) or self.config.external
 
     def match(self, key: str) -> KeyEntry | None:
         """The entry whose digest equals the key's; every entry is compared (constant time each)."""

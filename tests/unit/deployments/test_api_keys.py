@@ -58,6 +58,10 @@ def test_rotation_reloads_the_file_without_restart(tmp_path):
     os.utime(path, (1, 23456))
     clock.now = 4.0
     assert ring.match("new-key").owner == "alice"
+    path.write_text("keys: []\n")                  # an emptied file refuses every key: never open
+    os.utime(path, (1, 34567))
+    clock.now = 6.0
+    assert ring.match("new-key") is None and ring.enabled
 
 
 def test_env_keys_and_inline_keys_merge(monkeypatch):
