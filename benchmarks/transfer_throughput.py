@@ -33,7 +33,7 @@ from ray.cluster_utils import Cluster
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.transfer_baselines import RawPeer, raw_gloo_s, raw_object_store_s  # noqa: E402
-from transfer import make_backend  # noqa: E402
+from transfer import make_backend, start_transfer  # noqa: E402
 from transfer.testing import EndpointActor, tokens_for_bytes  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -70,7 +70,7 @@ def measure_backend(name: str, source: Any, target: Any, nbytes_goal: int, repea
     backend = make_backend(name, default_timeout_s=600)
     runs = []
     for _ in range(repeats + 1):
-        status = backend.start(source, target, key).result(900)
+        status = start_transfer(backend, source, target, key).result(900)
         if status.backend != name or status.bytes_moved != nbytes:
             raise RuntimeError(f"{name}: unexpected ticket {status}")
         runs.append(status.elapsed_s)
@@ -108,7 +108,7 @@ def migrate_vs_reprefill(source: Any, target: Any, tokens: int = 4096, repeats: 
     migrate = {}
     for name in ("nixl", "collective", "object_store"):
         backend = make_backend(name)
-        times = [backend.start(source, target, "reprefill").result(300).elapsed_s for _ in range(repeats + 1)]
+        times = [start_transfer(backend, source, target, "reprefill").result(300).elapsed_s for _ in range(repeats + 1)]
         migrate[name] = {"cold_s": times[0], "warm_median_s": statistics.median(times[1:])}
     return {"context_tokens": len(ids), "press": press.model_dump(mode="json"), "cache_bytes": ckv.nbytes,
             "reprefill_median_s": statistics.median(prefill_s), "reprefill_runs_s": prefill_s, "migrate": migrate}

@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+DEFAULT_CONFIG = "configs/cluster.yaml"
+
 
 def _prepare_model(args: argparse.Namespace) -> int:
     from deployments.engine.model_loader import ModelConfig, load_model, prepare_embedded_model
@@ -55,8 +57,42 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def find_checkout(start: Path | None = None) -> Path | None:
+    """The kvfleet source checkout to use: ``$KVFLEET_CHECKOUT``, else the first directory from
+    ``start`` (default: the working directory) upwards, else the one this package was installed from
+    in editable mode, that holds ``benchmarks/serving_report.py`` and ``configs/``. None for an
+    installed package with no checkout around it (benchmarks and configs are not in the wheel)."""
+    def is_checkout(path: Path) -> bool:
+        return (path / "benchmarks" / "serving_report.py").is_file() and (path / "configs").is_dir()
+
+    if os.environ.get("KVFLEET_CHECKOUT"):
+        path = Path(os.environ["KVFLEET_CHECKOUT"]).expanduser().resolve()
+        return path if is_checkout(path) else None
+    here = (start or Path.cwd()).resolve()
+    for path in (here, *here.parents, Path(__file__).resolve().parents[1]):
+        if is_checkout(path):
+            return path
+    return None
+
+
+_NO_CHECKOUT = ("kvfleet {what} needs a kvfleet source checkout ({needs} are not part of the installed "
+                "package): run it inside a clone of the repository, or set KVFLEET_CHECKOUT=/path/to/clone")
+
+
 def _serve(args: argparse.Namespace) -> int:
-    return subprocess.call(["serve", "run", args.config])
+    """``serve run CONFIG``; a relative CONFIG not found here is looked up in the checkout, and
+    without any config the application starts with AppConfig's defaults."""
+    config = Path(args.config)
+    if not config.is_file() and not config.is_absolute() and (checkout := find_checkout()) is not None:
+        config = checkout / config
+    if config.is_file():
+        return subprocess.call(["serve", "run", str(config)])
+    if args.config != DEFAULT_CONFIG:
+        print(f"kvfleet serve: no such config file: {args.config}", file=sys.stderr)
+        return 2
+    print(f"kvfleet serve: {DEFAULT_CONFIG} not found (no checkout here); starting deployments.app:build_app "
+          "with the built-in defaults on http://127.0.0.1:8000", file=sys.stderr)
+    return subprocess.call(["serve", "run", "deployments.app:build_app"])
 
 
 def _stats(args: argparse.Namespace, rest: list[str]) -> int:
@@ -66,16 +102,16 @@ def _stats(args: argparse.Namespace, rest: list[str]) -> int:
 
 
 def _bench(args: argparse.Namespace, rest: list[str]) -> int:
-    """Benchmarks live in the source checkout (benchmarks/), not in the installed packages."""
-    root = Path(__file__).resolve().parents[1]
-    if (root / "benchmarks").is_dir() and str(root) not in sys.path:
-        sys.path.insert(0, str(root))
-    try:
-        from benchmarks.serving_report import main as bench_main  # type: ignore[import-not-found]
-    except ImportError as exc:
-        print(f"kvfleet bench needs a source checkout with benchmarks/ ({exc})", file=sys.stderr)
+    """Run benchmarks/serving_report.py of the checkout in its own process: the installed packages
+    never import benchmarks/ (one-way layers), and a wheel has no benchmarks to run."""
+    checkout = find_checkout()
+    if checkout is None:
+        print(_NO_CHECKOUT.format(what="bench", needs="benchmarks/ and their data"), file=sys.stderr)
         return 2
-    return bench_main(rest)
+    path = os.pathsep.join(p for p in (str(checkout), os.environ.get("PYTHONPATH", "")) if p)
+    # the working directory stays the caller's, so relative paths in ``rest`` mean what they say
+    return subprocess.call([sys.executable, "-m", "benchmarks.serving_report", *rest],
+                           env={**os.environ, "PYTHONPATH": path})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--press", default="knorm")
     demo.add_argument("--ratio", type=float, default=0.5)
     serve = sub.add_parser("serve", help="run a Serve config (default configs/cluster.yaml)")
-    serve.add_argument("config", nargs="?", default="configs/cluster.yaml")
+    serve.add_argument("config", nargs="?", default=DEFAULT_CONFIG)
     sub.add_parser("stats", help="KV pool statistics (see `kvfleet stats --help`)", add_help=False)
     sub.add_parser("bench", help="serving benchmark (see `kvfleet bench --help`)", add_help=False)
     args, rest = parser.parse_known_args(argv)

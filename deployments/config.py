@@ -14,6 +14,7 @@ from control_plane.config import ControlPlaneConfig
 from control_plane.routing.config import PlainRoutingConfig
 from deployments.engine.model_loader import ModelConfig
 from deployments.security_config import SecurityConfig
+from deployments.engine.decode.config import BatchConfig
 from kvpool.config import KVPoolConfig
 from kvpool.press_spec import PressSpec
 
@@ -93,6 +94,8 @@ class AppConfig(_Closed):
     security: SecurityConfig = SecurityConfig()
     limits: LimitsConfig = LimitsConfig()
     transfer: TransferConfig = TransferConfig()
+    batching: BatchConfig = Field(default_factory=BatchConfig,
+                                  description="continuous batching of decode (deployments/engine/decode)")
     control_tick_s: float = Field(default=2.0, gt=0, description="period of the control plane's decisions")
 
     @model_validator(mode="after")

@@ -1,9 +1,12 @@
 """DecodeActor: holds a replica's KVPool and answers questions from the caches in it.
 
 An async Ray actor. Generation is a streaming actor method (``num_returns="streaming"``) that
-yields one dict per token; each model step runs in a worker thread so many streams interleave
-(the engine serialises the steps themselves). Cancelling the stream (client disconnect) stops
-the generation at the next token.
+yields one dict per token. Generations are continuously batched: one ``DecodeLoop`` thread per
+actor decodes every running generation in one forward per step (deployments/engine/decode/);
+requests whose cache runs a decoding-time press (phase ``decoding``/``prefill_decoding``), or all
+of them when ``BatchConfig.enabled`` is False, decode alone through ``KVEngine.generate`` (one
+request per forward, steps interleaved token by token). Cancelling the stream (client
+disconnect) takes the generation out of the batch at the next step.
 
 Pool events are buffered and drained by the replica, which forwards them to the control plane.
 """
@@ -17,14 +20,16 @@ from collections import deque
 from typing import Any, AsyncIterator
 
 from deployments.config import PlainRequestConfig
+from deployments.engine.decode import BatchConfig, DecodeLoop
 from deployments.engine.model_loader import ModelConfig
 from deployments.prefix_cache import PrefixCache
+from deployments.session_table import SessionTable
 from deployments.engine.sampling import SamplingParams
 from deployments.model_process import start_engine
 from kvpool import codecs
 from kvpool.compressed_kv import CompressedKV
 from kvpool.config import KVPoolConfig
-from kvpool.errors import KVFleetError
+from kvpool.errors import KVFleetError, UnknownHandleError
 from kvpool.handles import KVHandle
 from kvpool.packing import PackedKV, pack, unpack
 from kvpool.pool import KVPool
@@ -44,16 +49,24 @@ class DecodeActor(TransferEndpoint):
     """Also a transfer endpoint (transfer.TransferEndpoint): migrations move its caches directly
     to another replica's DecodeActor with the configured backend, keyed by session id."""
 
-    def __init__(self, model: dict, torch_threads: int, pool: dict, plain: dict | None = None):
+    def __init__(self, model: dict, torch_threads: int, pool: dict, plain: dict | None = None,
+                 batching: dict | None = None):
         self.engine = start_engine(ModelConfig.model_validate(model), torch_threads)
-        self.pool = KVPool(KVPoolConfig.model_validate(pool), recompressor=knorm_recompressor)
-        self.plain = PlainRequestConfig.model_validate(plain or {})
-        self.prefixes = PrefixCache(self.pool, self.engine, self.plain)
-        self.handles: dict[str, KVHandle] = {}
-        self.events: deque[dict] = deque(maxlen=100_000)
-        self.pool.subscribe(self._on_event)
+        batch = BatchConfig.model_validate(batching or {})
+        self.decode_loop = DecodeLoop(self.engine, batch) if batch.enabled else None
+        self._init_storage(KVPoolConfig.model_validate(pool), PlainRequestConfig.model_validate(plain or {}))
         self.active_streams = 0
         self.tokens_generated = 0
+
+    def _init_storage(self, pool: KVPoolConfig, plain: PlainRequestConfig) -> None:
+        """The pool, its session table and the prefix cache (split out so that tests can drive the
+        storage paths of a real DecodeActor without loading a model)."""
+        self.pool = KVPool(pool, recompressor=knorm_recompressor)
+        self.plain = plain
+        self.prefixes = PrefixCache(self.pool, self.engine, self.plain)
+        self.sessions = SessionTable(self.pool)  # the one owner of session -> pool entry (thread-safe)
+        self.events: deque[dict] = deque(maxlen=100_000)  # appended by any thread, drained by popleft
+        self.pool.subscribe(self._on_event)
 
     def ready(self) -> bool:
         return True
@@ -63,18 +76,13 @@ class DecodeActor(TransferEndpoint):
         if PrefixCache.owns(data["session_id"]):
             return  # prefix-cache entries are this actor's business, not the control plane's
         self.events.append(data)
-        if data["kind"] in ("evicted", "freed") and self.handles.get(data["session_id"]) == event.handle:
-            del self.handles[data["session_id"]]
+        if data["kind"] in ("evicted", "freed"):
+            self.sessions.forget(data["session_id"], event.handle)
 
     # ---- storage ----------------------------------------------------------------------------
     def store(self, session_id: str, ckv: CompressedKV, pinned: bool = False) -> dict:
         """Put a session's cache in the pool (replacing an older one); returns what was stored."""
-        old = self.handles.get(session_id)
-        handle = self.pool.put(ckv, session_id, pin=pinned)
-        self.handles[session_id] = handle
-        if old is not None and old in self.pool:
-            self.pool.free(old)
-        info = self.pool.info(handle)
+        handle, info = self.sessions.store(session_id, ckv, pinned)
         return {"handle": handle.id, "stored_bytes": info.nbytes, "tier": info.tier.value,
                 "read_tokens": ckv.meta.original_tokens, "kept_tokens": round(ckv.meta.kept_tokens),
                 "codec": info.codec}
@@ -84,24 +92,28 @@ class DecodeActor(TransferEndpoint):
         return pack(self._cache(session_id, decoded=False))
 
     def free(self, session_id: str) -> int:
-        handle = self.handles.pop(session_id, None)
-        return self.pool.free(handle) if handle is not None and handle in self.pool else 0
+        return self.sessions.free(session_id)
 
     def holds(self) -> dict[str, dict]:
         """Every session this pool holds: ``{session_id: {"handle", "tier", "nbytes"}}``."""
         out = {}
-        for session, handle in list(self.handles.items()):
-            if handle in self.pool:
+        for session, handle in self.sessions.snapshot().items():
+            try:
                 info = self.pool.info(handle)
-                out[session] = {"handle": handle.id, "tier": info.tier.value, "nbytes": info.nbytes}
+            except UnknownHandleError:
+                continue  # evicted since the snapshot
+            out[session] = {"handle": handle.id, "tier": info.tier.value, "nbytes": info.nbytes}
         return out
 
     def _cache(self, session_id: str, decoded: bool = True) -> CompressedKV:
-        handle = self.handles.get(session_id)
-        if handle is None or handle not in self.pool:
-            raise MissingCache(f"session {session_id!r} is not loaded on this replica right now "
-                               "(being rebuilt or moved); retry shortly")
-        return self.pool.get(handle, decoded=decoded)
+        handle = self.sessions.get(session_id)
+        try:
+            if handle is not None:
+                return self.pool.get(handle, decoded=decoded)
+        except UnknownHandleError:
+            pass  # evicted or replaced between the lookup and the read
+        raise MissingCache(f"session {session_id!r} is not loaded on this replica right now "
+                           "(being rebuilt or moved); retry shortly")
 
     # ---- transfer hooks (run on the endpoint's transfer threads) ------------------------------
     def transfer_export(self, key: str) -> PackedKV:
@@ -128,22 +140,26 @@ class DecodeActor(TransferEndpoint):
         return {"stored_bytes": info.nbytes}
 
     def _handle(self, session_id: str) -> KVHandle:
-        handle = self.handles.get(session_id)
+        handle = self.sessions.get(session_id)
         if handle is None:
             raise MissingCache(f"no stored cache for session {session_id!r} on this replica")
         return handle
 
     def drain_events(self) -> list[dict]:
-        out = list(self.events)
-        self.events.clear()
-        return out
+        out = []  # popleft, not list()+clear(): an event appended in between would be lost
+        while True:
+            try:
+                out.append(self.events.popleft())
+            except IndexError:
+                return out
 
     def stats(self) -> dict:
         snapshot = self.pool.stats_snapshot()
         snapshot["active_streams"] = self.active_streams
         snapshot["tokens_generated"] = self.tokens_generated
-        snapshot["session_count"] = len(self.handles)
+        snapshot["session_count"] = len(self.sessions)
         snapshot["prefix_cache"] = self.prefixes.stats()
+        snapshot["batch"] = self.decode_loop.snapshot() if self.decode_loop is not None else {"enabled": False}
         return snapshot
 
     def _step_json(self, step: Any, logprobs: bool, context_tokens: int = 0, cached_tokens: int = 0) -> dict:
@@ -193,6 +209,10 @@ class DecodeActor(TransferEndpoint):
         if ckv.meta.codec != "none":
             ckv = codecs.decode(ckv)
         params = SamplingParams.model_validate(sampling)
+        if self.decode_loop is not None and not self.engine.uses_decoding_press(ckv):
+            async for item in self._generate_batched(ckv, question, params, context_tokens, cached_tokens):
+                yield item
+            return
         stream = await asyncio.to_thread(self.engine.generate, ckv, question, params)
         self.active_streams += 1
         try:
@@ -206,3 +226,31 @@ class DecodeActor(TransferEndpoint):
         finally:
             self.active_streams -= 1
             stream.close()
+
+    async def _generate_batched(self, ckv: CompressedKV, question: Any, params: SamplingParams,
+                                context_tokens: int, cached_tokens: int) -> AsyncIterator[dict]:
+        """Stream from the replica's DecodeLoop: the same dicts as the one-request path."""
+        input_ids = self.engine.question_ids(ckv, question)
+        self.engine.check_request(ckv, input_ids, params)
+        if ckv.device != self.engine.device:
+            ckv = ckv.to(self.engine.device)
+        queue: asyncio.Queue = asyncio.Queue()
+        loop = asyncio.get_running_loop()
+        request_id = self.decode_loop.submit(
+            ckv, input_ids, params, lambda item: loop.call_soon_threadsafe(queue.put_nowait, item))
+        self.active_streams += 1
+        finished = False
+        try:
+            while not finished:
+                item = await queue.get()
+                if isinstance(item, BaseException):
+                    finished = True
+                    raise item
+                finished = item.finish_reason is not None
+                if item.token is not None:
+                    self.tokens_generated += 1
+                yield self._step_json(item, params.logprobs, context_tokens, cached_tokens)
+        finally:
+            self.active_streams -= 1
+            if not finished:  # cancelled (client gone): leave the batch at the next step
+                self.decode_loop.abort(request_id)

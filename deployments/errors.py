@@ -114,4 +114,5 @@ def _validation_message(exc: ValidationError) -> str:
 
 
 def error_body(error: APIError) -> dict:
-    return {"error": {"message": error.message, "type": error.type, "code": error.code, "param": None}}
+    return {"error": {"message": error.message, "type": error.type, "code": error.code,
+                      "param": getattr(error, "param", None)}}

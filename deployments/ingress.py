@@ -26,6 +26,7 @@ from deployments.engine.presses import describe_presses, resolve
 from deployments.engine.sampling import SamplingParams
 from deployments.admin_routes import AdminRoutes
 from deployments.errors import APIError, error_body, to_api_error
+from deployments.generation_controls import request_controls
 from deployments.http_app import api
 from deployments.metrics import IngressMetrics, RequestMetricsMiddleware
 from deployments.openai_format import SSE_DONE, ChoiceAccumulator, chunk, completion_body, completion_id, sse, usage
@@ -46,6 +47,7 @@ class Ingress(AdminRoutes, SessionRoutes):  # GET /v1/sessions and PATCH live in
         RequestMetricsMiddleware.metrics = self.metrics  # counts every request (http_app.py)
         self.model_name = self.config.model.name
         self.context_limit = ContextLimit(self.config.model, self.config.limits.max_context_tokens)
+        self.vocab_size = len(self.context_limit.renderer.tokenizer)  # logit_bias ids are checked against it
         self.router = PlainRouter(self.config.plain, list(self.replicas), self.model_name)  # plain_routing.py
 
     # ---- helpers -----------------------------------------------------------------------------
@@ -64,7 +66,8 @@ class Ingress(AdminRoutes, SessionRoutes):  # GET /v1/sessions and PATCH live in
         temperature = 1.0 if req.temperature is None else req.temperature
         return SamplingParams(max_tokens=max_tokens, temperature=temperature, top_p=req.top_p or 1.0, seed=seed,
                               stop=req.stop_list(), logprobs=req.logprobs, top_logprobs=req.top_logprobs or 0,
-                              ignore_eos=req.ignore_eos).model_dump(mode="json")
+                              ignore_eos=req.ignore_eos,
+                              **request_controls(req, self.vocab_size)).model_dump(mode="json")
 
     @api.get("/health")
     async def health(self) -> dict:

@@ -8,6 +8,8 @@ from typing import Any, Awaitable, Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from deployments.batch_metrics import BatchMetricsCollector
+
 _LATENCY_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
@@ -37,6 +39,8 @@ class IngressMetrics:
                                   ["replica", "event"], registry=r)
         self.control_counter = Gauge("kvfleet_control_plane", "control-plane counters (migrations, rebuilds ...)",
                                      ["counter"], registry=r)
+        self.batch = BatchMetricsCollector()
+        r.register(self.batch)
 
     def update_replica(self, replica: str, stats: dict) -> None:
         self.sessions.labels(replica).set(stats.get("session_count", 0))
@@ -46,6 +50,7 @@ class IngressMetrics:
             self.budget.labels(replica, tier).set(usage.get("budget_bytes", 0))
         for name, value in stats.get("counters", {}).items():
             self.pool_counter.labels(replica, name).set(value)
+        self.batch.update(replica, stats.get("batch"))
 
     def update_control(self, counters: dict) -> None:
         for name, value in counters.items():

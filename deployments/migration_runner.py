@@ -23,7 +23,7 @@ from control_plane.errors import InvalidMigration
 from control_plane.migration import MigrationPlan
 from control_plane.migration.job import MigrationStep, StepResult
 from deployments.config import AppConfig
-from transfer import Fault, KVExpectation, make_backend
+from transfer import Fault, KVExpectation, make_backend, start_transfer
 
 log = logging.getLogger(__name__)
 _STEP_TIMEOUT_S = 300.0
@@ -100,7 +100,7 @@ class MigrationRunner:
         target = await self.replicas[plan.target].decode_endpoint.remote()
         fault = self.faults.pop(0) if self.faults else None
         timeout_s = self.config.transfer.timeout_s
-        ticket = self.backend.start(source, target, plan.session_id, expect=self.expect, timeout_s=timeout_s,
+        ticket = start_transfer(self.backend, source, target, plan.session_id, expect=self.expect, timeout_s=timeout_s,
                                     fault=fault)
         status = await ticket.wait_async(timeout_s + 5)
         if status.state.value != "done":

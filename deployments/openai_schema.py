@@ -38,10 +38,18 @@ class ChatCompletionRequest(_Closed):
     logprobs: bool = False
     top_logprobs: int | None = Field(default=None, ge=0, le=20)
     user: str | None = None
-    presence_penalty: float | None = None
-    frequency_penalty: float | None = None
+    presence_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
+    frequency_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
     logit_bias: dict[str, float] | None = None
     response_format: dict[str, Any] | None = None
+    # vLLM extras; checked and translated by deployments/generation_controls.py
+    repetition_penalty: float | None = Field(default=None, gt=0.0, le=2.0)
+    min_tokens: int | None = Field(default=None, ge=0)
+    guided_json: dict[str, Any] | str | None = None
+    guided_regex: str | None = None
+    guided_choice: list[str] | None = None
+    guided_grammar: str | None = None
+    structured_outputs: dict[str, Any] | None = None
     tools: list[dict[str, Any]] | None = None
     tool_choice: Any = None
     parallel_tool_calls: bool | None = None
@@ -62,15 +70,8 @@ class ChatCompletionRequest(_Closed):
 
     def unsupported(self) -> str | None:
         """A message naming the first field set to something kvfleet does not implement, else None."""
-        if self.presence_penalty or self.frequency_penalty:
-            return "presence_penalty and frequency_penalty are not supported (use 0)"
-        if self.logit_bias:
-            return "logit_bias is not supported"
         if self.tools or self.tool_choice not in (None, "none"):
             return "tools / tool_choice are not supported by this server"
-        if self.response_format and self.response_format.get("type") not in (None, "text"):
-            return (f"response_format type {self.response_format.get('type')!r} is not supported; "
-                    "only 'text' (guided JSON decoding is not implemented)")
         return None
 
     def stop_list(self) -> tuple[str, ...]:

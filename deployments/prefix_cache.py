@@ -20,6 +20,7 @@ from typing import Any
 from deployments.config import PlainRequestConfig
 from deployments.engine.engine import KVEngine
 from kvpool.compressed_kv import CompressedKV
+from kvpool.errors import UnknownHandleError
 from kvpool.handles import KVHandle
 from kvpool.pool import KVPool
 from kvpool.prefix_index import CompressedPrefixIndex
@@ -69,8 +70,10 @@ class PrefixCache:
         self.entries.append(handle)
         while len(self.entries) > self.config.max_prefix_entries:
             old = self.entries.popleft()
-            if old in self.pool:
+            try:
                 self.pool.free(old)
+            except UnknownHandleError:
+                pass  # evicted already (an eviction can land between a check and the free)
         return handle.id
 
     def get(self, handle_id: str) -> CompressedKV:

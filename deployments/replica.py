@@ -42,6 +42,7 @@ class Replica:
         self.node_id = ray.get_runtime_context().get_node_id()
         self.app_name = serve.get_replica_context().app_name
         self.incarnation = 0
+        self._restart_lock = asyncio.Lock()  # the health check and failing streams may both see a death
         self.loads_in_flight = 0
         self.streams_in_flight = 0
         self._start_actors()
@@ -59,7 +60,7 @@ class Replica:
             model, cfg.replicas.torch_threads)
         self.decode_actor = DecodeActor.options(**options, name=f"{prefix}.decode", max_concurrency=1000).remote(
             model, cfg.replicas.torch_threads, cfg.replicas.pool.model_dump(mode="json"),
-            cfg.plain.model_dump(mode="json"))
+            cfg.plain.model_dump(mode="json"), cfg.batching.model_dump(mode="json"))
         ray.get([self.prefill_actor.ready.remote(), self.decode_actor.ready.remote()])
         self.incarnation += 1
         log.info("%s: actors started (incarnation %d)", self.replica_id, self.incarnation)
@@ -68,6 +69,7 @@ class Replica:
         """Restart both actors if one of them died; True if it did. A slow ``ready`` is not death:
         killing a busy actor would throw away every session it holds (Ray reports a dead process
         as ActorDiedError / ActorUnavailableError on its own)."""
+        seen = self.incarnation
         try:
             await asyncio.wait_for(asyncio.gather(self.prefill_actor.ready.remote(),
                                                   self.decode_actor.ready.remote()), timeout=_READY_TIMEOUT_S)
@@ -77,11 +79,14 @@ class Replica:
                         self.replica_id, _READY_TIMEOUT_S)
             return False
         except _ACTOR_DEATH:
-            log.warning("%s: an actor died; restarting both (sessions will be rebuilt)", self.replica_id)
-            for actor in (self.prefill_actor, self.decode_actor):
-                ray.kill(actor, no_restart=True)
-            await asyncio.to_thread(self._start_actors)
-            return True
+            async with self._restart_lock:
+                if self.incarnation != seen:
+                    return True  # another caller restarted them while we waited: never restart twice
+                log.warning("%s: an actor died; restarting both (sessions will be rebuilt)", self.replica_id)
+                for actor in (self.prefill_actor, self.decode_actor):
+                    ray.kill(actor, no_restart=True)
+                await asyncio.to_thread(self._start_actors)
+                return True
 
     async def check_health(self) -> None:
         """Serve health check: restarts dead actors (the control plane rebuilds what was lost)."""

@@ -14,6 +14,7 @@ from transfer.errors import (
 )
 from transfer.expectation import KVExpectation
 from transfer.faults import Fault, FaultKind, FaultSide
+from transfer.protocol import start_transfer
 from transfer.registry import AUTO_ORDER, availability, backend_class, backend_names, make_backend, register_backend
 from transfer.states import EndpointId, FailureReason, TransferId, TransferState
 from transfer.ticket import TicketStatus, TransferTicket
@@ -24,5 +25,5 @@ __all__ = [
     "TRANSFER_CONCURRENCY_GROUPS", "TicketStatus", "TransferAborted", "TransferBackend", "TransferEndpoint",
     "TransferError", "TransferFailedError", "TransferId", "TransferState", "TransferTicket",
     "TransferUnavailableError", "UnknownBackendError", "availability", "backend_class", "backend_names",
-    "make_backend", "register_backend", "transfer_actor",
+    "make_backend", "register_backend", "start_transfer", "transfer_actor",
 ]

@@ -2,8 +2,9 @@
 
 Roles (the vLLM KV-connector split):
 
-- ``TransferBackend`` lives with the caller (the control plane). ``start(source, target, key)``
-  returns a ``TransferTicket`` at once and drives the protocol (protocol.py) on a thread.
+- ``TransferBackend`` lives with the caller (the control plane);
+  ``protocol.start_transfer(backend, source, target, key)`` returns a ``TransferTicket`` at once
+  and drives the protocol on a thread.
 - ``Sender`` lives in the source endpoint process; ``Receiver`` in the target's. Endpoints
   (endpoint.TransferEndpoint) build them lazily from the backend's registered name and config.
 
@@ -16,6 +17,9 @@ Protocol, per transfer (every step bounded by the ticket's deadline)::
     target.commit()                                            (import hook; the point of no return)
     source.release()                                           (staging freed)
 
+This module is a leaf of interfaces and data: it imports no other part of transfer/ that could
+import it back (tests/unit/transfer/test_transfer_layering.py keeps it so).
+
 A backend is one small file: its Config (closed pydantic model), Sender, Receiver, and a
 ``plan()`` that says whether and how it can connect two endpoints. Register it by name in
 registry.py.
@@ -25,7 +29,6 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar
@@ -33,10 +36,8 @@ from typing import Any, Callable, ClassVar
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from transfer.expectation import KVExpectation
 from transfer.faults import Fault
 from transfer.states import TransferId
-from transfer.ticket import TransferTicket
 
 DEFAULT_TIMEOUT_S = 60.0
 
@@ -196,30 +197,8 @@ class TransferBackend(ABC):
         """
 
     def next_fault(self) -> Fault | None:
-        """A fault to inject when start() got none (the fake backend scripts these)."""
+        """A fault to inject when start_transfer() got none (the fake backend scripts these)."""
         return None
-
-    def start(self, source: Any, target: Any, key: str, *, transfer_id: str | None = None,
-              expect: KVExpectation | None = None, timeout_s: float | None = None,
-              fault: Fault | None = None) -> TransferTicket:
-        """Start moving the cache stored under ``key`` on ``source`` to ``target``; return at once.
-
-        ``source``/``target``: ActorHandles of actors mixing in TransferEndpoint, or in-process
-        TransferEndpoint objects. ``expect``: what the target accepts (checked on the target
-        before bytes move). ``timeout_s``: the whole transfer's deadline (default from config).
-        ``fault``: fault injection for tests (faults.py). Never raises for transport problems:
-        they end in a FAILED ticket.
-        """
-        from transfer.peer import as_peer
-        from transfer.protocol import run_transfer
-
-        ticket = TransferTicket(TransferId(transfer_id or f"xfer-{uuid.uuid4().hex[:16]}"), key, self.name,
-                                timeout_s or self.config.default_timeout_s)
-        fault = fault or self.next_fault()
-        worker = threading.Thread(target=run_transfer, name=f"kvfleet-{ticket.transfer_id}", daemon=True,
-                                  args=(ticket, self, as_peer(source), as_peer(target), expect, fault))
-        worker.start()
-        return ticket
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.config!r})"

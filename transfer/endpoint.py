@@ -8,7 +8,7 @@ the actor decodes, and an abort must get through while a send blocks)::
         def transfer_export(self, key): return pack(self.pool.get(key))       # source hook
         def transfer_import(self, key, packed): self.pool.put(key, unpack(packed))  # target hook
 
-Then the control plane: ``ticket = backend.start(source_handle, target_handle, key)``.
+Then the control plane: ``ticket = start_transfer(backend, source_handle, target_handle, key)``.
 Without overriding the hooks an endpoint serves ``transfer_offer``-ed packs and collects received
 ones for ``transfer_take``. The ``transfer_*`` remote methods below are the protocol of base.py;
 callers never call them directly.
@@ -38,13 +38,12 @@ from transfer.endpoint_state import EndpointState, Incoming, Outgoing
 from transfer.errors import SimulatedPeerDeath, TransferAborted, TransferError
 from transfer.expectation import KVExpectation
 from transfer.faults import Fault, FaultKind, FaultSide, corrupted_copy, sleep_unless_cancelled
+from transfer.process import PROCESS_TOKEN
 from transfer.states import FailureReason, TransferId
 
 TRANSFER_CONCURRENCY_GROUPS = {"transfer_io": 8, "transfer_ctl": 8}
 """Concurrency groups an endpoint actor must declare (``transfer_actor`` does it for you)."""
 
-PROCESS_TOKEN = uuid.uuid4().hex
-"""Identifies this process: two endpoints with the same token share memory."""
 
 _STALE_AFTER_S = 60.0  # entries this long past their deadline were abandoned by a dead orchestrator
 _STATE_LOCK = threading.Lock()

@@ -29,7 +29,7 @@ from pydantic import Field
 
 from transfer.base import BackendConfig, LentBuffer, ReceiveJob, Receiver, Route, Sender, SendJob, TransferBackend
 from transfer.buffer_pool import MIB, BufferPool, PooledBuffer
-from transfer.endpoint import PROCESS_TOKEN
+from transfer.process import PROCESS_TOKEN
 from transfer.errors import TransferError, TransferUnavailableError
 from transfer.states import FailureReason, TransferId
 

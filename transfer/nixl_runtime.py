@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from transfer.buffer_pool import BufferPool
-from transfer.endpoint import PROCESS_TOKEN
+from transfer.process import PROCESS_TOKEN
 
 if TYPE_CHECKING:
     from transfer.nixl import NixlConfig

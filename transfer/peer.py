@@ -15,6 +15,7 @@ from abc import ABC, abstractmethod
 from typing import Any
 
 from kvpool.errors import KVFleetError
+from transfer.endpoint import TransferEndpoint
 from transfer.errors import SimulatedPeerDeath, TransferError
 from transfer.states import FailureReason
 
@@ -142,8 +143,6 @@ def as_peer(endpoint: Any) -> Peer:
     """Wrap a Ray ActorHandle or an in-process TransferEndpoint as a Peer (a Peer passes through)."""
     if isinstance(endpoint, Peer):
         return endpoint
-    from transfer.endpoint import TransferEndpoint
-
     if isinstance(endpoint, TransferEndpoint):
         return LocalPeer(endpoint)
     if type(endpoint).__name__ == "ActorHandle" and hasattr(endpoint, "_actor_id"):

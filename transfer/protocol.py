@@ -12,6 +12,7 @@ import contextlib
 import logging
 import threading
 import time
+import uuid
 from collections import OrderedDict
 from typing import Any, Iterator
 
@@ -20,8 +21,8 @@ from transfer import metrics
 from transfer.errors import TransferAborted, TransferError, TransferUnavailableError
 from transfer.expectation import KVExpectation
 from transfer.faults import Fault
-from transfer.peer import PendingCall, Peer
-from transfer.states import FailureReason, TransferState
+from transfer.peer import PendingCall, Peer, as_peer
+from transfer.states import FailureReason, TransferId, TransferState
 from transfer.ticket import TransferTicket
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,28 @@ def endpoint_info(peer: Peer, ticket: TransferTicket) -> dict[str, Any]:
         while len(_INFO_CACHE) > _INFO_CACHE_SIZE:
             _INFO_CACHE.popitem(last=False)
     return info
+
+
+def start_transfer(backend: Any, source: Any, target: Any, key: str, *, transfer_id: str | None = None,
+                   expect: KVExpectation | None = None, timeout_s: float | None = None,
+                   fault: Fault | None = None) -> TransferTicket:
+    """Start moving the cache stored under ``key`` on ``source`` to ``target`` with ``backend`` (a
+    ``base.TransferBackend``); return its ticket at once (the protocol runs on a thread).
+
+    ``source``/``target``: ActorHandles of actors mixing in TransferEndpoint, or in-process
+    TransferEndpoint objects. ``expect``: what the target accepts (checked on the target before
+    bytes move). ``timeout_s``: the whole transfer's deadline (default: the backend config's
+    ``default_timeout_s``). ``fault``: fault injection for tests (faults.py; default: the
+    backend's ``next_fault()``). Never raises for transport problems: they end in a FAILED ticket.
+    Raises TypeError for a source or target that is not an endpoint.
+    """
+    ticket = TransferTicket(TransferId(transfer_id or f"xfer-{uuid.uuid4().hex[:16]}"), key, backend.name,
+                            timeout_s or backend.config.default_timeout_s)
+    fault = fault or backend.next_fault()
+    worker = threading.Thread(target=run_transfer, name=f"kvfleet-{ticket.transfer_id}", daemon=True,
+                              args=(ticket, backend, as_peer(source), as_peer(target), expect, fault))
+    worker.start()
+    return ticket
 
 
 def run_transfer(ticket: TransferTicket, backend: Any, source: Peer, target: Peer,

@@ -55,7 +55,7 @@ def _backend_samples(target: Target, session: dict, key: str, backends: list[str
                      log: Callable[[str], None]) -> dict[str, list[float]]:
     import ray
 
-    from transfer import make_backend
+    from transfer import make_backend, start_transfer
     from transfer.testing import EndpointActor
 
     source, sink = EndpointActor.remote(), EndpointActor.remote(sink=True)
@@ -65,7 +65,7 @@ def _backend_samples(target: Target, session: dict, key: str, backends: list[str
         for round_index in range(rounds):
             shift = round_index % len(backends)
             for name in backends[shift:] + backends[:shift]:
-                status = make_backend(name).start(source, sink, key, timeout_s=300).result(330)
+                status = start_transfer(make_backend(name), source, sink, key, timeout_s=300).result(330)
                 samples[name].append(status.elapsed_s)
                 log(f"migration {key} {name}: {status.elapsed_s:.3f} s "
                     f"({status.bytes_moved / 2**20:.1f} MiB, via {status.backend})")

@@ -2,6 +2,7 @@
 
 Text that could still turn into a stop string (or an incomplete UTF-8 sequence) is held back
 until it is decided, so a streamed reply never shows text the final reply would not contain.
+Before ``min_tokens`` tokens (vLLM ``min_tokens``) stop strings are not looked for.
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ from typing import Any
 
 
 class StreamingDetokenizer:
-    def __init__(self, tokenizer: Any, stop: tuple[str, ...] = ()):
+    def __init__(self, tokenizer: Any, stop: tuple[str, ...] = (), min_tokens: int = 0):
         self.tokenizer = tokenizer
         self.stop = tuple(s for s in stop if s)
+        self.min_tokens = min_tokens
         self.token_ids: list[int] = []
         self.emitted = 0  # characters of the final text already returned
         self.stopped_by: str | None = None
@@ -26,7 +28,8 @@ class StreamingDetokenizer:
             return ""
         self.token_ids.append(token_id)
         text = self._full_text()
-        for stop in self.stop:
+        stops = self.stop if len(self.token_ids) >= self.min_tokens else ()
+        for stop in stops:
             at = text.find(stop, max(0, self.emitted - len(stop)))
             if at != -1:
                 self.stopped_by = stop
@@ -36,7 +39,7 @@ class StreamingDetokenizer:
         safe = len(text)
         if text.endswith("\ufffd"):
             safe = len(text.rstrip("\ufffd"))
-        for stop in self.stop:  # hold back a suffix that is a prefix of a stop string
+        for stop in stops:  # hold back a suffix that is a prefix of a stop string
             for k in range(min(len(stop) - 1, safe), 0, -1):
                 if text[safe - k:safe] == stop[:k]:
                     safe -= k

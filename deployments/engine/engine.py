@@ -29,6 +29,8 @@ from deployments.engine.model_loader import LoadedModel
 from deployments.engine.presses import ResolvedPress, resolve
 from deployments.engine.prompt import Message, PromptError, PromptFrame, PromptRenderer
 from deployments.engine.sampling import SamplingParams, TokenChoice, TokenSampler
+from deployments.engine.sampling.factory import build_sampler
+from deployments.engine.sampling.grammar import GrammarCompiler
 from kvpool.compressed_kv import CompressedKV, KVMeta, layer_from_mask
 from kvpool.errors import KVFleetError
 from kvpool.press_spec import NO_PRESS, PressSpec
@@ -65,6 +67,8 @@ class KVEngine:
         self._lock = threading.RLock()
         eos = self.model.generation_config.eos_token_id
         self.eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+        self.vocab_size = int(self.model.get_output_embeddings().weight.shape[0])
+        self.grammars = GrammarCompiler(self.tokenizer, self.vocab_size, self.eos_ids)
 
     # ---------------------------------------------------------------- prefill
     def frame_for(self, context: Context) -> tuple[PromptFrame, list[int]]:
@@ -120,6 +124,13 @@ class KVEngine:
         return CompressedKV(layers, meta)
 
     # ---------------------------------------------------------------- decode
+    def new_sampler(self, params: SamplingParams, prompt_ids: list[int]) -> TokenSampler:
+        """The one place a request's sampler is built (every decode loop calls this).
+
+        ``prompt_ids``: all tokens read before the answer (stored context + question), counted by
+        ``repetition_penalty``. Raises SamplingError / GrammarError (HTTP 400)."""
+        return build_sampler(params, prompt_ids, self.device, self.vocab_size, self.eos_ids, self.grammars)
+
     def question_ids(self, ckv: CompressedKV, question: str | list[Message] | list[int]) -> list[int]:
         """Token ids to feed after ``ckv`` for a question (text, chat messages, or raw ids)."""
         if isinstance(question, list) and question and all(isinstance(t, int) for t in question):
@@ -137,6 +148,12 @@ class KVEngine:
     def generate_ids(self, ckv: CompressedKV, input_ids: list[int], sampling: SamplingParams = SamplingParams(),
                      decode_press: PressSpec | None = None,
                      cancelled: Callable[[], bool] = lambda: False) -> Iterator[GenerationStep]:
+        self.check_request(ckv, input_ids, sampling)
+        press = self._decoding_press(ckv, decode_press)
+        return self._decode_loop(ckv, input_ids, sampling, press, cancelled)
+
+    def check_request(self, ckv: CompressedKV, input_ids: list[int], sampling: SamplingParams) -> None:
+        """Raise PromptError (empty question), ContextTooLongError or KVFleetError (other model)."""
         if not input_ids:
             raise PromptError("the question must not be empty")
         start = ckv.meta.next_position
@@ -146,14 +163,16 @@ class KVEngine:
                 f"({sampling.max_tokens}) exceeds the model's {self.max_positions} positions")
         if ckv.meta.model_id != self.model_name:
             raise KVFleetError(f"cache was built by model {ckv.meta.model_id!r}, this engine serves {self.model_name!r}")
-        press = self._decoding_press(ckv, decode_press)
-        return self._decode_loop(ckv, input_ids, sampling, press, cancelled)
+
+    def uses_decoding_press(self, ckv: CompressedKV, override: PressSpec | None = None) -> bool:
+        """True if decoding ``ckv`` runs a decoding-time press (it then decodes alone, unbatched)."""
+        return self._decoding_press(ckv, override) is not None
 
     def _decode_loop(self, ckv: CompressedKV, input_ids: list[int], sampling: SamplingParams,
                      press: Any, cancelled: Callable[[], bool]) -> Iterator[GenerationStep]:
+        sampler = self.new_sampler(sampling, list(ckv.meta.token_ids) + list(input_ids))
         cache, masks = self._working_cache(ckv)
-        sampler = TokenSampler(sampling, self.device)
-        detok = StreamingDetokenizer(self.tokenizer, sampling.stop)
+        detok = StreamingDetokenizer(self.tokenizer, sampling.stop, sampling.min_tokens)
         ids = torch.tensor([input_ids], device=self.device)
         positions = torch.arange(ckv.meta.next_position, ckv.meta.next_position + len(input_ids),
                                  device=self.device).unsqueeze(0)
@@ -163,7 +182,7 @@ class KVEngine:
                 finish = "cancelled"
                 break
             logits = self._forward(ids, positions, cache, masks, press)
-            choice = sampler(logits)
+            choice = sampler(logits.float())
             produced += 1
             text = detok.push(choice.token_id)
             if choice.token_id in self.eos_ids and not sampling.ignore_eos:

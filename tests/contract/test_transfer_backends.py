@@ -13,7 +13,7 @@ import pytest
 import ray
 
 from kvpool import pack, unpack
-from transfer import FailureReason, Fault, KVExpectation, TransferFailedError, TransferState, make_backend
+from transfer import FailureReason, Fault, KVExpectation, TransferFailedError, TransferState, make_backend, start_transfer
 from transfer.testing import EndpointActor, InProcessEndpoint, same_cache, synthetic_session, tokens_for_bytes
 
 BACKENDS = ["fake", "local", "object_store", "nixl", "collective"]
@@ -115,7 +115,7 @@ def test_round_trip_moves_identical_cache(case, request, ragged):
     key = _key(request)
     nbytes = source.offer(key, ckv)
 
-    status = backend.start(source.endpoint, target.endpoint, key, expect=KVExpectation.like(ckv),
+    status = start_transfer(backend, source.endpoint, target.endpoint, key, expect=KVExpectation.like(ckv),
                            timeout_s=60).result(90)
 
     assert status.state == TransferState.DONE
@@ -131,8 +131,8 @@ def test_retry_after_a_failure_succeeds(case, request):
     key = _key(request)
     source.offer(key, ckv)
 
-    first = backend.start(source.endpoint, target.endpoint, key, timeout_s=30, fault=Fault.corrupt()).wait(60)
-    second = backend.start(source.endpoint, target.endpoint, key, timeout_s=30).wait(60)
+    first = start_transfer(backend, source.endpoint, target.endpoint, key, timeout_s=30, fault=Fault.corrupt()).wait(60)
+    second = start_transfer(backend, source.endpoint, target.endpoint, key, timeout_s=30).wait(60)
 
     assert (first.state, first.reason) == (TransferState.FAILED, FailureReason.CHECKSUM_MISMATCH)
     assert second.state == TransferState.DONE
@@ -146,7 +146,7 @@ def test_corrupted_bytes_are_rejected(case, request, at_fraction):
     key = _key(request)
     source.offer(key, synthetic_session(256, seed=7))
 
-    ticket = backend.start(source.endpoint, target.endpoint, key, timeout_s=30, fault=Fault.corrupt(at_fraction))
+    ticket = start_transfer(backend, source.endpoint, target.endpoint, key, timeout_s=30, fault=Fault.corrupt(at_fraction))
     status = ticket.wait(60)
 
     assert (status.state, status.reason) == (TransferState.FAILED, FailureReason.CHECKSUM_MISMATCH)
@@ -165,7 +165,7 @@ def test_cache_for_another_model_or_layout_is_refused(case, request, mismatch):
     ckv = synthetic_session(64, seed=1)
     source.offer(key, ckv)
 
-    status = backend.start(source.endpoint, target.endpoint, key, timeout_s=30,
+    status = start_transfer(backend, source.endpoint, target.endpoint, key, timeout_s=30,
                            expect=KVExpectation.like(ckv, **mismatch)).wait(60)
 
     assert (status.state, status.reason) == (TransferState.FAILED, FailureReason.MANIFEST_MISMATCH)
@@ -179,7 +179,7 @@ def test_cache_over_the_targets_size_cap_is_refused(case, request):
     ckv = synthetic_session(64, seed=1)
     nbytes = source.offer(key, ckv)
 
-    status = backend.start(source.endpoint, target.endpoint, key, timeout_s=30,
+    status = start_transfer(backend, source.endpoint, target.endpoint, key, timeout_s=30,
                            expect=KVExpectation.like(ckv, max_bytes=nbytes - 1)).wait(60)
 
     assert (status.state, status.reason) == (TransferState.FAILED, FailureReason.CAPACITY)
@@ -187,7 +187,7 @@ def test_cache_over_the_targets_size_cap_is_refused(case, request):
 
 def test_unknown_key_fails_export(case, request):
     _, backend, source, target = case
-    status = backend.start(source.endpoint, target.endpoint, _key(request, "-missing"), timeout_s=30).wait(60)
+    status = start_transfer(backend, source.endpoint, target.endpoint, _key(request, "-missing"), timeout_s=30).wait(60)
     assert (status.state, status.reason) == (TransferState.FAILED, FailureReason.EXPORT_FAILED)
 
 
@@ -197,7 +197,7 @@ def test_dropped_data_is_data_lost(case, request):
     key = _key(request)
     source.offer(key, synthetic_session(128, seed=2))
 
-    status = backend.start(source.endpoint, target.endpoint, key, timeout_s=30, fault=Fault.drop()).wait(60)
+    status = start_transfer(backend, source.endpoint, target.endpoint, key, timeout_s=30, fault=Fault.drop()).wait(60)
 
     assert (status.state, status.reason) == (TransferState.FAILED, FailureReason.DATA_LOST)
     assert target.take(key) is None
@@ -208,13 +208,13 @@ def test_delay_past_the_timeout_fails_with_timeout(case, request):
     key = _key(request)
     source.offer(key, synthetic_session(128, seed=2))
 
-    ticket = backend.start(source.endpoint, target.endpoint, key, timeout_s=1.0, fault=Fault.delay(30))
+    ticket = start_transfer(backend, source.endpoint, target.endpoint, key, timeout_s=1.0, fault=Fault.delay(30))
     status = ticket.wait(1.0 + FAST["settle_s"] + 5)  # ends at the deadline, not when the delay would
 
     assert (status.state, status.reason) == (TransferState.FAILED, FailureReason.TIMEOUT)
     assert target.take(key) is None
     # the endpoints are clean afterwards: the next transfer goes through
-    assert backend.start(source.endpoint, target.endpoint, key, timeout_s=30).wait(60).state == TransferState.DONE
+    assert start_transfer(backend, source.endpoint, target.endpoint, key, timeout_s=30).wait(60).state == TransferState.DONE
 
 
 @pytest.mark.parametrize("side", ["source", "target"])
@@ -224,7 +224,7 @@ def test_peer_death_mid_transfer_fails_with_peer_died(case, request, fresh_pair,
     key = _key(request)
     source.offer(key, synthetic_session(256, seed=4))
 
-    status = backend.start(source.endpoint, target.endpoint, key, timeout_s=30,
+    status = start_transfer(backend, source.endpoint, target.endpoint, key, timeout_s=30,
                            fault=Fault.die(side=side, at_fraction=0.5)).wait(60)
 
     assert (status.state, status.reason) == (TransferState.FAILED, FailureReason.PEER_DIED)
@@ -237,7 +237,7 @@ def test_abort_ends_the_ticket_aborted_and_nothing_lands(case, request):
     _, backend, source, target = case
     key = _key(request)
     source.offer(key, synthetic_session(128, seed=6))
-    ticket = backend.start(source.endpoint, target.endpoint, key, timeout_s=60, fault=Fault.delay(30))
+    ticket = start_transfer(backend, source.endpoint, target.endpoint, key, timeout_s=60, fault=Fault.delay(30))
     transferring = threading.Event()
     for _ in range(600):  # bounded: at most 60 s
         if ticket.poll().state == TransferState.TRANSFERRING:
@@ -265,8 +265,8 @@ def test_concurrent_transfers_in_both_directions(case, request):
     for key in keys[2:]:
         target.offer(key, caches[key])
 
-    tickets = [backend.start(source.endpoint, target.endpoint, key, timeout_s=60) for key in keys[:2]]
-    tickets += [backend.start(target.endpoint, source.endpoint, key, timeout_s=60) for key in keys[2:]]
+    tickets = [start_transfer(backend, source.endpoint, target.endpoint, key, timeout_s=60) for key in keys[:2]]
+    tickets += [start_transfer(backend, target.endpoint, source.endpoint, key, timeout_s=60) for key in keys[2:]]
     states = [ticket.wait(90).state for ticket in tickets]
 
     assert states == [TransferState.DONE] * 4
@@ -288,7 +288,7 @@ def test_large_payload_round_trip(case, request):
     else:
         nbytes = source.offer(key, synthetic_session(**spec))
 
-    status = backend.start(source.endpoint, target.endpoint, key, timeout_s=300).result(400)
+    status = start_transfer(backend, source.endpoint, target.endpoint, key, timeout_s=300).result(400)
 
     assert nbytes >= 256 << 20
     assert status.bytes_moved == nbytes

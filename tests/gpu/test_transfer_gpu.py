@@ -14,7 +14,7 @@ pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(),
 ray = pytest.importorskip("ray")
 
 from kvpool import pack, unpack  # noqa: E402
-from transfer import KVExpectation, TransferState, make_backend  # noqa: E402
+from transfer import KVExpectation, TransferState, make_backend, start_transfer  # noqa: E402
 from transfer.testing import EndpointActor, InProcessEndpoint, same_cache, synthetic_session  # noqa: E402
 
 
@@ -32,7 +32,7 @@ def _in_process_round_trip(backend_name: str, **config) -> tuple:
     source, target = InProcessEndpoint(), InProcessEndpoint()
     ckv = synthetic_session(1024, seed=2, ragged=True, device="cuda")
     source.transfer_offer("gpu", pack(ckv))
-    status = make_backend(backend_name, **config).start(source, target, "gpu", expect=KVExpectation.like(ckv),
+    status = start_transfer(make_backend(backend_name, **config), source, target, "gpu", expect=KVExpectation.like(ckv),
                                                         timeout_s=120).result(180)
     return status, ckv, target.transfer_take("gpu")
 
@@ -62,7 +62,7 @@ def test_local_uses_cuda_ipc_between_actors_sharing_a_gpu(ray_gpus):
     target = EndpointActor.options(num_gpus=0.5).remote()
     ray.get(source.offer_synthetic.remote("ipc", **spec), timeout=120)
 
-    status = make_backend("local").start(source, target, "ipc", timeout_s=120).result(180)
+    status = start_transfer(make_backend("local"), source, target, "ipc", timeout_s=120).result(180)
 
     assert status.state == TransferState.DONE
     assert ray.get(target.received_device.remote("ipc"), timeout=60).startswith("cuda")
@@ -76,7 +76,7 @@ def test_nixl_between_gpu_actors(ray_gpus):
     target = EndpointActor.options(num_gpus=share).remote()
     ray.get(source.offer_synthetic.remote("vram", **spec), timeout=120)
 
-    status = make_backend("nixl").start(source, target, "vram", timeout_s=120).result(180)
+    status = start_transfer(make_backend("nixl"), source, target, "vram", timeout_s=120).result(180)
 
     assert status.state == TransferState.DONE
     assert ray.get(target.received_equals_synthetic.remote("vram", **spec), timeout=120)
@@ -90,8 +90,8 @@ def test_nccl_moves_cuda_tensors_between_two_gpus(ray_gpus):
     ray.get(source.offer_synthetic.remote("nccl", **spec), timeout=120)
     backend = make_backend("collective")  # auto transport: NCCL when both endpoints are on CUDA
 
-    first = backend.start(source, target, "nccl", timeout_s=120).result(180)
-    second = backend.start(source, target, "nccl", timeout_s=120).result(180)  # reuses the pair
+    first = start_transfer(backend, source, target, "nccl", timeout_s=120).result(180)
+    second = start_transfer(backend, source, target, "nccl", timeout_s=120).result(180)  # reuses the pair
 
     assert first.state == second.state == TransferState.DONE
     assert ray.get(target.received_device.remote("nccl"), timeout=60).startswith("cuda")

@@ -12,7 +12,7 @@ import ray
 from ray.cluster_utils import Cluster
 
 from kvpool import pack, unpack
-from transfer import FailureReason, KVExpectation, TransferState, make_backend
+from transfer import FailureReason, KVExpectation, TransferState, make_backend, start_transfer
 from transfer.testing import EndpointActor, same_cache, synthetic_session
 
 pytestmark = pytest.mark.integration
@@ -57,7 +57,7 @@ def test_compressed_session_moves_from_node_a_to_node_b(node_actors, backend_nam
     key = f"session-{backend_name}-{ragged}"
     nbytes = ray.get(on_a.offer.remote(key, pack(ckv)), timeout=120)
 
-    status = make_backend(backend_name).start(on_a, on_b, key, expect=KVExpectation.like(ckv),
+    status = start_transfer(make_backend(backend_name), on_a, on_b, key, expect=KVExpectation.like(ckv),
                                               timeout_s=120).result(180)
 
     assert status.state == TransferState.DONE and status.backend == backend_name
@@ -70,7 +70,7 @@ def test_local_backend_refuses_endpoints_on_different_nodes(node_actors):
     on_a, on_b, _, _ = node_actors
     ray.get(on_a.offer.remote("local-refused", pack(synthetic_session(64))), timeout=120)
 
-    status = make_backend("local").start(on_a, on_b, "local-refused", timeout_s=60).wait(90)
+    status = start_transfer(make_backend("local"), on_a, on_b, "local-refused", timeout_s=60).wait(90)
 
     assert (status.state, status.reason) == (TransferState.FAILED, FailureReason.UNAVAILABLE)
     assert "one node" in status.message
@@ -83,8 +83,8 @@ def test_auto_uses_a_cross_node_backend_between_nodes_and_local_within_one(node_
     ray.get(on_a.offer.remote("auto", pack(ckv)), timeout=120)
     auto = make_backend("auto")
 
-    across = auto.start(on_a, on_b, "auto", timeout_s=120).result(180)
-    within = auto.start(on_a, neighbour, "auto", timeout_s=120).result(180)
+    across = start_transfer(auto, on_a, on_b, "auto", timeout_s=120).result(180)
+    within = start_transfer(auto, on_a, neighbour, "auto", timeout_s=120).result(180)
 
     assert across.backend == "nixl"  # first cross-node choice in AUTO_ORDER, available on CPU
     assert within.backend == "local"
@@ -117,7 +117,7 @@ def test_greedy_answer_is_token_identical_after_moving_across_nodes(node_actors,
     key = f"engine-session-{backend_name}"
     ray.get(on_a.offer.remote(key, pack(ckv)), timeout=120)
 
-    status = make_backend(backend_name).start(on_a, on_b, key, expect=KVExpectation.like(ckv),
+    status = start_transfer(make_backend(backend_name), on_a, on_b, key, expect=KVExpectation.like(ckv),
                                               timeout_s=120).result(180)
     moved = unpack(ray.get(on_b.take.remote(key), timeout=120))
     _, tokens_after, _ = engine.answer(moved, question, sampling)

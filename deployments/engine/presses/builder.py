@@ -111,11 +111,14 @@ def resolve(spec: PressSpec) -> ResolvedPress:
 
 
 def describe_presses() -> list[dict]:
-    """The catalog as JSON-able rows (for `GET /v1/presses` and docs)."""
+    """The catalog as JSON-able rows (for `GET /v1/presses` and docs). ``batched_decode``: answers on
+    a cache made with this press are continuously batched; False for decoding-time presses, whose
+    generations decode one request per forward (docs/batched-decode.md)."""
     rows = [{"name": NO_PRESS_NAME, "query_agnostic": True, "per_head": False, "wraps": None, "phase": "prefill",
-             "summary": "no compression"}]
+             "batched_decode": True, "summary": "no compression"}]
     for entry in CATALOG.values():
         rows.append({"name": entry.name, "query_agnostic": entry.query_agnostic, "per_head": entry.per_head,
-                     "wraps": entry.inner, "phase": entry.phase, "summary": entry.summary,
+                     "wraps": entry.inner, "phase": entry.phase, "batched_decode": entry.phase == "prefill",
+                     "summary": entry.summary,
                      "arguments": sorted(_init_fields(entry.press_class) - set((entry.inner or "").split(",")))})
     return rows

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from kvpool import pack
-from transfer import TransferState, availability, make_backend
+from transfer import TransferState, availability, make_backend, start_transfer
 from transfer.testing import InProcessEndpoint, synthetic_session
 
 pytestmark = pytest.mark.skipif(availability("nixl") is not None, reason="NIXL is not importable here")
@@ -21,7 +21,7 @@ def test_repeated_transfers_reuse_registered_buffers():
     backend = make_backend("nixl", chunk_bytes=1 << 20)
 
     def transfer() -> TransferState:
-        return backend.start(source, target, "session", timeout_s=60).wait(90).state
+        return start_transfer(backend, source, target, "session", timeout_s=60).wait(90).state
 
     assert transfer() == TransferState.DONE
     before = dict(target.transfer_stats()["nixl.receiver"]["cpu"])

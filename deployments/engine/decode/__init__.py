@@ -1,0 +1,13 @@
+"""Continuously batched decode (no Ray): one loop per replica steps every running generation.
+
+Files, one idea each (design note: shared/design/batched-decode.md):
+``config`` BatchConfig; ``request`` lifecycle enum + the scheduler's per-request record;
+``step`` plain data exchanged by scheduler and runner; ``budget`` admission arithmetic;
+``scheduler`` decides (pure, no torch); ``batch_cache`` the only code that reshapes KV;
+``runner`` runs one step on the model; ``loop`` the one thread that touches the model.
+"""
+
+from deployments.engine.decode.config import BatchConfig
+from deployments.engine.decode.loop import DecodeLoop
+
+__all__ = ["BatchConfig", "DecodeLoop"]

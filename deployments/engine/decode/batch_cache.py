@@ -1,0 +1,233 @@
+"""BatchCache: the running rows' KV caches as one padded batch; the only code that reshapes KV.
+
+Layout: per layer, keys/values buffers ``[B, H, capacity, D]`` of which the first ``length``
+columns are in use. Row ``b``'s own entries sit anywhere in those columns; ``valid[b, t]`` says
+which columns hold row ``b``'s tokens (the rest is row padding, masked by the attention mask, so
+it gets exactly zero attention). Per-head ragged layouts (AdaKV, KVzip, CriticalAdaKV) and
+dense layers shorter than their cache also leave *head* padding inside a row's columns:
+``head_pad[layer][b, h, t]``, handed to kvpress's attention patch as
+``module.masked_key_indices = (batch_idx, head_idx, seq_idx)`` exactly as the one-row path does.
+
+Costs: ``join`` copies the batch once (one ``cat`` along rows, the joiner padded in one
+vectorized write); ``leave`` is one ``index_select`` along rows (plus one along columns to drop
+columns no remaining row uses); a decode step writes one column per layer in place (capacity
+grows by doubling, so the amortised copy per step is O(1) columns). Nothing is copied per step
+otherwise. Works the same on any device (buffers live where the joiner's tensors live).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from transformers.cache_utils import Cache, DynamicLayer
+
+
+class BufferLayer(DynamicLayer):
+    """A cache layer writing new columns into a preallocated ``[B, H, capacity, D]`` buffer."""
+
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor, length: int):
+        super().__init__()
+        self.buf_keys, self.buf_values, self.length = keys, values, length
+        self.dtype, self.device, self.is_initialized = keys.dtype, keys.device, True
+
+    @property
+    def keys(self) -> torch.Tensor:  # what transformers/kvpress read: the columns in use
+        return self.buf_keys[:, :, : self.length]
+
+    @keys.setter
+    def keys(self, value: Any) -> None:  # DynamicLayer.__init__ assigns None; ignore
+        pass
+
+    @property
+    def values(self) -> torch.Tensor:
+        return self.buf_values[:, :, : self.length]
+
+    @values.setter
+    def values(self, value: Any) -> None:
+        pass
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor,
+               cache_kwargs: dict[str, Any] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        new = key_states.shape[-2]
+        self.reserve(self.length + new)
+        self.buf_keys[:, :, self.length : self.length + new] = key_states
+        self.buf_values[:, :, self.length : self.length + new] = value_states
+        self.length += new
+        return self.keys, self.values
+
+    def reserve(self, columns: int) -> None:
+        """Grow capacity to at least ``columns`` (doubling), zero-filled."""
+        capacity = self.buf_keys.shape[2]
+        if columns <= capacity:
+            return
+        grow = max(columns, 2 * capacity) - capacity
+        self.buf_keys = _pad_columns(self.buf_keys, grow)
+        self.buf_values = _pad_columns(self.buf_values, grow)
+
+    def get_seq_length(self) -> int:
+        return self.length
+
+
+def _pad_columns(t: torch.Tensor, extra: int) -> torch.Tensor:
+    return torch.cat([t, t.new_zeros((*t.shape[:2], extra, t.shape[3]))], dim=2)
+
+
+class BatchCache:
+    """Rows of the running batch (``row_ids`` in batch order) and their padded KV."""
+
+    def __init__(self) -> None:
+        self.row_ids: list[str] = []
+        self.layers: list[BufferLayer] = []
+        self.valid: torch.Tensor | None = None             # [B, capacity] bool
+        self.head_pad: list[torch.Tensor | None] = []      # per layer [B, H, capacity] bool or None
+        self._masked: list[tuple | None] | None = None     # cached kvpress indices
+        self._masked_rows = False
+
+    def _reset(self) -> None:
+        self.row_ids, self.layers, self.valid, self.head_pad, self._masked = [], [], None, [], None
+
+    @property
+    def length(self) -> int:
+        return self.layers[0].length if self.layers else 0
+
+    def __len__(self) -> int:
+        return len(self.row_ids)
+
+    # ---- membership ----------------------------------------------------------------------------
+    def join(self, row_id: str, keys: list[torch.Tensor], values: list[torch.Tensor],
+             head_pad: list[torch.Tensor | None]) -> None:
+        """Add a row from its own per-layer ``[1, H, n, D]`` keys/values (n equal across layers) and
+        per-layer ``[H, n]`` bool head padding (None: no padding in that layer)."""
+        n = keys[0].shape[2]
+        if not self.row_ids:
+            self._start(row_id, keys, values, head_pad)
+            return
+        length = max(self.length, n)
+        capacity = max(self.layers[0].buf_keys.shape[2], length)
+        for i, layer in enumerate(self.layers):
+            layer.reserve(capacity)
+            capacity = layer.buf_keys.shape[2]
+            layer.buf_keys = torch.cat([layer.buf_keys, _row(keys[i], capacity)], dim=0)
+            layer.buf_values = torch.cat([layer.buf_values, _row(values[i], capacity)], dim=0)
+            layer.length = length
+        valid = torch.zeros((1, capacity), dtype=torch.bool, device=self.valid.device)
+        valid[0, :n] = True
+        self.valid = torch.cat([_pad_bool(self.valid, capacity), valid], dim=0)
+        heads = keys[0].shape[1]
+        self.head_pad = [self._join_pad(old, new, heads, n, capacity) for old, new in zip(self.head_pad, head_pad)]
+        self.row_ids.append(row_id)
+        self._masked = None
+
+    def _start(self, row_id: str, keys: list[torch.Tensor], values: list[torch.Tensor],
+               head_pad: list[torch.Tensor | None]) -> None:
+        n = keys[0].shape[2]
+        capacity = max(16, 2 * n)
+        self.layers = [BufferLayer(_row(k, capacity), _row(v, capacity), n) for k, v in zip(keys, values)]
+        self.valid = torch.zeros((1, capacity), dtype=torch.bool, device=keys[0].device)
+        self.valid[0, :n] = True
+        heads = keys[0].shape[1]
+        self.head_pad = [None if p is None else _pad_bool(p.unsqueeze(0), capacity) for p in head_pad]
+        self.row_ids = [row_id]
+        self._masked = None
+
+    def _join_pad(self, old: torch.Tensor | None, new: torch.Tensor | None, heads: int, n: int,
+                  capacity: int) -> torch.Tensor | None:
+        if old is None and new is None:
+            return None
+        rows = len(self.row_ids)
+        device = self.valid.device
+        old = torch.zeros((rows, heads, capacity), dtype=torch.bool, device=device) if old is None \
+            else _pad_bool(old, capacity)
+        row = torch.zeros((1, heads, capacity), dtype=torch.bool, device=device)
+        if new is not None:
+            row[0, :, :n] = new
+        return torch.cat([old, row], dim=0)
+
+    def leave(self, row_ids: list[str] | tuple[str, ...]) -> None:
+        """Drop rows (unknown ids are ignored): one index_select along rows, then drop the columns
+        that no remaining row uses."""
+        gone = set(row_ids) & set(self.row_ids)
+        if not gone:
+            return
+        keep_rows = [i for i, r in enumerate(self.row_ids) if r not in gone]
+        self.row_ids = [self.row_ids[i] for i in keep_rows]
+        if not keep_rows:
+            self._reset()
+            return
+        device = self.valid.device
+        rows = torch.tensor(keep_rows, device=device)
+        valid = self.valid.index_select(0, rows)
+        length = self.length
+        used = valid[:, :length].any(dim=0)
+        cols = None if bool(used.all()) else torch.nonzero(used, as_tuple=True)[0]
+        for layer in self.layers:
+            layer.buf_keys = _select(layer.buf_keys.index_select(0, rows), cols, length)
+            layer.buf_values = _select(layer.buf_values.index_select(0, rows), cols, length)
+            if cols is not None:
+                layer.length = int(cols.numel())
+        self.valid = _select(valid.unsqueeze(1), cols, length).squeeze(1)
+        self.head_pad = [None if p is None else _select(p.index_select(0, rows), cols, length)
+                         for p in self.head_pad]
+        self._masked = None
+
+    # ---- what a forward needs ------------------------------------------------------------------
+    def model_cache(self) -> Cache:
+        """A transformers Cache over the buffers: a forward appends its columns in place."""
+        return Cache(layers=list(self.layers))
+
+    def attention_mask(self, new_tokens: int = 1) -> torch.Tensor:
+        """``[B, length + new_tokens]`` long mask: 1 on each row's own columns and the new ones."""
+        length = self.length
+        for layer in self.layers:
+            layer.reserve(length + new_tokens)
+        capacity = self.layers[0].buf_keys.shape[2]
+        self.valid = _pad_bool(self.valid, capacity)
+        self.head_pad = [None if p is None else _pad_bool(p, capacity) for p in self.head_pad]
+        self.valid[:, length : length + new_tokens] = True
+        return self.valid[:, : length + new_tokens].long()
+
+    def masked_key_indices(self, row_padding: bool = False) -> list[tuple | None]:
+        """Per layer ``(batch_idx, head_idx, seq_idx)`` of head padding (kvpress's form), or None;
+        with ``row_padding`` also every row's padding columns (then no attention mask is needed)."""
+        if self._masked is None or self._masked_rows != row_padding:
+            length = self.length
+            rows = ~self.valid[:, :length] if row_padding and self.valid is not None else None
+            masked = []
+            for p in self.head_pad:
+                pad = None if p is None else p[:, :, :length]
+                if rows is not None and bool(rows.any()):
+                    heads = self.layers[0].buf_keys.shape[1]
+                    row_pad = rows.unsqueeze(1).expand(-1, heads, -1)
+                    pad = row_pad if pad is None else pad | row_pad
+                masked.append(None if pad is None or not bool(pad.any()) else torch.nonzero(pad, as_tuple=True))
+            self._masked, self._masked_rows = masked, row_padding
+        return self._masked
+
+    def has_row_padding(self) -> bool:
+        return self.valid is not None and not bool(self.valid[:, : self.length].all())
+
+    def row_columns(self) -> list[int]:
+        """Columns each row really uses (for the padded working set in stats)."""
+        return [] if self.valid is None else self.valid[:, : self.length].sum(dim=1).tolist()
+
+
+def _row(t: torch.Tensor, capacity: int) -> torch.Tensor:
+    """``[1, H, n, D]`` -> ``[1, H, capacity, D]`` zero-padded (one vectorized copy)."""
+    out = t.new_zeros((1, t.shape[1], capacity, t.shape[3]))
+    out[:, :, : t.shape[2]] = t
+    return out
+
+
+def _pad_bool(t: torch.Tensor, capacity: int) -> torch.Tensor:
+    if t.shape[-1] >= capacity:
+        return t
+    return torch.cat([t, t.new_zeros((*t.shape[:-1], capacity - t.shape[-1]))], dim=-1)
+
+
+def _select(t: torch.Tensor, cols: torch.Tensor | None, length: int) -> torch.Tensor:
+    """Keep ``cols`` of the first ``length`` columns (dim 2), then the unused capacity, zeroed."""
+    if cols is None:
+        return t
+    kept = t.index_select(2, cols)
+    return torch.cat([kept, torch.zeros_like(t[:, :, length:])], dim=2)

@@ -1,0 +1,117 @@
+"""BatchCache against CompressedKV.padded_layers (the one-row layout) on dense, ragged (per-head)
+and int8-decoded caches: every row's own columns hold exactly its padded cache, head padding is
+listed in kvpress's (batch, head, seq) form, and join/leave/append never disturb the other rows."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from deployments.engine.decode.batch_cache import BatchCache
+from kvpool import codecs
+from kvpool.compressed_kv import CompressedKV, KVMeta, LayerKV
+
+LAYERS, HEADS, DIM = 3, 2, 4
+
+
+def make_ckv(seed: int, length: int, ragged: bool = False) -> CompressedKV:
+    g = torch.Generator().manual_seed(seed)
+    layers = []
+    for _ in range(LAYERS):
+        if ragged:
+            lengths = tuple(int(n) for n in torch.randint(1, length + 1, (HEADS,), generator=g))
+            keys = torch.randn(sum(lengths), DIM, generator=g)
+            values = torch.randn(sum(lengths), DIM, generator=g)
+            layers.append(LayerKV(keys, values, head_lengths=lengths))
+        else:
+            layers.append(LayerKV(torch.randn(HEADS, length, DIM, generator=g), torch.randn(HEADS, length, DIM, generator=g)))
+    meta = KVMeta(model_id="m", press={}, original_tokens=length, kept_tokens=length, next_position=length,
+                  dtype="float32", num_layers=LAYERS, num_kv_heads=HEADS, head_dim=DIM)
+    return CompressedKV(tuple(layers), meta)
+
+
+def join(cache: BatchCache, row_id: str, ckv: CompressedKV) -> None:
+    pairs, pads = ckv.padded_layers()
+    cache.join(row_id, [k for k, _ in pairs], [v for _, v in pairs], pads)
+
+
+def row_view(cache: BatchCache, row_id: str, layer: int):
+    """Row's own columns (keys, values, head pad) in column order."""
+    b = cache.row_ids.index(row_id)
+    cols = torch.nonzero(cache.valid[b, : cache.length], as_tuple=True)[0]
+    lay = cache.layers[layer]
+    pad = cache.head_pad[layer]
+    pad = torch.zeros((HEADS, cols.numel()), dtype=torch.bool) if pad is None else pad[b][:, cols]
+    return lay.keys[b][:, cols], lay.values[b][:, cols], pad
+
+
+def assert_row_is(cache: BatchCache, row_id: str, ckv: CompressedKV) -> None:
+    pairs, pads = ckv.padded_layers()
+    for i, ((keys, values), pad) in enumerate(zip(pairs, pads)):
+        got_k, got_v, got_pad = row_view(cache, row_id, i)
+        n = keys.shape[2]
+        expect_pad = torch.zeros((HEADS, n), dtype=torch.bool) if pad is None else pad
+        assert torch.equal(got_pad[:, :n], expect_pad)
+        real = ~expect_pad
+        assert torch.equal(got_k[:, :n][real], keys[0][real]) and torch.equal(got_v[:, :n][real], values[0][real])
+
+
+def int8(ckv: CompressedKV) -> CompressedKV:
+    return codecs.decode(codecs.encode(ckv, "int8"))
+
+
+CASES = {
+    "dense": lambda: [make_ckv(1, 5), make_ckv(2, 9), make_ckv(3, 3)],
+    "ragged": lambda: [make_ckv(4, 7, ragged=True), make_ckv(5, 4, ragged=True), make_ckv(6, 11, ragged=True)],
+    "mixed+int8": lambda: [make_ckv(7, 6), int8(make_ckv(8, 10, ragged=True)), int8(make_ckv(9, 2))],
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_rows_hold_their_padded_cache_through_join_append_leave(case):
+    ckvs = CASES[case]()
+    cache = BatchCache()
+    for i, ckv in enumerate(ckvs):
+        join(cache, f"r{i}", ckv)
+        for j in range(i + 1):
+            assert_row_is(cache, f"r{j}", ckvs[j])
+    # one decode step: every row gets one new (real) column
+    before = cache.row_columns()
+    mask = cache.attention_mask(1)
+    assert mask.shape == (3, cache.length + 1)
+    new = torch.arange(3 * HEADS * DIM, dtype=torch.float32).reshape(3, HEADS, 1, DIM)
+    for layer in cache.layers:
+        layer.update(new, -new)
+    assert cache.row_columns() == [n + 1 for n in before]
+    for j in range(3):
+        _, _, pad = row_view(cache, f"r{j}", 0)
+        assert torch.equal(row_view(cache, f"r{j}", 0)[0][:, -1], new[j, :, 0]) and not pad[:, -1].any()
+    cache.leave(["r1", "unknown"])
+    assert cache.row_ids == ["r0", "r2"]
+    for j in (0, 2):
+        assert_row_is(cache, f"r{j}", ckvs[j])
+        assert torch.equal(row_view(cache, f"r{j}", 0)[0][:, -1], new[j, :, 0])
+    assert cache.length == max(cache.row_columns())  # columns no remaining row used were dropped
+
+
+def test_masked_key_indices_list_exactly_the_head_padding():
+    ckvs = [make_ckv(10, 6), make_ckv(11, 8, ragged=True)]
+    cache = BatchCache()
+    for i, ckv in enumerate(ckvs):
+        join(cache, f"r{i}", ckv)
+    for layer, masked in enumerate(cache.masked_key_indices()):
+        expect = torch.zeros((2, HEADS, cache.length), dtype=torch.bool)
+        _, pads = ckvs[1].padded_layers()
+        if pads[layer] is not None:
+            expect[1, :, : pads[layer].shape[1]] = pads[layer]
+        got = torch.zeros_like(expect)
+        if masked is not None:
+            got[masked] = True
+        assert torch.equal(got, expect)
+
+
+def test_last_row_leaving_empties_the_cache():
+    cache = BatchCache()
+    join(cache, "a", make_ckv(12, 4))
+    cache.leave(["a"])
+    assert len(cache) == 0 and cache.length == 0 and cache.layers == []
