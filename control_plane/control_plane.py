@@ -145,6 +145,18 @@ class ControlPlane:
             self._touched[session_id] = None
         return replica_id
 
+    def update_session(self, session_id: SessionId, *, owner: str | None = None, **changes: Any) -> SessionRecord:
+        """Change a session's ``ttl_s`` (None: never expires) and/or ``pinned`` (``PATCH
+        /v1/sessions/{id}``); other fields are refused with ValueError. UnknownSession (404) for
+        another owner's session; the caller pins the pool entry itself (see set_pinned)."""
+        unknown = set(changes) - {"ttl_s", "pinned"}
+        if unknown:
+            raise ValueError(f"cannot update {sorted(unknown)}; only ttl_s and pinned")
+        record = self.session(session_id, owner=owner).updated(**changes)
+        self._save(record)
+        self.counters["sessions_updated"] += 1
+        return record
+
     def set_pinned(self, session_id: SessionId, pinned: bool) -> SessionRecord:
         record = self.view.session(session_id).updated(pinned=pinned)
         self._save(record)

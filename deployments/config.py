@@ -11,7 +11,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from control_plane.config import ControlPlaneConfig
+from control_plane.routing.config import PlainRoutingConfig
 from deployments.engine.model_loader import ModelConfig
+from deployments.security_config import SecurityConfig
 from deployments.engine.decode.config import BatchConfig
 from deployments.engine.presses.policy import PressPolicyConfig
 from kvpool.config import KVPoolConfig
@@ -45,13 +47,9 @@ class PlainRequestConfig(_Closed):
     press: PressSpec = PressSpec(name="knorm", compression_ratio=0.5)
     block_tokens: int = Field(default=16, ge=1, description="block size of the compressed-prefix index")
     max_prefix_entries: int = Field(default=64, ge=0, description="stored plain-request prefixes per replica")
-
-
-class SecurityConfig(_Closed):
-    """Optional API keys. Empty ``api_keys``: no auth (owner 'anonymous'). Keys map to owner names."""
-
-    api_keys: dict[str, str] = Field(default_factory=dict, description="api key -> owner name")
-    admin_keys: list[str] = Field(default_factory=list, description="keys allowed on /admin routes")
+    routing: PlainRoutingConfig = PlainRoutingConfig()
+    share_prefixes_across_owners: bool = Field(default=False, description="false: a prefix is reused only by "
+                                               "its owner (API key identity); see deployments/prefix_scope.py")
 
 
 class TransferConfig(_Closed):
@@ -116,13 +114,6 @@ class AppConfig(_Closed):
     batching: BatchConfig = Field(default_factory=BatchConfig,
                                   description="continuous batching of decode (deployments/engine/decode)")
     control_tick_s: float = Field(default=2.0, gt=0, description="period of the control plane's decisions")
-
-    @model_validator(mode="after")
-    def _admin_keys_are_keys(self) -> "AppConfig":
-        unknown = [k for k in self.security.admin_keys if k not in self.security.api_keys]
-        if unknown:
-            raise ValueError("every admin key must also be listed in security.api_keys")
-        return self
 
     @model_validator(mode="after")
     def _node_resources_fit(self) -> "AppConfig":

@@ -24,6 +24,8 @@ from control_plane.context import SessionContext
 from control_plane.control_plane import ControlPlane
 from control_plane.ids import ReplicaId, SessionId
 from control_plane.replica import ReplicaStats, Tier
+from control_plane.errors import SessionNotReady
+from control_plane.session_listing import page_sessions
 from control_plane.states import SessionState
 from deployments.admin_actions import AdminActions
 from deployments.config import AppConfig
@@ -157,6 +159,25 @@ class ControlShell:
     async def list_sessions(self, owner: str | None) -> list[dict]:
         return [r.model_dump(mode="json") for r in self.cp.store.list(owner=owner)
                 if r.state is not SessionState.DELETED]
+
+    async def list_page(self, owner: str | None, **listing: Any) -> dict:
+        """One page of the owner's sessions (control_plane.session_listing): ``{"data", "has_more"}``;
+        live records as the view has them (fresher ``last_used_s``), tombstones from the store."""
+        records = [self.cp.view.find_session(r.id) or r for r in self.cp.store.list(owner=owner)]
+        state = listing.pop("state", None)
+        page = page_sessions(records, state=SessionState(state) if state else None, **listing)
+        return {"data": [r.model_dump(mode="json") for r in page.records], "has_more": page.has_more}
+
+    async def update_session(self, session_id: str, owner: str | None, changes: dict) -> dict:
+        """PATCH a session: ``changes`` holds ``ttl_s`` and/or ``pinned``. Pinning also pins the pool
+        entry on the holding replica (the session must be ready: SessionNotReady otherwise)."""
+        record = self.cp.session(SessionId(session_id), owner=owner)
+        if "pinned" in changes and changes["pinned"] != record.pinned:
+            if record.state not in (SessionState.READY, SessionState.SPILLED) or record.replica is None:
+                raise SessionNotReady(f"session {session_id} is {record.state.value}; pin it once it is ready")
+            await asyncio.wait_for(self.replicas[record.replica].admin.remote(
+                "set_pinned", session_id, pinned=changes["pinned"]), timeout=_CALL_TIMEOUT_S)
+        return self.cp.update_session(SessionId(session_id), owner=owner, **changes).model_dump(mode="json")
 
     async def delete_session(self, session_id: str, owner: str | None) -> dict:
         record, entries = self.cp.delete_session(SessionId(session_id), owner=owner)

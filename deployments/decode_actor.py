@@ -180,13 +180,15 @@ class DecodeActor(TransferEndpoint):
 
     # ---- generation -------------------------------------------------------------------------
     # ---- plain requests (no session) --------------------------------------------------------
-    def plain_plan(self, prefix: Any, suffix: list[dict], press: dict) -> dict:
-        """Tokenize a plain prompt and look its prefix up in the compressed-prefix index."""
-        return self.prefixes.plan(prefix, suffix, press)
+    def plain_plan(self, prefix: Any, suffix: list[dict], press: dict, scope: str = "") -> dict:
+        """Tokenize a plain prompt and look its prefix up in the compressed-prefix index (``scope``:
+        deployments.prefix_scope)."""
+        return self.prefixes.plan(prefix, suffix, press, scope)
 
-    def store_prefix(self, ckv: CompressedKV) -> str:
-        """Keep a plain request's prefill for reuse (query-agnostic presses only); returns the handle id."""
-        return self.prefixes.store(ckv)
+    def store_prefix(self, ckv: CompressedKV, scope: str = "") -> str:
+        """Keep a plain request's prefill for reuse under ``scope`` (query-agnostic presses only);
+        returns the handle id."""
+        return self.prefixes.store(ckv, scope)
 
     async def generate(self, session_id: str | None, question: Any, sampling: dict,
                        cache: CompressedKV | None = None, prefix_handle: str | None = None,

@@ -39,10 +39,13 @@ from deployments.http_app import api
 from deployments.metrics import IngressMetrics, RequestMetricsMiddleware
 from deployments.openai_format import SSE_DONE, ChoiceAccumulator, chunk, completion_body, completion_id, sse, usage
 from deployments.openai_schema import ChatCompletionRequest, SessionCreateRequest
+from deployments.plain_routing import PlainRouter
+from deployments.prefix_scope import prefix_scope
+from deployments.session_routes import SessionRoutes
 
 log = logging.getLogger(__name__)
 @serve.ingress(api)
-class Ingress(AdminRoutes):
+class Ingress(AdminRoutes, SessionRoutes):  # GET /v1/sessions and PATCH live in session_routes.py
     def __init__(self, config: dict, control: Any, replicas: dict[str, Any]):
         self.config = AppConfig.model_validate(config)
         self.control = control
@@ -57,7 +60,7 @@ class Ingress(AdminRoutes):
         self.limits = RequestLimits(self.config.limits)
         BodyLimitMiddleware.max_body_bytes = self.config.limits.max_body_bytes
         install_press_policy(self.config.presses)  # allowlisted custom presses, imported now or never
-        self._rr = 0
+        self.router = PlainRouter(self.config.plain, list(self.replicas), self.model_name)  # plain_routing.py
 
     # ---- helpers -----------------------------------------------------------------------------
     def _check_model(self, model: str) -> None:
@@ -77,11 +80,6 @@ class Ingress(AdminRoutes):
                               stop=req.stop_list(), logprobs=req.logprobs, top_logprobs=req.top_logprobs or 0,
                               ignore_eos=req.ignore_eos,
                               **request_controls(req, self.vocab_size)).model_dump(mode="json")
-
-    def _plain_replica(self) -> tuple[str, Any]:
-        names = list(self.replicas)
-        self._rr = (self._rr + 1) % len(names)
-        return names[self._rr], self.replicas[names[self._rr]]
 
     @api.get("/health", responses={200: {"model": Health}})
     async def health(self) -> dict:
@@ -127,23 +125,32 @@ class Ingress(AdminRoutes):
                            "invalid_request")
         if req.press is not None:
             resolve(req.press)
-        cached_tokens, replica = 0, None
+        press = req.press.model_dump(mode="json") if req.press else None
+        scope = prefix_scope(owner, req.cache_salt, self.config.plain.share_prefixes_across_owners)
+        cached_tokens = 0
         if session_id:
             where = await self.control.locate.remote(session_id, owner)
-            replica, cached_tokens = self.replicas[where["replica"]], where["read_tokens"]
+            name, cached_tokens = where["replica"], where["read_tokens"]
         else:
             await asyncio.to_thread(self.context_limit.check, req.messages)  # the whole prompt is context here
-            _, replica = self._plain_replica()
+            name = self.router.pick(req.messages, press, scope).replica_id
         samplings = [self._sampling(req, i) for i in range(req.n)]
-        press = req.press.model_dump(mode="json") if req.press else None
-        streams = [replica.options(stream=True).chat.remote(session_id, req.messages, s, press) for s in samplings]
+        streams = [self.replicas[name].options(stream=True).chat.remote(session_id, req.messages, s, press, scope)
+                   for s in samplings]
         kind = "session" if session_id else "plain"
-        if req.stream:
-            first = [await self._first(s) for s in streams]  # errors before streaming become HTTP errors
-            self.metrics.ttft.labels(kind).observe(time.perf_counter() - arrived)
-            return StreamingResponse(self._sse(req, streams, first, cached_tokens, kind, request, session_id),
-                                     media_type="text/event-stream")
-        return await self._collect(req, streams, cached_tokens, kind, session_id, arrived)
+        self.router.started(name)
+        streaming = False
+        try:
+            if req.stream:
+                first = [await self._first(s) for s in streams]  # errors before streaming become HTTP errors
+                self.metrics.ttft.labels(kind).observe(time.perf_counter() - arrived)
+                streaming = True
+                return StreamingResponse(self._sse(req, streams, first, cached_tokens, kind, request, session_id,
+                                                   lambda: self.router.finished(name)), media_type="text/event-stream")
+            return await self._collect(req, streams, cached_tokens, kind, session_id, arrived)
+        finally:
+            if not streaming:
+                self.router.finished(name)
 
     async def _first(self, stream: Any) -> dict:
         try:
@@ -182,7 +189,7 @@ class Ingress(AdminRoutes):
             self.metrics.tokens_per_s.observe(produced / elapsed_s)
 
     async def _sse(self, req: ChatCompletionRequest, streams: list, first: list[dict], cached: int, kind: str,
-                   request: Request, session_id: str | None) -> AsyncIterator[str]:
+                   request: Request, session_id: str | None, done: Any = None) -> AsyncIterator[str]:
         cid, created, start = completion_id(), int(time.time()), time.perf_counter()
         choices = [ChoiceAccumulator(i) for i in range(len(streams))]
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
@@ -217,6 +224,8 @@ class Ingress(AdminRoutes):
         finally:
             for stream in streams:
                 stream.cancel()
+            if done is not None:
+                done()
 
     # ---- sessions API ------------------------------------------------------------------------
     @api.post("/v1/sessions", responses={200: {"model": Session}, 202: {"model": Session}, **ERRORS})
@@ -290,7 +299,8 @@ class Ingress(AdminRoutes):
                 "press": record["press"], "tokens_read": record["read_tokens"], "tokens_kept": record["kept_tokens"],
                 "bytes_stored": record["stored_bytes"], "codec": record["codec"], "pinned": record["pinned"],
                 "created": record["created_s"], "last_used": record["last_used_s"], "ttl_s": record["ttl_s"],
-                "failure": record.get("failure"),
+                "expire_time": None if record["ttl_s"] is None or record["pinned"]
+                else record["last_used_s"] + record["ttl_s"], "failure": record.get("failure"),
                 "compression": press_outcome(record["press"], record["read_tokens"], record["kept_tokens"])}
 
     @api.get("/v1/sessions/{session_id}", responses={200: {"model": Session}, **ERRORS})
@@ -298,11 +308,6 @@ class Ingress(AdminRoutes):
                           x_api_key: str | None = Header(None)) -> dict:
         owner = self.auth.owner(authorization, x_api_key)
         return self._session_view(await self.control.session.remote(session_id, owner))
-
-    @api.get("/v1/sessions", responses={200: {"model": SessionList}, **ERRORS})
-    async def list_sessions(self, authorization: str | None = Header(None), x_api_key: str | None = Header(None)) -> dict:
-        owner = self.auth.owner(authorization, x_api_key)
-        return {"object": "list", "data": [self._session_view(r) for r in await self.control.list_sessions.remote(owner)]}
 
     @api.delete("/v1/sessions/{session_id}", responses={200: {"model": SessionDeleted}, **ERRORS})
     async def delete_session(self, session_id: str, authorization: str | None = Header(None),
@@ -320,5 +325,5 @@ class Ingress(AdminRoutes):
             if isinstance(stats, dict):
                 self.metrics.update_replica(name, stats)
         cluster = await self.control.cluster.remote()
-        self.metrics.update_control(cluster["counters"])
+        self.metrics.update_control(cluster["counters"] | self.router.counters())
         return self.metrics.render().decode()

@@ -65,6 +65,8 @@ class ChatCompletionRequest(_Strict):
     parallel_tool_calls: bool | None = None
     ignore_eos: bool = False
     press: PressSpec | None = Field(default=None, description="press for this plain request's prompt")
+    cache_salt: str | None = Field(default=None, min_length=1, max_length=1024,
+                                   description="vLLM's field: scopes prefix reuse (deployments/prefix_scope.py)")
 
     @field_validator("messages", mode="before")
     @classmethod

@@ -108,8 +108,9 @@ class Replica:
             self.loads_in_flight -= 1
 
     async def chat(self, session_id: str | None, question: Any, sampling: dict,
-                   press: dict | None = None) -> AsyncIterator[dict]:
-        """Stream token dicts answering ``question`` (session cache, or a plain prompt if no session)."""
+                   press: dict | None = None, scope: str = "") -> AsyncIterator[dict]:
+        """Stream token dicts answering ``question`` (session cache, or a plain prompt if no session,
+        reusing only prefixes stored under ``scope``: deployments.prefix_scope)."""
         self.streams_in_flight += 1
         stream = None
         try:
@@ -117,7 +118,7 @@ class Replica:
                 stream = self.decode_actor.generate.options(num_returns="streaming").remote(
                     session_id, question, sampling)
             else:
-                stream = await self._plain_stream(question, sampling, press)
+                stream = await self._plain_stream(question, sampling, press, scope)
             async for ref in stream:
                 yield await ref
         except _ACTOR_DEATH:
@@ -128,16 +129,16 @@ class Replica:
             if stream is not None:
                 ray.cancel(stream)
 
-    async def _plain_stream(self, messages: list[dict], sampling: dict, press: dict | None) -> Any:
+    async def _plain_stream(self, messages: list[dict], sampling: dict, press: dict | None, scope: str) -> Any:
         """A plain prompt: reuse a stored compressed prefix if one matches, else prefill (and store) it."""
         plan = self.planner.plan(messages, press)
-        found = await self.decode_actor.plain_plan.remote(plan.prefix, plan.suffix, plan.press)
+        found = await self.decode_actor.plain_plan.remote(plan.prefix, plan.suffix, plan.press, scope)
         generate = self.decode_actor.generate.options(num_returns="streaming")
         if found["hit_handle"] is not None:
             rest = found["prefix_ids"][found["hit_tokens"]:] + found["suffix_ids"]
             return generate.remote(None, rest, sampling, None, found["hit_handle"], prefix_hit=True)
         cache = self.prefill_actor.prefill.remote(found["prefix_ids"], plan.press)
-        handle = await self.decode_actor.store_prefix.remote(cache)
+        handle = await self.decode_actor.store_prefix.remote(cache, scope)
         if handle is not None:
             return generate.remote(None, found["suffix_ids"], sampling, None, handle)
         return generate.remote(None, found["suffix_ids"], sampling, cache)

@@ -1,9 +1,13 @@
 """Compressed-prefix index: find the longest stored compressed cache that a new prompt starts with.
 
-Content address = model id + PressSpec digest + token ids, as chained block hashes::
+Content address = scope + model id + PressSpec digest + token ids, as chained block hashes::
 
-    hash_0 = H(model_id, press digest)
+    hash_0 = H(scope, model_id, press digest)
     hash_i = H(hash_{i-1}, tokens of block i)        (blocks of ``block_tokens`` tokens)
+
+``scope`` keeps tenants apart: the caller derives it from the owner (API key identity) and an
+optional ``cache_salt`` (vLLM's request field), so an entry is found only by lookups with the same
+scope. The empty scope is a shared namespace.
 
 A stored cache covers exactly its ``meta.token_ids`` (a pruned cache cannot be cut shorter: it
 does not record which positions it kept), so an entry sits in the bucket of the hash of its full
@@ -39,10 +43,11 @@ DEFAULT_BLOCK_TOKENS = 16
 _DROPS = frozenset({EventKind.EVICTED, EventKind.FREED, EventKind.RECOMPRESSED})
 
 
-def chain_seed(model_id: str, press: PressSpec | dict[str, Any]) -> bytes:
-    """``hash_0``: the content address of the empty prefix for this model and press."""
+def chain_seed(model_id: str, press: PressSpec | dict[str, Any], scope: str = "") -> bytes:
+    """``hash_0``: the content address of the empty prefix for this scope, model and press."""
     spec = press if isinstance(press, PressSpec) else PressSpec.model_validate(press)
-    return hashlib.blake2b(f"{model_id}\x00{spec.digest()}".encode(), digest_size=16).digest()
+    scoped = f"{scope}\x00" if scope else ""  # the empty scope keeps the addresses it always had
+    return hashlib.blake2b(f"{scoped}{model_id}\x00{spec.digest()}".encode(), digest_size=16).digest()
 
 
 def next_block_hash(previous: bytes, block: Sequence[int]) -> bytes:
@@ -54,10 +59,10 @@ def next_block_hash(previous: bytes, block: Sequence[int]) -> bytes:
 
 
 def block_hashes(model_id: str, press: PressSpec | dict[str, Any], token_ids: Sequence[int],
-                 block_tokens: int = DEFAULT_BLOCK_TOKENS) -> list[bytes]:
+                 block_tokens: int = DEFAULT_BLOCK_TOKENS, scope: str = "") -> list[bytes]:
     """``[hash_0, ..., hash_m]`` for the ``m = len(token_ids) // block_tokens`` full blocks (for routing
     by content, e.g. prefix affinity in the control plane)."""
-    hashes = [chain_seed(model_id, press)]
+    hashes = [chain_seed(model_id, press, scope)]
     for start in range(0, len(token_ids) - block_tokens + 1, block_tokens):
         hashes.append(next_block_hash(hashes[-1], token_ids[start:start + block_tokens]))
     return hashes
@@ -87,14 +92,15 @@ class CompressedPrefixIndex:
         self.hits = self.misses = self.reused_tokens = self.looked_up_tokens = 0
         self._unsubscribe = pool.subscribe(self._on_event)
 
-    def insert(self, handle: KVHandle) -> int:
-        """Index the cache held at ``handle`` under its model, press and token ids; return the tokens it covers.
+    def insert(self, handle: KVHandle, *, scope: str = "") -> int:
+        """Index the cache held at ``handle`` under ``scope``, its model, press and token ids; return the
+        tokens it covers.
 
         Raises QueryAwareCacheError for a query-aware cache, CacheLayoutError when its meta has no
         (or inconsistent) token ids, UnknownHandleError if the pool no longer holds it.
         """
         info = self._pool.info(handle)
-        key, tail = self._address(info.meta)
+        key, tail = self._address(info.meta, scope)
         with self._lock:
             self._buckets.setdefault(key, {}).setdefault(tail, collections.OrderedDict())[handle] = info.session_id
             self._where[handle] = (key, tail)
@@ -103,12 +109,13 @@ class CompressedPrefixIndex:
         return len(info.meta.token_ids)
 
     def lookup(self, model_id: str, press: PressSpec | dict[str, Any], token_ids: Sequence[int], *,
-               max_prefix_tokens: int | None = None) -> PrefixHit | None:
-        """The longest indexed cache whose tokens the prompt starts with (at most ``max_prefix_tokens``,
-        e.g. ``len(prompt) - 1`` to leave a token to feed), or None. Counts a hit or a miss."""
+               max_prefix_tokens: int | None = None, scope: str = "") -> PrefixHit | None:
+        """The longest cache indexed under ``scope`` whose tokens the prompt starts with (at most
+        ``max_prefix_tokens``, e.g. ``len(prompt) - 1`` to leave a token to feed), or None. Counts a
+        hit or a miss."""
         tokens = tuple(token_ids)
         limit = len(tokens) if max_prefix_tokens is None else min(len(tokens), max_prefix_tokens)
-        hashes = block_hashes(model_id, press, tokens[:limit], self.block_tokens)  # hashing needs no lock
+        hashes = block_hashes(model_id, press, tokens[:limit], self.block_tokens, scope)  # hashing needs no lock
         best: PrefixHit | None = None
         with self._lock:
             for block, key in enumerate(hashes):
@@ -163,7 +170,7 @@ class CompressedPrefixIndex:
         if event.kind in _DROPS:
             self.remove(event.handle)
 
-    def _address(self, meta: KVMeta) -> tuple[bytes, tuple[int, ...]]:
+    def _address(self, meta: KVMeta, scope: str) -> tuple[bytes, tuple[int, ...]]:
         if not meta.query_agnostic:
             raise QueryAwareCacheError(
                 f"the cache was compressed with a query-aware press ({meta.press.get('name', '?')!r}): the tokens it "
@@ -175,6 +182,6 @@ class CompressedPrefixIndex:
         if len(meta.token_ids) != meta.original_tokens:
             raise CacheLayoutError(f"meta.token_ids has {len(meta.token_ids)} ids but original_tokens is "
                                    f"{meta.original_tokens}; they must describe the same context")
-        hashes = block_hashes(meta.model_id, meta.press, meta.token_ids, self.block_tokens)
+        hashes = block_hashes(meta.model_id, meta.press, meta.token_ids, self.block_tokens, scope)
         full = (len(hashes) - 1) * self.block_tokens
         return hashes[-1], tuple(meta.token_ids[full:])

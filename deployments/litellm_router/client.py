@@ -26,7 +26,7 @@ import litellm
 
 from deployments.litellm_router.config import KvfleetRouterConfig, kvfleet_router_config, read_litellm_config
 from deployments.litellm_router.directory import SessionDirectory, make_directory
-from deployments.litellm_router.errors import NoDeploymentError, UnknownSessionError
+from deployments.litellm_router.errors import InvalidListingError, NoDeploymentError, UnknownSessionError
 from deployments.litellm_router.sessions import SessionService
 from deployments.litellm_router.strategy import SessionAffinityStrategy
 
@@ -89,6 +89,20 @@ class KvfleetRouterClient:
         directory recorded for it (or the only configured group)."""
         return await self.sessions.describe(session_id, self.deployments(self._group_of(model, session_id)))
 
+    async def aupdate_session(self, model: str | None, session_id: str, **changes: Any) -> dict[str, Any]:
+        """PATCH the session (``ttl_s`` | ``expire_time``, ``pinned``) on its home deployment."""
+        return await self.sessions.update(session_id, self.deployments(self._group_of(model, session_id)), changes)
+
+    async def alist_sessions(self, model: str | None, **listing: Any) -> dict[str, Any]:
+        """A page of ``model``'s sessions known to the router (``limit``, ``after``, ``order``, ``state``);
+        ``model`` None: the only configured group. Raises InvalidListingError."""
+        if model is None:
+            groups = self.config.model_groups or []
+            if len(groups) != 1:
+                raise InvalidListingError("name the model group: GET /v1/sessions?model=<model_name>")
+            model = groups[0]
+        return await self.sessions.list(model, self.deployments(model), **listing)
+
     async def adelete_session(self, model: str | None, session_id: str) -> bool:
         return await self.sessions.delete(session_id, self.deployments(self._group_of(model, session_id)))
 
@@ -116,6 +130,12 @@ class KvfleetRouterClient:
 
     def get_session(self, model: str | None, session_id: str) -> dict[str, Any]:
         return self.run(self.aget_session(model, session_id))
+
+    def update_session(self, model: str | None, session_id: str, **changes: Any) -> dict[str, Any]:
+        return self.run(self.aupdate_session(model, session_id, **changes))
+
+    def list_sessions(self, model: str | None, **listing: Any) -> dict[str, Any]:
+        return self.run(self.alist_sessions(model, **listing))
 
     def delete_session(self, model: str | None, session_id: str) -> bool:
         return self.run(self.adelete_session(model, session_id))

@@ -83,6 +83,10 @@ class KvfleetEndpoint:
                 return None
             raise
 
+    async def update_session(self, session_id: str, changes: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+        """PATCH /v1/sessions/{id} with ``changes`` (``ttl_s`` | ``expire_time``, ``pinned``); the new view."""
+        return await self._call("PATCH", f"/v1/sessions/{session_id}", timeout_s, json=changes)
+
     async def delete_session(self, session_id: str, timeout_s: float) -> bool:
         try:
             await self._call("DELETE", f"/v1/sessions/{session_id}", timeout_s)

@@ -44,3 +44,9 @@ class RouterConfigError(KvfleetRouterError, ValueError):
     """The LiteLLM config (model_list / kvfleet_router) is unusable; the message names the field."""
 
     status_code = 500
+
+
+class InvalidListingError(KvfleetRouterError):
+    """A bad sessions-listing parameter (e.g. an ``after`` cursor the router does not know)."""
+
+    status_code = 400

@@ -11,13 +11,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from deployments.litellm_router.balancer import RoundRobin, fewest_sessions
 from deployments.litellm_router.config import KvfleetRouterConfig
 from deployments.litellm_router.directory import SessionDirectory, SessionRoute
 from deployments.litellm_router.endpoint import KvfleetEndpoint
-from deployments.litellm_router.errors import NoDeploymentError, SessionLostError, UnknownSessionError
+from deployments.litellm_router.errors import (
+    InvalidListingError, NoDeploymentError, SessionLostError, UnknownSessionError,
+)
 from deployments.litellm_router.health import HealthCache
 
 log = logging.getLogger(__name__)
@@ -63,6 +66,49 @@ class SessionService:
         view = None if endpoint is None else await endpoint.get_session(route.home_session_id(),
                                                                          self.config.lookup_timeout_s)
         return self._view(route, view or {"id": session_id, "state": "unavailable"}, endpoint)
+
+    async def update(self, session_id: str, deployments: Sequence[Mapping[str, Any]],
+                     changes: dict[str, Any]) -> dict[str, Any]:
+        """PATCH the session on its home deployment (TTL / expire_time / pinned); the new TTL is also
+        recorded for rebuilds. Raises UnknownSessionError, DeploymentRequestError (the deployment's
+        status: 400 bad change, 404, 409)."""
+        route = await self.find(session_id, deployments)
+        endpoint = None if route is None else _endpoint_of(route.home, deployments)
+        if route is None or endpoint is None:
+            raise UnknownSessionError(f"session {session_id!r} is unknown: no record and no deployment holds it")
+        view = await endpoint.update_session(route.home_session_id(), changes, self.config.lookup_timeout_s)
+        if "ttl_s" in view:
+            route = replace(route, ttl_s=view["ttl_s"])
+            self.directory.put(route)
+        return self._view(route, view, endpoint)
+
+    async def list(self, model_group: str, deployments: Sequence[Mapping[str, Any]], *, limit: int = 100,
+                   after: str | None = None, order: str = "desc", state: str | None = None) -> dict[str, Any]:
+        """A page of the sessions the router created or found for ``model_group`` (the directory's
+        routes by creation time, ``order`` desc = newest first), each as its home deployment sees it;
+        ``state`` filters on that view. Raises InvalidListingError for an ``after`` it does not know."""
+        if not 1 <= limit <= 1000 or order not in ("asc", "desc"):
+            raise InvalidListingError(f"limit must be 1-1000 (got {limit}) and order asc or desc (got {order!r})")
+        routes = sorted(self.directory.routes(model_group), key=lambda r: (r.created_s, r.session_id),
+                        reverse=order == "desc")
+        if after is not None:
+            position = next((i for i, r in enumerate(routes) if r.session_id == after), None)
+            if position is None:
+                raise InvalidListingError(f"after: session {after!r} is not in the router's directory")
+            routes = routes[position + 1:]
+        views: list[dict[str, Any]] = []
+        for route in routes:
+            endpoint = _endpoint_of(route.home, deployments)
+            view = None if endpoint is None else await endpoint.get_session(route.home_session_id(),
+                                                                             self.config.lookup_timeout_s)
+            view = self._view(route, view or {"id": route.session_id, "state": "unavailable"}, endpoint)
+            if state is None or view.get("state") == state:
+                views.append(view)
+            if len(views) > limit:
+                break
+        page = views[:limit]
+        return {"object": "list", "data": page, "first_id": page[0]["id"] if page else None,
+                "last_id": page[-1]["id"] if page else None, "has_more": len(views) > limit}
 
     async def delete(self, session_id: str, deployments: Sequence[Mapping[str, Any]]) -> bool:
         """Delete every copy on the deployments that are up, then forget the session."""

@@ -1,6 +1,7 @@
-"""The sessions API on the LiteLLM proxy: ``POST /v1/sessions``, ``GET`` / ``DELETE
-/v1/sessions/{id}``, the same shape as a kvfleet ingress, with ``model`` naming the LiteLLM model
-group (optional on GET/DELETE: the router knows each session's group). Requests are authenticated like every proxy route (``Authorization: Bearer <proxy key>``).
+"""The sessions API on the LiteLLM proxy: ``POST`` / ``GET /v1/sessions`` (a page: ``limit``,
+``after``, ``order``, ``state``), ``GET`` / ``PATCH`` / ``DELETE /v1/sessions/{id}``, the same shape
+as a kvfleet ingress, with ``model`` naming the LiteLLM model group (required on the list,
+optional on GET/PATCH/DELETE: the router knows each session's group). Requests are authenticated like every proxy route (``Authorization: Bearer <proxy key>``).
 Errors are OpenAI error JSON with the status of the typed error.
 """
 
@@ -35,6 +36,15 @@ class RouterSessionRequest(BaseModel):
         return self
 
 
+class RouterSessionUpdate(BaseModel):
+    """``PATCH /v1/sessions/{id}`` body, passed to the home deployment (which validates the values)."""
+
+    model_config = ConfigDict(extra="forbid")
+    ttl_s: float | None = None
+    expire_time: float | str | None = None
+    pinned: bool | None = None
+
+
 def sessions_router(client_for: Callable[[], Awaitable[Any]], auth: Callable[..., Any]) -> APIRouter:
     """An APIRouter whose routes act through ``await client_for()`` (an object with the
     KvfleetRouterClient session coroutines) after ``auth`` (the proxy's key check)."""
@@ -52,6 +62,19 @@ def sessions_router(client_for: Callable[[], Awaitable[Any]], auth: Callable[...
     @api.get("/v1/sessions/{session_id}", dependencies=[Depends(auth)])
     async def get_session(session_id: str, model: str | None = None) -> Any:
         return await _answer(client_for, "aget_session", model, session_id)
+
+    @api.patch("/v1/sessions/{session_id}", dependencies=[Depends(auth)])
+    async def update_session(session_id: str, body: dict = Body(...), model: str | None = None) -> Any:
+        try:
+            changes = RouterSessionUpdate.model_validate(body).model_dump(exclude_unset=True)
+        except ValueError as exc:
+            return _error(400, f"invalid session update: {exc}", "invalid_request")
+        return await _answer(client_for, "aupdate_session", model, session_id, **changes)
+
+    @api.get("/v1/sessions", dependencies=[Depends(auth)])
+    async def list_sessions(model: str | None = None, limit: int = 100, after: str | None = None,
+                            order: str = "desc", state: str | None = None) -> Any:
+        return await _answer(client_for, "alist_sessions", model, limit=limit, after=after, order=order, state=state)
 
     @api.delete("/v1/sessions/{session_id}", dependencies=[Depends(auth)])
     async def delete_session(session_id: str, model: str | None = None) -> Any:
@@ -75,4 +98,4 @@ async def _answer(client_for: Callable[[], Awaitable[Any]], method: str, *args: 
 
 def _error(status: int, message: str, code: str) -> JSONResponse:
     kind = "invalid_request_error" if status < 500 else "service_unavailable_error"
-    return JSONResponse({"error": {"message": message, "type": kind, "code": code}}, status_code=status)
+    return JSONResponse({"error": {"message": message, "type": kind, "code": code, "param": None}}, status_code=status)

@@ -3,8 +3,10 @@ writes them, ``--check`` fails (exit 1) when a committed file differs from what 
 
 - ``k8s/base/serve-config.yaml``: RayService patch whose ``spec.serveConfigV2`` is the Serve
   config of configs/cluster.yaml, with only these Kubernetes changes: the HTTP proxy listens on
-  0.0.0.0 on every node (``proxy_location: EveryNode``) so each Ray pod answers ``/health``, and
-  each application's control-plane store lives on the session-store volume (``/data/kvfleet``).
+  0.0.0.0 on every node (``proxy_location: EveryNode``) so each Ray pod answers ``/health``,
+  each application's control-plane store lives on the session-store volume (``/data/kvfleet``),
+  and each application reads its API keys (hashed) from the ``kvfleet-api-keys`` Secret mounted at
+  ``/etc/kvfleet/keys``: no admin route is ever open on Kubernetes, no key is in the manifest.
 - ``k8s/overlays/gpu/serve-config.yaml``: the same applications on GPUs: the model from the
   ``/models`` volume on CUDA, one GPU per replica, a device tier in the KV pool, NIXL transfers.
 - ``k8s/base/litellm-config.yaml``: configs/litellm.yaml (router settings, callbacks,
@@ -30,6 +32,8 @@ RAYSERVICE_NAME = "kvfleet"
 SERVE_SERVICE = f"http://{RAYSERVICE_NAME}-serve-svc:8000"   # KubeRay names it <rayservice>-serve-svc
 STORE_DIR = "/data/kvfleet"          # session-store PVC mount (head and workers)
 LITELLM_DATA_DIR = "/data/litellm"   # the LiteLLM proxy's own volume
+KEYS_FILE = "/etc/kvfleet/keys/keys.yaml"   # Secret kvfleet-api-keys (SHA-256 digests only), mounted read-only
+LITELLM_KVFLEET_KEY = "os.environ/KVFLEET_API_KEY"   # the proxy's own kvfleet key, from Secret kvfleet-litellm
 GPU_MODEL = {"model_id": "/models/model", "served_name": "kvfleet-gpu-model", "device": "cuda", "dtype": "bfloat16"}
 
 
@@ -56,6 +60,7 @@ def serve_config(cluster: dict[str, Any]) -> dict[str, Any]:
     for app in config["applications"]:
         control = app["args"].setdefault("control", {})
         control["store_path"] = f"{STORE_DIR}/{app['name']}-control.sqlite3"
+        app["args"]["security"] = {"keys_file": KEYS_FILE}
     return config
 
 
@@ -89,6 +94,7 @@ def litellm_config(litellm: dict[str, Any], serve: dict[str, Any]) -> dict[str, 
         deployment = copy.deepcopy(template)
         deployment["litellm_params"]["api_base"] = f"{SERVE_SERVICE}{prefix}/v1"
         deployment["model_info"] = {**deployment.get("model_info", {}), "id": f"{RAYSERVICE_NAME}-{app['name']}"}
+        deployment["litellm_params"]["api_key"] = LITELLM_KVFLEET_KEY
         model_list.append(deployment)
     config["model_list"] = model_list
     config["kvfleet_router"]["directory"] = {"store": "sqlite", "path": f"{LITELLM_DATA_DIR}/sessions.sqlite3"}

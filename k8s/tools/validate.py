@@ -6,7 +6,10 @@
   first, unknown fields rejected (objects without ``x-kubernetes-preserve-unknown-fields``),
   ``x-kubernetes-int-or-string``, ``nullable``, int32/int64 ranges, embedded resources. CEL rules
   (``x-kubernetes-validations``) are not evaluated. Its ``serveConfigV2`` must parse, and each
-  application's ``args`` must validate as kvfleet's ``AppConfig``.
+  application's ``args`` must validate as kvfleet's ``AppConfig``. Security: every application
+  must read API keys from a Secret (``security.keys_file`` in a directory every Ray pod mounts from a
+  ``secret`` volume, or ``security.keys_env`` set from a ``secretKeyRef`` in every Ray container),
+  and none may carry plain keys (``security.api_keys``): admin routes are never open.
 - Deployment, Service, ConfigMap, PersistentVolumeClaim (any core kind): the strict JSON schemas
   of the PyPI package ``kubernetes-validate`` for Kubernetes ``K8S_VERSION``.
 
@@ -147,6 +150,58 @@ def validate_rayservice(doc: dict[str, Any]) -> list[str]:
     serve = (doc.get("spec") or {}).get("serveConfigV2")
     if isinstance(serve, str):
         errors += validate_serve_config(serve)
+        errors += validate_keys_from_secrets(doc, serve)
+    return errors
+
+
+def _ray_pod_specs(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    cluster = (doc.get("spec") or {}).get("rayClusterConfig") or {}
+    groups = [cluster.get("headGroupSpec") or {}] + list(cluster.get("workerGroupSpecs") or [])
+    return [(g.get("template") or {}).get("spec") or {} for g in groups]
+
+
+def validate_keys_from_secrets(doc: dict[str, Any], serve_text: str) -> list[str]:
+    """Every application authenticates with keys read from a Secret, never plain keys (see module doc)."""
+    try:
+        serve = yaml.safe_load(serve_text)
+    except yaml.YAMLError:
+        return []  # reported by validate_serve_config
+    errors, pods = [], _ray_pod_specs(doc)
+    for app in (serve or {}).get("applications") or []:
+        security = (app.get("args") or {}).get("security") or {}
+        name = f"serveConfigV2 application {app.get('name')!r}"
+        if security.get("api_keys") or security.get("admin_keys"):
+            errors.append(f"{name}: plain API keys in security.api_keys; put SHA-256 digests in a Secret and set "
+                          "security.keys_file (docs/deploy-kubernetes.md)")
+        if not (security.get("keys_file") or security.get("keys_env")):
+            errors.append(f"{name}: no API keys (security.keys_file / keys_env): its admin routes would be open")
+        if security.get("keys_file"):
+            errors += [f"{name}: {e}" for e in _secret_mounted(pods, str(Path(security["keys_file"]).parent))]
+        if security.get("keys_env"):
+            errors += [f"{name}: {e}" for e in _secret_env(pods, security["keys_env"])]
+    return errors
+
+
+def _secret_mounted(pods: list[dict[str, Any]], directory: str) -> list[str]:
+    errors = []
+    for i, pod in enumerate(pods):
+        secrets = {v.get("name") for v in pod.get("volumes") or [] if "secret" in v}
+        for container in pod.get("containers") or []:
+            mounted = {m.get("mountPath"): m.get("name") for m in container.get("volumeMounts") or []}
+            if mounted.get(directory) not in secrets:
+                errors.append(f"keys_file directory {directory} is not a Secret volume mount in container "
+                              f"{container.get('name')!r} of Ray group {i}")
+    return errors
+
+
+def _secret_env(pods: list[dict[str, Any]], variable: str) -> list[str]:
+    errors = []
+    for i, pod in enumerate(pods):
+        for container in pod.get("containers") or []:
+            env = {e.get("name"): e for e in container.get("env") or []}
+            if "secretKeyRef" not in ((env.get(variable) or {}).get("valueFrom") or {}):
+                errors.append(f"keys_env {variable} is not set from a secretKeyRef in container "
+                              f"{container.get('name')!r} of Ray group {i}")
     return errors
 
 

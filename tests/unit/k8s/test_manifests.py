@@ -86,6 +86,7 @@ def test_serve_config_is_the_application_of_configs_cluster_yaml(rendered):
     for app, expected in zip(serve["applications"], cluster["applications"]):
         app, expected = copy.deepcopy(app), copy.deepcopy(expected)
         assert app["args"]["control"].pop("store_path").startswith("/data/kvfleet/")  # on the session-store PVC
+        assert app["args"].pop("security") == {"keys_file": "/etc/kvfleet/keys/keys.yaml"}  # hashed keys, a Secret
         expected["args"]["control"].pop("store_path")
         assert app == expected
     assert serve["http_options"] == {**cluster["http_options"], "host": "0.0.0.0", "port": 8000}
@@ -180,6 +181,20 @@ def _worker(doc: dict) -> dict:
     return doc["spec"]["rayClusterConfig"]["workerGroupSpecs"][0]
 
 
+def _without_keys(serve_text: str) -> str:
+    serve = yaml.safe_load(serve_text)
+    for app in serve["applications"]:
+        app["args"].pop("security", None)
+    return yaml.safe_dump(serve)
+
+
+def _with_plain_keys(serve_text: str) -> str:
+    serve = yaml.safe_load(serve_text)
+    for app in serve["applications"]:
+        app["args"]["security"]["api_keys"] = {"sk-plain": "alice"}
+    return yaml.safe_dump(serve)
+
+
 BROKEN: dict[str, tuple[str, str, Any]] = {
     "rayservice wrong type": ("RayService", "kvfleet", lambda d: _worker(d).update(replicas="two")),
     "rayservice unknown field": ("RayService", "kvfleet",
@@ -190,6 +205,12 @@ BROKEN: dict[str, tuple[str, str, Any]] = {
     "rayservice bad quantity": ("RayService", "kvfleet", lambda d: _worker(d)["template"]["spec"]["containers"][0]
                                 ["resources"]["limits"].update(cpu="four")),
     "rayservice missing required": ("RayService", "kvfleet", lambda d: _worker(d).pop("groupName")),
+    "serveConfigV2 without API keys (open admin routes)": ("RayService", "kvfleet", lambda d: d["spec"].update(
+        serveConfigV2=_without_keys(d["spec"]["serveConfigV2"]))),
+    "serveConfigV2 with plain API keys": ("RayService", "kvfleet", lambda d: d["spec"].update(
+        serveConfigV2=_with_plain_keys(d["spec"]["serveConfigV2"]))),
+    "keys Secret not mounted on a worker": ("RayService", "kvfleet", lambda d: _worker(d)["template"]["spec"].update(
+        volumes=[v for v in _worker(d)["template"]["spec"]["volumes"] if "secret" not in v])),
     "serveConfigV2 typo": ("RayService", "kvfleet", lambda d: d["spec"].update(
         serveConfigV2=d["spec"]["serveConfigV2"].replace("torch_threads:", "torch_thread:"))),
     "deployment wrong type": ("Deployment", "kvfleet-litellm", lambda d: d["spec"].update(replicas="1")),
