@@ -9,7 +9,7 @@ without filtering or re-validating it. Open models (extra fields allowed): a rep
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class _Open(BaseModel):
@@ -69,11 +69,18 @@ class Session(_Open):
     ttl_s: float | None = None
     failure: str | None = None
     timings: dict[str, float] | None = None
+    expire_time: float | None = Field(default=None, description="Unix seconds it expires if unused (last_used + "
+                                      "ttl_s); null when pinned or without TTL")
 
 
 class SessionList(_Open):
+    """One page of ``GET /v1/sessions`` (OpenAI list shape); pass ``last_id`` as ``after`` for the next."""
+
     object: str = "list"
     data: list[Session]
+    first_id: str | None = None
+    last_id: str | None = None
+    has_more: bool = False
 
 
 class SessionDeleted(_Open):

@@ -15,11 +15,13 @@ kvfleet's TTL is idle time: every question restarts it, so ``expire_time`` in th
 
 import datetime as dt
 import time
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import Body, Header, Query
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from deployments.admin_schema import ERRORS
+from deployments.api_replies import Session, SessionList
 from deployments.errors import APIError
 from deployments.http_app import api
 
@@ -79,7 +81,7 @@ class SessionRoutes:
     auth: Any
     control: Any
 
-    @api.get("/v1/sessions")
+    @api.get("/v1/sessions", responses={200: {"model": SessionList}, **ERRORS})
     async def list_sessions(self, limit: int = Query(100, ge=1, le=1000), after: str | None = Query(None),
                             order: Literal["asc", "desc"] = Query("desc"), state: SessionStateName | None = Query(None),
                             model: str | None = Query(None), authorization: str | None = Header(None),
@@ -91,11 +93,11 @@ class SessionRoutes:
         return {"object": "list", "data": data, "first_id": data[0]["id"] if data else None,
                 "last_id": data[-1]["id"] if data else None, "has_more": page["has_more"]}
 
-    @api.patch("/v1/sessions/{session_id}")
-    async def update_session(self, session_id: str, body: dict = Body(...), authorization: str | None = Header(None),
-                             x_api_key: str | None = Header(None)) -> dict:
+    @api.patch("/v1/sessions/{session_id}", responses={200: {"model": Session}, **ERRORS})
+    async def update_session(self, session_id: str, body: Annotated[SessionUpdateRequest, Body()],
+                             authorization: str | None = Header(None), x_api_key: str | None = Header(None)) -> dict:
         owner = self.auth.owner(authorization, x_api_key)
-        req = SessionUpdateRequest.model_validate(body)
+        req = body
         record = await self.control.session.remote(session_id, owner)
         changes = req.changes(record["last_used_s"], time.time())
         return self._session_view(await self.control.update_session.remote(session_id, owner, changes))
