@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import threading
 from collections import OrderedDict
@@ -65,6 +66,29 @@ def _what(spec: GuidedSpec) -> str:
             "choice": "the choice list", "grammar": "the grammar"}[spec.kind]
 
 
+def byte_level_json(hf_tokenizer: Any) -> str:
+    """The fast tokenizer's JSON as llguidance must read it (what ``llguidance.hf.from_tokenizer``
+    sends, plus one repair).
+
+    llguidance learns each token's bytes from the tokenizer's decoder. A byte-level BPE (ByteLevel
+    pre-tokenizer, as GPT-2, Llama 3, SmolLM2) converted from GGUF by transformers gets a decoder
+    ``Sequence[ByteFallback, Fuse, Replace, ByteLevel]`` that llguidance does not recognise: it then
+    takes token 198 for the character "Ċ" instead of the byte newline and "Ġ" for a space, so a
+    grammar would allow raw newlines inside JSON strings and refuse real spaces. Such a tokenizer
+    decodes exactly with ``ByteLevel`` alone, which is what we hand llguidance.
+    """
+    backend = copy.copy(hf_tokenizer.backend_tokenizer)
+    backend.no_padding()
+    backend.no_truncation()
+    data = json.loads(backend.to_str())
+    pre, decoder = data.get("pre_tokenizer") or {}, data.get("decoder") or {}
+    if pre.get("type") == "ByteLevel" and decoder.get("type") == "Sequence":
+        if any(d.get("type") == "ByteLevel" for d in decoder.get("decoders", [])):
+            data["decoder"] = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False,
+                               "use_regex": True}
+    return json.dumps(data)
+
+
 class GrammarCompiler:
     """Per-engine: wraps the tokenizer for llguidance once, compiles and caches matchers."""
 
@@ -79,11 +103,10 @@ class GrammarCompiler:
         self.compilations = 0  # how many specs were compiled (the rest were cache hits)
 
     def _llg_tokenizer(self) -> llguidance.LLTokenizer:
-        if self._tokenizer is None:
-            from llguidance.hf import from_tokenizer  # ~1 s: build once per engine
-
-            # the tokenizer may list a few more (added) tokens than the model's logits row has
-            self._tokenizer = from_tokenizer(self._hf_tokenizer, n_vocab=self.tokenizer_vocab, eos_token=self.eos_ids or None)
+        if self._tokenizer is None:  # ~1 s: build once per engine
+            # n_vocab: the tokenizer may list a few more (added) tokens than the model's logits row has
+            self._tokenizer = llguidance.LLTokenizer(byte_level_json(self._hf_tokenizer), n_vocab=self.tokenizer_vocab,
+                                                     eos_token=self.eos_ids or None)
         return self._tokenizer
 
     def matcher(self, spec: GuidedSpec) -> llguidance.LLMatcher:

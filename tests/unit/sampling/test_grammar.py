@@ -70,3 +70,19 @@ def test_grammar_completion_wins_over_min_tokens(engine, facts_cache):
     params = SamplingParams(max_tokens=12, min_tokens=8, guided=GuidedSpec(kind="choice", spec='["yes", "no"]'))
     text, tokens, finish = engine.answer(facts_cache, "Is the meeting on Thursday?", params)
     assert text in ("yes", "no") and finish == "stop" and len(tokens) < 8
+
+
+def test_llguidance_sees_the_real_bytes_of_byte_level_tokens(engine):
+    """Regression: the GGUF-converted SmolLM2 tokenizer's decoder made llguidance read token 198 as
+    "Ċ" (not a newline) and "Ġ" for a space: raw newlines passed inside JSON strings, spaces did not."""
+    tokenizer = engine.grammars._llg_tokenizer()
+    ids = engine.tokenizer.encode("a\n Lisbon", add_special_tokens=False)
+    assert [tokenizer.decode_bytes([i]) for i in ids] == [b"a", b"\n", b" Lisbon"]
+
+    def accepts(text: str) -> bool:
+        matcher = engine.grammars.matcher(GuidedSpec(kind="json_object"))
+        return all(matcher.consume_token(t) for t in engine.tokenizer.encode(text, add_special_tokens=False)) \
+            and matcher.is_accepting()
+
+    assert accepts('{"a": "x y"}') and accepts('{\n  "a": 1\n}')
+    assert not accepts('{"a\nb": 1}')  # a raw control character is not JSON
