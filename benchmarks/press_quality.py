@@ -136,8 +136,9 @@ def plot(result: dict[str, Any], path: Path) -> None:
         line = sorted((r["compression_ratio"], r["accuracy"]) for r in rows if r["press"] == press)
         if len(line) > 1:
             right.plot(*zip(*line), marker="o", label=press)
-    none = next(r for r in rows if r["press"] == "none")
-    right.axhline(none["accuracy"], color="k", linestyle="--", label="uncompressed")
+    none = next((r for r in rows if r["press"] == "none"), None)
+    if none is not None:  # a part run (--no-baseline) has no baseline
+        right.axhline(none["accuracy"], color="k", linestyle="--", label="uncompressed")
     right.set_xlabel("compression ratio")
     right.set_ylabel("accuracy")
     right.legend(fontsize=7)

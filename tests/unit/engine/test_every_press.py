@@ -66,7 +66,7 @@ SPECS: dict[str, tuple[dict, float | str]] = {
     "merging": ({"name": "merging", "compression_ratio": HALF, "presses": [{"name": "knorm"}]}, HALF),
     "entropy_gated_chunkkv": ({"name": "entropy_gated_chunkkv", "compression_ratio": HALF,
                                "presses": [{"name": "snapkv"}]}, "<"),
-    "dms": ({"name": "dms", "threshold": 0.0, "sliding_window_size": 16, "presses": [{"name": "random", "seed": 0}]},
+    "dms": ({"name": "dms", "threshold": 0.5, "sliding_window_size": 16, "presses": [{"name": "random", "seed": 0}]},
             "<"),
     "cam": ({"name": "cam", "compression_interval": 4, "target_size": 64, "presses": [{"name": "knorm"}]}, 1.0),
     "compression_ratio_decoding": ({"name": "compression_ratio_decoding", "compression_interval": 4,
