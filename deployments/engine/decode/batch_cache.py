@@ -126,7 +126,6 @@ class BatchCache:
         self.layers = [BufferLayer(_row(k, capacity), _row(v, capacity), n) for k, v in zip(keys, values)]
         self.valid = torch.zeros((1, capacity), dtype=torch.bool, device=keys[0].device)
         self.valid[0, :n] = True
-        heads = keys[0].shape[1]
         self.head_pad = [None if p is None else _pad_bool(p.unsqueeze(0), capacity) for p in head_pad]
         self.row_ids = [row_id]
         self._masked = None

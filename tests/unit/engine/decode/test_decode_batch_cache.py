@@ -115,3 +115,19 @@ def test_last_row_leaving_empties_the_cache():
     join(cache, "a", make_ckv(12, 4))
     cache.leave(["a"])
     assert len(cache) == 0 and cache.length == 0 and cache.layers == []
+
+
+def test_row_padding_as_masked_keys_covers_every_column_a_row_does_not_own():
+    ckvs = [make_ckv(13, 3), make_ckv(14, 9, ragged=True)]
+    cache = BatchCache()
+    for i, ckv in enumerate(ckvs):
+        join(cache, f"r{i}", ckv)
+    assert cache.has_row_padding()
+    for layer, (heads_only, with_rows) in enumerate(zip(cache.masked_key_indices(),
+                                                        cache.masked_key_indices(row_padding=True))):
+        got = torch.zeros((2, HEADS, cache.length), dtype=torch.bool)
+        got[with_rows] = True
+        expect = (~cache.valid[:, : cache.length]).unsqueeze(1).expand(-1, HEADS, -1).clone()
+        if heads_only is not None:
+            expect[heads_only] = True
+        assert torch.equal(got, expect)
