@@ -21,9 +21,9 @@ from control_plane.context import SessionContext
 from control_plane.errors import UnknownAdminEvent, UnknownSession
 from control_plane.ids import ANONYMOUS_OWNER, AdminEventId, JobId, ReplicaId, SessionId, new_session_id
 from control_plane.migration import (
-    MigrationJob, MigrationMethod, MigrationPlan, StepResult, plan_admin_move, plan_drain, plan_orphan_rebuilds,
-    plan_pressure_relief, plan_replica_death,
+    MigrationJob, MigrationMethod, MigrationPlan, StepResult, plan_admin_move, plan_drain, plan_replica_death,
 )
+from control_plane.migration.per_tick import plan_tick_migrations
 from control_plane.migration_jobs import MigrationJobs
 from control_plane.placement import PlacementDecision, PlacementPolicy, PlacementRequest, make_placement_policy
 from control_plane.recovery import recover_records
@@ -241,23 +241,7 @@ class ControlPlane:
         return [repair.after for repair in repairs]
 
     def _plans(self) -> list[MigrationPlan]:
-        limit = self.config.max_migrations_per_tick
-        plans: list[MigrationPlan] = []
-        planners = [lambda n, r=r: plan_replica_death(self.view, r.replica_id, self.config, n)
-                    for r in self.view.replicas() if not r.alive and self.view.session_count(r.replica_id)]
-        planners.append(lambda n: plan_orphan_rebuilds(self.view, self.config, n))
-        planners += [lambda n, r=r: plan_drain(self.view, r.replica_id, self.config, n)
-                     for r in self.view.alive_replicas() if r.draining and self.view.session_count(r.replica_id)]
-        planners.append(lambda n: plan_pressure_relief(self.view, self.config, n))
-        planned: set[SessionId] = set()
-        for planner in planners:
-            if len(plans) >= limit:
-                break
-            for plan in planner(limit - len(plans)):
-                if plan.session_id not in planned and self.jobs.for_session(plan.session_id) is None:
-                    planned.add(plan.session_id)
-                    plans.append(plan)
-        return plans
+        return plan_tick_migrations(self.view, self.config, lambda s: self.jobs.for_session(s) is not None)
 
     def flush(self) -> None:
         """Persist the idle-TTL refreshes ``locate`` made since the last flush."""
