@@ -76,8 +76,9 @@ def test_logit_bias_bans_and_forces_tokens(client, facts_session, reference):
     assert forced[0].message.content.split() == ["banana"] * 3
 
 
-def test_min_tokens_holds_off_the_stop_string(client, facts_session):
-    short = answer(client, facts_session["id"], LOOPING, max_tokens=LONG, stop=["."])[0]
-    held = answer(client, facts_session["id"], LOOPING, max_tokens=LONG, stop=["."], min_tokens=30)[0]
+def test_min_tokens_holds_off_the_stop_string(client, facts_session, looping_baseline):
+    stop = " " + looping_baseline.split()[1]  # a word of the looping sentence: it recurs in the loop
+    short = answer(client, facts_session["id"], LOOPING, max_tokens=LONG, stop=[stop])[0]
+    held = answer(client, facts_session["id"], LOOPING, max_tokens=LONG, stop=[stop], min_tokens=30)[0]
     assert short.finish_reason == "stop" and held.finish_reason == "stop"
     assert len(held.message.content) > len(short.message.content)
