@@ -17,8 +17,8 @@ at 8 streams <= 3.5x single.
     python benchmarks/batched_decode.py                       # ~10-15 min on the 2-core machine
     python benchmarks/batched_decode.py --modes on --concurrency 1 8 --tokens 16   # quick look
 
-Writes benchmarks/results/batched_decode.json and .png (``--out`` to change). Start it through
-``/work/heavy.sh`` on the shared development machine (it starts Ray).
+Writes benchmarks/results/batched_decode.json and .png (``--out`` to change). It starts its own
+Ray cluster: run it on a quiet machine, with no other Ray cluster on it.
 """
 
 from __future__ import annotations
