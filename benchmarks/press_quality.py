@@ -32,7 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.press_grid import press_spec  # noqa: E402
 from benchmarks.press_ranking import choose_min_tokens, rank_presses, summarize  # noqa: E402
-from benchmarks.quality_tasks import QUESTION_SETS, QADocument, build_documents, exact_match, needle_document  # noqa: E402
+from benchmarks.quality_sets import QUESTION_SETS, build_documents  # noqa: E402
+from benchmarks.quality_tasks import QADocument, exact_match, needle_document  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PRESSES = ("kvzip", "knorm", "expected_attention", "streaming_llm", "cap", "kvgrad", "snapkv", "pyramidkv", "finch")

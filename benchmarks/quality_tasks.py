@@ -154,26 +154,6 @@ def facts_document(seed: int, target_tokens: int, count: TokenCounter, facts: in
     return QADocument(f"facts-{target_tokens}-{seed}", "facts", text, items, target_tokens)
 
 
-def _chat_document(seed: int, target_tokens: int, count: TokenCounter) -> QADocument:
-    from benchmarks.quality_chat import chat_document  # the second, differently built set
-
-    return chat_document(seed, target_tokens, count)
-
-
-_TASKS = {"needle": needle_document, "facts": facts_document, "chat": _chat_document}
-QUESTION_SETS = {"document": ("needle", "facts"), "chat": ("chat",)}
-"""The two question sets the default press must do well on: facts planted in a prose document,
-and facts told in a conversation (see quality_chat)."""
-
-
-def build_documents(tasks: list[str], seeds: list[int], target_tokens: int, count: TokenCounter) -> list[QADocument]:
-    """One document per (task, seed); raises ValueError naming the valid tasks on an unknown one."""
-    unknown = [t for t in tasks if t not in _TASKS]
-    if unknown:
-        raise ValueError(f"unknown task(s) {unknown}; valid: {sorted(_TASKS)}")
-    return [_TASKS[task](seed, target_tokens, count) for task in tasks for seed in seeds]
-
-
 def exact_match(answer: str, expected: str, kind: str) -> bool:
     """Whether ``answer`` gives ``expected`` (see the module docstring); ValueError on an unknown kind."""
     if kind == "code":

@@ -150,7 +150,7 @@ def _checkpoint(result: dict[str, Any], out: Path) -> None:
 
 def _serving_sections(config: dict[str, Any], result: dict[str, Any], url: str | None, port: int,
                       out: Path) -> None:
-    from benchmarks.quality_tasks import build_documents
+    from benchmarks.quality_sets import build_documents
     from benchmarks.serving import capacity, latency, migration, quality
     from benchmarks.serving.app import bench_args, running_kvfleet
 

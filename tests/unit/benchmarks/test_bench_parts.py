@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from benchmarks.press_grid import press_spec
-from benchmarks.quality_tasks import (FACT_SLOTS, NEEDLE_KEYS, PREAMBLE, build_documents, exact_match, facts_document,
-                                      needle_document)
+from benchmarks.quality_sets import build_documents
+from benchmarks.quality_tasks import FACT_SLOTS, NEEDLE_KEYS, PREAMBLE, exact_match, facts_document, needle_document
 from benchmarks.serving import capacity, report, targets
 from benchmarks.timing import interleaved, paired_ratios, percentile, round_medians, summarize
 
