@@ -156,10 +156,6 @@ class ControlShell:
     async def session(self, session_id: str, owner: str | None) -> dict:
         return self.cp.session(SessionId(session_id), owner=owner).model_dump(mode="json")
 
-    async def list_sessions(self, owner: str | None) -> list[dict]:
-        return [r.model_dump(mode="json") for r in self.cp.store.list(owner=owner)
-                if r.state is not SessionState.DELETED]
-
     async def list_page(self, owner: str | None, **listing: Any) -> dict:
         """One page of the owner's sessions (control_plane.session_listing): ``{"data", "has_more"}``;
         live records as the view has them (fresher ``last_used_s``), tombstones from the store."""
