@@ -122,11 +122,13 @@ class KVEngine:
         return CompressedKV(layers, meta)
 
     # ---------------------------------------------------------------- decode
-    def new_sampler(self, params: SamplingParams, prompt_ids: list[int]) -> TokenSampler:
+    def new_sampler(self, params: SamplingParams, ckv: CompressedKV, input_ids: list[int]) -> TokenSampler:
         """The one place a request's sampler is built (every decode loop calls this).
 
-        ``prompt_ids``: all tokens read before the answer (stored context + question), counted by
-        ``repetition_penalty``. Raises SamplingError / GrammarError (HTTP 400)."""
+        Its prompt - all tokens read before the answer, counted by ``repetition_penalty`` - is the
+        stored context (``ckv.meta.token_ids``) followed by the question ``input_ids``.
+        Raises SamplingError / GrammarError (HTTP 400)."""
+        prompt_ids = list(ckv.meta.token_ids) + list(input_ids)
         return build_sampler(params, prompt_ids, self.device, self.vocab_size, self.eos_ids, self.grammars)
 
     def question_ids(self, ckv: CompressedKV, question: str | list[Message] | list[int]) -> list[int]:
@@ -168,7 +170,7 @@ class KVEngine:
 
     def _decode_loop(self, ckv: CompressedKV, input_ids: list[int], sampling: SamplingParams,
                      press: Any, cancelled: Callable[[], bool]) -> Iterator[GenerationStep]:
-        sampler = self.new_sampler(sampling, list(ckv.meta.token_ids) + list(input_ids))
+        sampler = self.new_sampler(sampling, ckv, input_ids)
         cache, masks = self._working_cache(ckv)
         detok = StreamingDetokenizer(self.tokenizer, sampling.stop, sampling.min_tokens)
         ids = torch.tensor([input_ids], device=self.device)

@@ -55,7 +55,7 @@ class DecodeLoop:
         """Queue a generation of ``input_ids`` after ``ckv`` (validated by the caller, codec "none",
         on the engine's device); returns its request id (for ``abort``)."""
         request_id = f"r{next(self._ids)}"
-        sampler = self.engine.new_sampler(params, list(ckv.meta.token_ids) + list(input_ids))  # prompt = context + question
+        sampler = self.engine.new_sampler(params, ckv, input_ids)
         work = RowWork(request_id, ckv, list(input_ids), sampler,
                        StreamingDetokenizer(self.engine.tokenizer, params.stop, params.min_tokens),
                        ckv.meta.next_position)
