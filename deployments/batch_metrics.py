@@ -1,6 +1,7 @@
 """Prometheus view of each replica's batched decode, from the DecodeActor's ``stats()["batch"]``
 (a snapshot refreshed on each scrape, like the pool gauges): batch size per step (histogram),
-queue length, running rows, steps/s and tokens/s (last 10 s), step and token totals."""
+queue length, running rows, steps/s and tokens/s (last 10 s), step, token, join and extend-forward
+totals."""
 
 from __future__ import annotations
 
@@ -33,6 +34,11 @@ class BatchMetricsCollector:
             "steps": CounterMetricFamily("kvfleet_decode_steps", "batched decode steps", labels=["replica"]),
             "tokens": CounterMetricFamily("kvfleet_decode_batch_tokens", "tokens decoded by batched steps",
                                           labels=["replica"]),
+            "joins": CounterMetricFamily("kvfleet_decode_joins", "generations that joined the batch",
+                                         labels=["replica"]),
+            "extend_forwards": CounterMetricFamily("kvfleet_decode_extend_forwards", "extend forwards that fed "
+                                                   "joiners' questions (joiners share one when their lengths "
+                                                   "are close)", labels=["replica"]),
         }
         for replica, batch in sorted(self.latest.items()):
             buckets = [(le, float(n)) for le, n in batch["batch_size_buckets"].items()]

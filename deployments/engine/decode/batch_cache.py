@@ -8,8 +8,9 @@ dense layers shorter than their cache also leave *head* padding inside a row's c
 ``head_pad[layer][b, h, t]``, handed to kvpress's attention patch as
 ``module.masked_key_indices = (batch_idx, head_idx, seq_idx)`` exactly as the one-row path does.
 
-Costs: ``join`` copies the batch once (one ``cat`` along rows, the joiner padded in one
-vectorized write); ``leave`` is one ``index_select`` along rows (plus one along columns to drop
+Costs: ``from_rows`` allocates a block of new rows once (each row written into it once);
+``merge`` (and ``join``, a block of one) copies the batch once (one ``cat`` along rows), so the
+joiners of a step enter together for one copy; ``leave`` is one ``index_select`` along rows (plus one along columns to drop
 columns no remaining row uses); a decode step writes one column per layer in place (capacity
 grows by doubling, so the amortised copy per step is O(1) columns). Nothing is copied per step
 otherwise. Works the same on any device (buffers live where the joiner's tensors live).
@@ -73,6 +74,10 @@ def _pad_columns(t: torch.Tensor, extra: int) -> torch.Tensor:
     return torch.cat([t, t.new_zeros((*t.shape[:2], extra, t.shape[3]))], dim=2)
 
 
+def _to_capacity(t: torch.Tensor, capacity: int) -> torch.Tensor:
+    return t if t.shape[2] == capacity else _pad_columns(t, capacity - t.shape[2])
+
+
 class BatchCache:
     """Rows of the running batch (``row_ids`` in batch order) and their padded KV."""
 
@@ -95,53 +100,72 @@ class BatchCache:
         return len(self.row_ids)
 
     # ---- membership ----------------------------------------------------------------------------
+    @classmethod
+    def from_rows(cls, row_ids: list[str], keys: list[list[torch.Tensor]], values: list[list[torch.Tensor]],
+                  head_pads: list[list[torch.Tensor | None]], spare_columns: int = 0) -> "BatchCache":
+        """A batch of the given rows, built with one allocation per layer. Row ``j`` comes from its
+        own per-layer ``[1, H, n_j, D]`` keys/values (``n_j`` equal across its layers) and per-layer
+        ``[H, n_j]`` bool head padding (None: none in that layer); rows shorter than the longest
+        get row padding. ``spare_columns``: capacity to leave for the tokens about to be fed."""
+        cache = cls()
+        if not row_ids:
+            return cache
+        lengths = [k[0].shape[2] for k in keys]
+        length = max(lengths)
+        capacity = max(16, 2 * length, length + spare_columns)
+        first = keys[0][0]
+        batch, heads = len(row_ids), first.shape[1]
+        cache.row_ids = list(row_ids)
+        cache.valid = torch.zeros((batch, capacity), dtype=torch.bool, device=first.device)
+        for j, n in enumerate(lengths):
+            cache.valid[j, :n] = True
+        for i in range(len(keys[0])):
+            buf_k = first.new_zeros((batch, heads, capacity, first.shape[3]))
+            buf_v = first.new_zeros((batch, heads, capacity, values[0][i].shape[3]))
+            for j, n in enumerate(lengths):
+                buf_k[j, :, :n] = keys[j][i][0]
+                buf_v[j, :, :n] = values[j][i][0]
+            cache.layers.append(BufferLayer(buf_k, buf_v, length))
+            pads = [p[i] for p in head_pads]
+            if all(p is None for p in pads):
+                cache.head_pad.append(None)
+                continue
+            pad = torch.zeros((batch, heads, capacity), dtype=torch.bool, device=first.device)
+            for j, (n, p) in enumerate(zip(lengths, pads)):
+                if p is not None:
+                    pad[j, :, :n] = p
+            cache.head_pad.append(pad)
+        return cache
+
     def join(self, row_id: str, keys: list[torch.Tensor], values: list[torch.Tensor],
              head_pad: list[torch.Tensor | None]) -> None:
-        """Add a row from its own per-layer ``[1, H, n, D]`` keys/values (n equal across layers) and
-        per-layer ``[H, n]`` bool head padding (None: no padding in that layer)."""
-        n = keys[0].shape[2]
-        if not self.row_ids:
-            self._start(row_id, keys, values, head_pad)
+        """Add one row (the layout of ``from_rows``): one ``cat`` of the batch along rows."""
+        self.merge(BatchCache.from_rows([row_id], [keys], [values], [head_pad]))
+
+    def merge(self, other: "BatchCache") -> None:
+        """Append ``other``'s rows after this batch's (``other`` must not be used afterwards).
+
+        Both are padded to the longer length and the larger capacity (zero, invalid columns), then
+        concatenated along rows: one copy of each batch."""
+        if not other.row_ids:
             return
-        length = max(self.length, n)
-        capacity = max(self.layers[0].buf_keys.shape[2], length)
-        for i, layer in enumerate(self.layers):
-            layer.reserve(capacity)
-            capacity = layer.buf_keys.shape[2]
-            layer.buf_keys = torch.cat([layer.buf_keys, _row(keys[i], capacity)], dim=0)
-            layer.buf_values = torch.cat([layer.buf_values, _row(values[i], capacity)], dim=0)
-            layer.length = length
-        valid = torch.zeros((1, capacity), dtype=torch.bool, device=self.valid.device)
-        valid[0, :n] = True
-        self.valid = torch.cat([_pad_bool(self.valid, capacity), valid], dim=0)
-        heads = keys[0].shape[1]
-        self.head_pad = [self._join_pad(old, new, heads, n, capacity) for old, new in zip(self.head_pad, head_pad)]
-        self.row_ids.append(row_id)
+        if not self.row_ids:
+            self.row_ids, self.layers, self.valid, self.head_pad = other.row_ids, other.layers, other.valid, other.head_pad
+            self._masked = None
+            return
+        length = max(self.length, other.length)
+        capacity = max(self.layers[0].buf_keys.shape[2], other.layers[0].buf_keys.shape[2], length)
+        for mine, theirs in zip(self.layers, other.layers):
+            mine.buf_keys = torch.cat([_to_capacity(mine.buf_keys, capacity), _to_capacity(theirs.buf_keys, capacity)])
+            mine.buf_values = torch.cat([_to_capacity(mine.buf_values, capacity),
+                                         _to_capacity(theirs.buf_values, capacity)])
+            mine.length = length
+        self.valid = torch.cat([_pad_bool(self.valid, capacity), _pad_bool(other.valid, capacity)], dim=0)
+        heads = self.layers[0].buf_keys.shape[1]
+        self.head_pad = [_cat_pads(a, b, len(self.row_ids), len(other.row_ids), heads, capacity, self.valid.device)
+                         for a, b in zip(self.head_pad, other.head_pad)]
+        self.row_ids = self.row_ids + other.row_ids
         self._masked = None
-
-    def _start(self, row_id: str, keys: list[torch.Tensor], values: list[torch.Tensor],
-               head_pad: list[torch.Tensor | None]) -> None:
-        n = keys[0].shape[2]
-        capacity = max(16, 2 * n)
-        self.layers = [BufferLayer(_row(k, capacity), _row(v, capacity), n) for k, v in zip(keys, values)]
-        self.valid = torch.zeros((1, capacity), dtype=torch.bool, device=keys[0].device)
-        self.valid[0, :n] = True
-        self.head_pad = [None if p is None else _pad_bool(p.unsqueeze(0), capacity) for p in head_pad]
-        self.row_ids = [row_id]
-        self._masked = None
-
-    def _join_pad(self, old: torch.Tensor | None, new: torch.Tensor | None, heads: int, n: int,
-                  capacity: int) -> torch.Tensor | None:
-        if old is None and new is None:
-            return None
-        rows = len(self.row_ids)
-        device = self.valid.device
-        old = torch.zeros((rows, heads, capacity), dtype=torch.bool, device=device) if old is None \
-            else _pad_bool(old, capacity)
-        row = torch.zeros((1, heads, capacity), dtype=torch.bool, device=device)
-        if new is not None:
-            row[0, :, :n] = new
-        return torch.cat([old, row], dim=0)
 
     def leave(self, row_ids: list[str] | tuple[str, ...]) -> None:
         """Drop rows (unknown ids are ignored): one index_select along rows, then drop the columns
@@ -168,6 +192,12 @@ class BatchCache:
         self.valid = _select(valid.unsqueeze(1), cols, length).squeeze(1)
         self.head_pad = [None if p is None else _select(p.index_select(0, rows), cols, length)
                          for p in self.head_pad]
+        self._masked = None
+
+    def release_columns(self, row_index: int, start: int, stop: int) -> None:
+        """Columns ``start:stop`` hold nothing of row ``row_index`` any more (e.g. the right padding
+        of a shorter question in a batched extend): they become row padding."""
+        self.valid[row_index, start:stop] = False
         self._masked = None
 
     # ---- what a forward needs ------------------------------------------------------------------
@@ -211,11 +241,14 @@ class BatchCache:
         return [] if self.valid is None else self.valid[:, : self.length].sum(dim=1).tolist()
 
 
-def _row(t: torch.Tensor, capacity: int) -> torch.Tensor:
-    """``[1, H, n, D]`` -> ``[1, H, capacity, D]`` zero-padded (one vectorized copy)."""
-    out = t.new_zeros((1, t.shape[1], capacity, t.shape[3]))
-    out[:, :, : t.shape[2]] = t
-    return out
+def _cat_pads(a: torch.Tensor | None, b: torch.Tensor | None, rows_a: int, rows_b: int, heads: int, capacity: int,
+              device: torch.device) -> torch.Tensor | None:
+    """Head padding of two batches stacked along rows (None: no padding in either)."""
+    if a is None and b is None:
+        return None
+    a = torch.zeros((rows_a, heads, capacity), dtype=torch.bool, device=device) if a is None else _pad_bool(a, capacity)
+    b = torch.zeros((rows_b, heads, capacity), dtype=torch.bool, device=device) if b is None else _pad_bool(b, capacity)
+    return torch.cat([a, b], dim=0)
 
 
 def _pad_bool(t: torch.Tensor, capacity: int) -> torch.Tensor:

@@ -86,7 +86,7 @@ class DecodeLoop:
             step = self.scheduler.schedule()
             if step.empty:
                 continue
-            started = time.perf_counter()
+            started, extends = time.perf_counter(), self.runner.extend_forwards
             try:
                 results = self.runner.run(step, self._work)
             except Exception as exc:  # noqa: BLE001 - one bad forward must not kill the replica's decode
@@ -99,7 +99,8 @@ class DecodeLoop:
             if step.rows:
                 self.stats.record(len(step.rows), len(step.joins),
                                   sum(1 for res in results.values() if res.output.error is None),
-                                  time.perf_counter() - started, len(self.scheduler.waiting))
+                                  time.perf_counter() - started, len(self.scheduler.waiting),
+                                  extends=self.runner.extend_forwards - extends)
 
     def _drain(self, block: bool) -> None:
         try:

@@ -1,29 +1,35 @@
 """BatchRunner: carries out one ``Step`` on the model (vLLM's model runner).
 
 Order within a step: rows in ``step.leaves`` leave the batch cache; one decode forward feeds every
-``step.decode`` row its last token (``input_ids``/``position_ids`` ``[B, 1]``, per-row positions,
-attention mask ``[B, length + 1]`` over each row's own columns, per-head padding as kvpress masked
-key indices); then each joiner feeds its question as an extend forward on its own copy of its
-cache - exactly the one-row path's first forward, so its first token matches it - and joins the
-batch cache. Every row is sampled by its own ``TokenSampler`` on its own ``[vocab]`` float32 logits
-and detokenized by its own ``StreamingDetokenizer``.
+running row its last token (``input_ids``/``position_ids`` ``[B, 1]``, per-row positions, row
+padding as an attention mask ``[B, length + 1]`` or as kvpress masked keys, per-head padding as
+kvpress masked key indices); then the joiners feed their questions as extend forwards: joiners
+of similar question lengths (``budget.extend_groups``) share one forward over a fresh block of
+their caches (questions right-padded, causal attention keeps a row's padding out of its real
+tokens, and the padding columns become row padding afterwards), which then merges into the batch
+cache in one copy. Every row is sampled by its own ``TokenSampler`` on its own ``[vocab]`` float32
+logits and detokenized by its own ``StreamingDetokenizer``.
 
 Errors: a joiner whose extend fails, or a row whose sampling fails, gets ``RowOutput(error=...)``
-alone. An exception from the batched forward propagates (the loop fails that step's rows and
-``reset``s the batch).
+alone (a shared extend that raises is retried row by row). An exception from the decode forward
+propagates (the loop fails that step's rows and ``reset``s the batch).
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 import torch
 
+from deployments.engine.decode import budget
 from deployments.engine.decode.batch_cache import BatchCache
 from deployments.engine.decode.step import RowOutput, Step
 from deployments.engine.detokenizer import StreamingDetokenizer
 from deployments.engine.sampling import TokenChoice, TokenSampler
 from kvpool.compressed_kv import CompressedKV
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -56,6 +62,7 @@ class BatchRunner:
         self.engine = engine
         self.row_padding = row_padding
         self.cache = BatchCache()
+        self.extend_forwards = 0  # joiners' extend forwards so far (read by stats)
 
     def reset(self) -> None:
         self.cache = BatchCache()
@@ -64,57 +71,99 @@ class BatchRunner:
         self.cache.leave(step.leaves)
         results: dict[str, RowResult] = {}
         if step.decode:
-            if list(step.decode) != self.cache.row_ids:
+            if set(step.decode) != set(self.cache.row_ids):
                 raise RuntimeError(f"batch rows {self.cache.row_ids} differ from the step's {list(step.decode)}")
-            logits = self._decode_forward([work[r] for r in step.decode])
-            for i, request_id in enumerate(step.decode):
-                results[request_id] = self._sample(work[request_id], logits[i])
-        for request_id in step.joins:
-            results[request_id] = self._join(work[request_id])
+            rows = [work[r] for r in self.cache.row_ids]
+            logits = self._forward(self.cache, rows, [[w.last_token] for w in rows])
+            for w, row_logits in zip(rows, logits):
+                results[w.request_id] = self._sample(w, row_logits)
+        if step.joins:
+            results.update(self._join([work[r] for r in step.joins]))
         return results
 
     # ---- forwards ------------------------------------------------------------------------------
-    def _decode_forward(self, rows: list[RowWork]) -> torch.Tensor:
+    def _forward(self, cache: BatchCache, rows: list[RowWork], tokens: list[list[int]]) -> torch.Tensor:
+        """Feed row ``b`` its ``tokens[b]`` (right-padded to the longest; a decode step feeds one
+        each) at its own positions, in one forward appending to ``cache``; returns ``[B, vocab]``
+        logits after each row's last real token and advances the rows' positions."""
         engine, device = self.engine, self.engine.device
-        ids = torch.tensor([[w.last_token] for w in rows], device=device)
-        positions = torch.tensor([[w.next_position] for w in rows], device=device)
+        width = max(len(t) for t in tokens)
+        ids = torch.tensor([t + t[-1:] * (width - len(t)) for t in tokens], device=device)
+        starts = torch.tensor([[w.next_position] for w in rows], device=device)
+        positions = starts + torch.arange(width, device=device)
+        ends = sorted({len(t) - 1 for t in tokens})
+        keep: int | torch.Tensor = 1 if ends == [width - 1] else torch.tensor(ends, device=device)
+        length = cache.length
         with engine._lock, torch.inference_mode():
-            mask = self.cache.attention_mask(1)
+            mask = cache.attention_mask(width)
             by_keys = self.row_padding == "masked_keys"
             if by_keys:  # no mask: SDPA keeps its GQA kernel (no repeat_kv copy of the cache)
                 mask = None
-            for module, masked in zip(engine._layers, self.cache.masked_key_indices(row_padding=by_keys)):
+            for module, masked in zip(engine._layers, cache.masked_key_indices(row_padding=by_keys)):
                 module.masked_key_indices = masked
             try:
-                out = engine.model(input_ids=ids, past_key_values=self.cache.model_cache(), position_ids=positions,
-                                   attention_mask=mask, logits_to_keep=1)
+                out = engine.model(input_ids=ids, past_key_values=cache.model_cache(), position_ids=positions,
+                                   attention_mask=mask, logits_to_keep=keep)
             finally:
                 for module in engine._layers:
                     module.masked_key_indices = None
-        for w in rows:
-            w.next_position += 1
-        return out.logits[:, -1]
+        for b, (w, t) in enumerate(zip(rows, tokens)):
+            if len(t) < width:
+                cache.release_columns(b, length + len(t), length + width)
+            w.next_position += len(t)
+        if isinstance(keep, int):
+            return out.logits[:, -1]
+        picks = torch.tensor([ends.index(len(t) - 1) for t in tokens], device=out.logits.device)
+        return out.logits[torch.arange(len(rows), device=out.logits.device), picks]
 
-    def _join(self, w: RowWork) -> RowResult:
-        """Extend forward of the joiner's question on its own cache copy, then join the batch."""
-        engine = self.engine
-        try:
-            cache, masks = engine._working_cache(w.ckv)
-            ids = torch.tensor([w.input_ids], device=engine.device)
-            positions = torch.arange(w.next_position, w.next_position + len(w.input_ids),
-                                     device=engine.device).unsqueeze(0)
-            logits = engine._forward(ids, positions, cache, masks, None)
-        except Exception as exc:  # noqa: BLE001 - the joiner fails alone; the batch goes on
-            w.error = exc
-            return RowResult(RowOutput(error=f"{type(exc).__name__}: {exc}"))
-        w.next_position += len(w.input_ids)
-        result = self._sample(w, logits)
-        if result.output.error is None:
-            n = cache.layers[0].keys.shape[2]
-            pads = [_pad_from_indices(m, cache.layers[i].keys.shape[1], n) for i, m in enumerate(masks)]
-            self.cache.join(w.request_id, [layer.keys for layer in cache.layers],
-                            [layer.values for layer in cache.layers], pads)
-        return result
+    def _join(self, joiners: list[RowWork]) -> dict[str, RowResult]:
+        """Joiners' questions as extend forwards (``budget.extend_groups``: similar lengths share
+        one), each on a fresh block of its rows' caches, sampled, then merged into the batch. If a
+        shared forward raises, its rows retry one by one, so a bad row fails alone."""
+        results: dict[str, RowResult] = {}
+        ready: list[tuple[RowWork, tuple]] = []
+        for w in joiners:
+            try:
+                ready.append((w, self._row_kv(w)))
+            except Exception as exc:  # noqa: BLE001 - the joiner fails alone; the batch goes on
+                results[w.request_id] = _failed(w, exc)
+        for group in budget.extend_groups([len(w.input_ids) for w, _ in ready]):
+            members = [ready[i] for i in group]
+            try:
+                results.update(self._extend(members))
+            except Exception as exc:  # noqa: BLE001
+                if len(members) == 1:
+                    results[members[0][0].request_id] = _failed(members[0][0], exc)
+                    continue
+                log.warning("batched extend of %d joiners failed (%s); retrying them one by one",
+                            len(members), exc)
+                for member in members:
+                    try:
+                        results.update(self._extend([member]))
+                    except Exception as one:  # noqa: BLE001
+                        results[member[0].request_id] = _failed(member[0], one)
+        return results
+
+    def _row_kv(self, w: RowWork) -> tuple:
+        """The joiner's cache as ``from_rows`` takes it: per-layer keys, values, head padding."""
+        if not w.input_ids:
+            raise ValueError("a generation must feed at least one token after its cache")
+        ckv = w.ckv if w.ckv.device == self.engine.device else w.ckv.to(self.engine.device)
+        pairs, pads = ckv.padded_layers()
+        return [k for k, _ in pairs], [v for _, v in pairs], pads
+
+    def _extend(self, members: list[tuple[RowWork, tuple]]) -> dict[str, RowResult]:
+        rows = [w for w, _ in members]
+        tokens = [w.input_ids for w in rows]
+        block = BatchCache.from_rows([w.request_id for w in rows], [kv[0] for _, kv in members],
+                                     [kv[1] for _, kv in members], [kv[2] for _, kv in members],
+                                     spare_columns=max(len(t) for t in tokens) + 1)
+        logits = self._forward(block, rows, tokens)
+        self.extend_forwards += 1
+        results = {w.request_id: self._sample(w, row_logits) for w, row_logits in zip(rows, logits)}
+        block.leave([r for r, res in results.items() if res.output.error is not None])
+        self.cache.merge(block)
+        return results
 
     # ---- per-row sampling ----------------------------------------------------------------------
     def _sample(self, w: RowWork, logits: torch.Tensor) -> RowResult:
@@ -122,18 +171,13 @@ class BatchRunner:
             choice = w.sampler(logits.float())
             text = w.detok.push(choice.token_id)
         except Exception as exc:  # noqa: BLE001 - a row whose sampling fails fails alone
-            w.error = exc
-            return RowResult(RowOutput(error=f"{type(exc).__name__}: {exc}"))
+            return _failed(w, exc)
         w.last_token = choice.token_id
         w.produced += 1
         out = RowOutput(choice.token_id, choice.token_id in self.engine.eos_ids, w.detok.stopped_by is not None)
         return RowResult(out, choice, text)
 
 
-def _pad_from_indices(masked: tuple | None, heads: int, columns: int) -> torch.Tensor | None:
-    """kvpress ``(batch, head, seq)`` indices of one row -> ``[heads, columns]`` bool head padding."""
-    if masked is None:
-        return None
-    pad = torch.zeros((heads, columns), dtype=torch.bool, device=masked[1].device)
-    pad[masked[1], masked[2]] = True
-    return pad
+def _failed(w: RowWork, exc: BaseException) -> RowResult:
+    w.error = exc
+    return RowResult(RowOutput(error=f"{type(exc).__name__}: {exc}"))

@@ -21,6 +21,7 @@ class LoopStats:
         self.steps = 0
         self.tokens = 0
         self.joins = 0
+        self.extend_forwards = 0
         self.step_seconds = 0.0
         self.batch_size_sum = 0
         self.queue_length = 0
@@ -28,12 +29,15 @@ class LoopStats:
         self._buckets = [0] * len(BATCH_SIZE_BUCKETS)
         self._recent: deque[tuple[float, int]] = deque()
 
-    def record(self, rows: int, joins: int, tokens: int, seconds: float, queue_length: int) -> None:
+    def record(self, rows: int, joins: int, tokens: int, seconds: float, queue_length: int,
+               extends: int = 0) -> None:
+        """One step: ``rows`` sampled, ``joins`` of them joined through ``extends`` extend forwards."""
         now = time.monotonic()
         with self._lock:
             self.steps += 1
             self.tokens += tokens
             self.joins += joins
+            self.extend_forwards += extends
             self.step_seconds += seconds
             self.batch_size_sum += rows
             self.queue_length = queue_length
@@ -51,6 +55,7 @@ class LoopStats:
             recent = [(t, n) for t, n in self._recent if t >= now - self.window_s]
             return {
                 "steps": self.steps, "tokens": self.tokens, "joins": self.joins,
+                "extend_forwards": self.extend_forwards,
                 "step_seconds": round(self.step_seconds, 6), "batch_size_sum": self.batch_size_sum,
                 "batch_size_buckets": {str(le): n for le, n in zip(BATCH_SIZE_BUCKETS, self._buckets)},
                 "last_batch_size": self.last_batch_size, "queue_length": self.queue_length,

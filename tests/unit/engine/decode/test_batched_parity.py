@@ -188,3 +188,41 @@ def test_a_failing_row_fails_alone(engine, caches, loop):
     while loop.snapshot()["batch_rows"] and time.monotonic() < deadline:
         time.sleep(0.05)
     assert loop.snapshot()["batch_rows"] == 0 and loop.snapshot()["running"] == 0
+
+
+def submit_together(engine, loop, work: list[tuple]) -> list[Collector]:
+    """Submit ``work`` so that all but (at most) the first join in one step: the loop thread
+    blocks on the engine lock in its first forward while the rest queue up."""
+    collectors = [Collector() for _ in work]
+    with engine._lock:
+        for (ckv, ids, params), c in zip(work, collectors):
+            loop.submit(ckv, ids, params, c)
+    return collectors
+
+
+def test_joiners_of_one_step_share_an_extend_forward_and_match_one_row_decode(engine, caches, loop):
+    work = jobs(engine, caches)
+    expected = [alone(engine, *job) for job in work]
+    before = loop.snapshot()
+    collectors = submit_together(engine, loop, work)
+    for c in collectors:
+        assert c.done.wait(300) and c.error is None
+    for c, exp in zip(collectors, expected):
+        assert summary(c.steps) == summary(exp)
+    after = loop.snapshot()
+    assert after["joins"] - before["joins"] == len(work)
+    assert after["extend_forwards"] - before["extend_forwards"] <= 2  # five questions of 5-20 tokens
+
+
+def test_a_broken_row_in_a_shared_extend_fails_alone(engine, caches, loop, caplog):
+    good = jobs(engine, caches)[:3]
+    expected = [alone(engine, *job) for job in good]
+    # a token id past the vocabulary: the shared extend forward raises, its rows retry one by one
+    work = [good[0], (caches["none"], [engine.vocab_size + 7], GREEDY), *good[1:]]
+    collectors = submit_together(engine, loop, work)
+    for c in collectors:
+        assert c.done.wait(300)
+    assert collectors[1].error is not None
+    assert "retrying them one by one" in caplog.text
+    for c, exp in zip([collectors[0], *collectors[2:]], expected):
+        assert c.error is None and summary(c.steps) == summary(exp)

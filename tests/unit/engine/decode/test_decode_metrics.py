@@ -19,7 +19,7 @@ def test_loop_stats_count_steps_rows_and_buckets():
 
 def test_replica_batch_stats_become_prometheus_families():
     stats = LoopStats()
-    stats.record(5, joins=5, tokens=5, seconds=0.1, queue_length=1)
+    stats.record(5, joins=5, tokens=5, seconds=0.1, queue_length=1, extends=2)
     metrics = IngressMetrics()
     metrics.update_replica("replica-0", {"batch": {**stats.snapshot(), "enabled": True, "running": 5, "waiting": 1}})
     metrics.update_replica("replica-1", {"batch": {"enabled": False}})
@@ -30,4 +30,6 @@ def test_replica_batch_stats_become_prometheus_families():
     assert 'kvfleet_decode_queue_length{replica="replica-0"} 1.0' in text
     assert 'kvfleet_decode_batch_running{replica="replica-0"} 5.0' in text
     assert 'kvfleet_decode_steps_total{replica="replica-0"} 1.0' in text
+    assert 'kvfleet_decode_joins_total{replica="replica-0"} 5.0' in text
+    assert 'kvfleet_decode_extend_forwards_total{replica="replica-0"} 2.0' in text
     assert "replica-1" not in text.split("kvfleet_decode_batch_size")[1]

@@ -125,3 +125,20 @@ def test_states_follow_the_lifecycle():
     assert r.state is RowState.RUNNING
     s.update(step, tokens(step))
     assert r.state is RowState.FINISHED and r.finish_reason == "length" and r.produced == 1
+
+
+@pytest.mark.parametrize("lengths, groups", [
+    ([12, 14, 13, 12], [[1, 2, 0, 3]]),                 # similar questions share one extend forward
+    ([200, 12, 14], [[0], [2, 1]]),                     # a long prompt does not pad the short ones to 200
+    ([10], [[0]]),
+    ([], []),
+    ([8, 4, 4, 4, 2], [[0, 1, 2, 3, 4]]),               # short questions: padding within the allowance
+    ([300, 240, 100], [[0, 1], [2]]),                   # 60 padded of 540 real: within 25%; not 100
+])
+def test_extend_groups_bound_the_right_padding(lengths, groups):
+    got = budget.extend_groups(lengths)
+    assert got == groups
+    assert sorted(i for g in got for i in g) == list(range(len(lengths)))
+    for group in got:
+        real = sum(lengths[i] for i in group)
+        assert len(group) * max(lengths[i] for i in group) - real <= max(64, 0.25 * real)
