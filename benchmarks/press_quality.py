@@ -31,7 +31,7 @@ from typing import Any, Callable
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.press_grid import press_spec  # noqa: E402
-from benchmarks.press_ranking import choose_min_tokens, rank_presses, summarize  # noqa: E402
+from benchmarks.press_ranking import choose_min_tokens, long_context_loads, rank_presses, summarize  # noqa: E402
 from benchmarks.quality_sets import QUESTION_SETS, build_documents  # noqa: E402
 from benchmarks.quality_tasks import QADocument, exact_match, needle_document  # noqa: E402
 
@@ -116,6 +116,50 @@ def short_context_sweep(engine, press: str, ratio: float, lengths: list[int], se
     return rows
 
 
+def _long_load_child(press: str, ratio: float, target_tokens: int, threads: int, queue) -> None:
+    """One long-context load in a fresh process (so its peak memory is its own); puts a row."""
+    import resource
+
+    import torch
+
+    torch.set_num_threads(threads)
+    from deployments.engine.engine import KVEngine
+    from deployments.engine.model_loader import EMBEDDED_MODEL_ID, ModelConfig, load_model
+
+    engine = KVEngine(load_model(ModelConfig()), EMBEDDED_MODEL_ID)
+    count = lambda text: len(engine.tokenizer.encode(text, add_special_tokens=False))  # noqa: E731
+    run_document(engine, needle_document(0, 256, count, needles=2), press_spec("none", 0), 4)  # warm up
+    doc = needle_document(0, target_tokens, count)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    job = run_document(engine, doc, press_spec(press, ratio), 20)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    queue.put({"press": press, "compression_ratio": ratio if press != "none" else 0.0,
+               "tokens_read": job["tokens_read"], "load_s": job["load_s"],
+               "peak_rss_growth_mib": round(max(0, peak - before) / 1024),
+               "correct": sum(a["correct"] for a in job["answers"]), "questions": len(job["answers"])})
+
+
+def long_context_sweep(presses: list[str], ratio: float, target_tokens: int, threads: int,
+                       log: Callable[[str], None]) -> list[dict]:
+    """Load time and peak memory growth of each press (and ``none``) on one long needle document,
+    each in its own process: what the short benchmark documents hide (a press whose cost grows
+    faster than the context, e.g. by materializing attention weights)."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    rows = []
+    for press in ["none", *presses]:
+        queue = ctx.Queue()
+        child = ctx.Process(target=_long_load_child, args=(press, ratio, target_tokens, threads, queue))
+        child.start()
+        row = queue.get()
+        child.join()
+        log(f"long context {row['tokens_read']} tokens, {press}: load {row['load_s']:.1f} s, "
+            f"peak +{row['peak_rss_growth_mib']} MiB, {row['correct']}/{row['questions']} correct")
+        rows.append(row)
+    return rows
+
+
 def plot(result: dict[str, Any], path: Path) -> None:
     import matplotlib
 
@@ -173,11 +217,15 @@ def merge(parts: list[Path], out: Path) -> None:
                                        "finished": r.get("finished")} for p, r in zip(parts, results)]}
     merged["jobs"] = [job for r in results for job in r.get("jobs", [])]
     merged["configs"] = [c for r in results for c in r.get("configs", []) if r.get("jobs")]
-    short = [r["short_contexts"] for r in results if r.get("short_contexts")]
-    if short:
-        merged["short_contexts"] = short[0]
+    long = [r["long_contexts"] for r in results if r.get("long_contexts")]
+    if long:
+        merged["long_contexts"] = long[0]
     merged["summary"] = summarize(merged["jobs"])
-    merged["ranking_at_0.5"] = rank_presses(merged["summary"], 0.5)
+    merged["ranking_at_0.5"] = rank_presses(merged["summary"], 0.5, long_context_loads(merged))
+    short = [r["short_contexts"] for r in results if r.get("short_contexts")]
+    best = merged["ranking_at_0.5"][0]["press"] if merged["ranking_at_0.5"] else None
+    if short:  # the sweep of the press ranked first, if a part measured it
+        merged["short_contexts"] = next((s for s in short if s["press"] == best), short[0])
     out.write_text(json.dumps(merged, indent=1))
     plot(merged, out.with_suffix(".png"))
     print(markdown_table(merged))
@@ -204,6 +252,12 @@ def main(argv: list[str] | None = None) -> None:
                         "run whose result is merged with one that has it)")
     parser.add_argument("--short-only", action="store_true", help="only the short-context sweep, of --short-press")
     parser.add_argument("--short-press", default="kvzip")
+    parser.add_argument("--long-tokens", type=int, default=4000,
+                        help="length of the long-context load sweep (0: skip it)")
+    parser.add_argument("--long-presses", type=int, default=3,
+                        help="the long-context sweep loads the best N query-agnostic presses (and none)")
+    parser.add_argument("--long-only", nargs="+", default=None, metavar="PRESS",
+                        help="only the long-context sweep, of these presses (a part run for --merge)")
     parser.add_argument("--merge", type=Path, nargs="+", default=None,
                         help="combine these part results (jobs + short-context sweep) into --out, run nothing")
     args = parser.parse_args(argv)
@@ -213,9 +267,16 @@ def main(argv: list[str] | None = None) -> None:
     if args.merge:
         merge(args.merge, args.out)
         return
+    if args.long_only:
+        rows = long_context_sweep(args.long_only, 0.5, args.long_tokens, args.threads, print)
+        args.out.write_text(json.dumps({"benchmark": "press_quality", "config": {k: str(v) for k, v in vars(args).items()},
+                                        "documents": [], "long_contexts": {"target_tokens": args.long_tokens,
+                                                                           "rows": rows}}, indent=1))
+        return
     if args.quick:
         args.presses, args.ratios, args.full_ratio_presses = ["knorm", "kvzip"], [0.5], []
         args.seeds, args.chat_seeds, args.short_lengths, args.short_seeds = [0], [0], [48], [0]
+        args.long_tokens, args.long_presses = 600, 1
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
 
@@ -247,7 +308,7 @@ def main(argv: list[str] | None = None) -> None:
     def save(jobs: list[dict]) -> None:
         result["jobs"] = jobs
         result["summary"] = summarize(jobs)
-        result["ranking_at_0.5"] = rank_presses(result["summary"], 0.5)
+        result["ranking_at_0.5"] = rank_presses(result["summary"], 0.5, long_context_loads(result))
         args.out.write_text(json.dumps(result, indent=1))
 
     # query-agnostic presses at the main ratio first: they decide the default, whose short-context
@@ -262,6 +323,10 @@ def main(argv: list[str] | None = None) -> None:
         result["short_contexts"]["min_tokens"] = choose_min_tokens(result["short_contexts"]["rows"])
         save(jobs)
     sweep(engine, docs, [c for c in configs if c not in first], args.max_tokens, save, print, jobs)
+    if args.long_tokens and result.get("ranking_at_0.5"):
+        top = [r["press"] for r in result["ranking_at_0.5"][: args.long_presses]]
+        result["long_contexts"] = {"target_tokens": args.long_tokens,
+                                   "rows": long_context_sweep(top, 0.5, args.long_tokens, args.threads, print)}
     result["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
     save(result["jobs"])
     plot(result, args.out.with_suffix(".png"))

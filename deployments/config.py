@@ -101,7 +101,7 @@ class AppConfig(_Closed):
     name: str = "kvfleet"
     model: ModelConfig = ModelConfig()
     default_press: PressSpec = Field(
-        default=PressSpec(name="kvzip", compression_ratio=0.5, min_tokens=115),
+        default=PressSpec(name="kvgrad", compression_ratio=0.5, min_tokens=115),
         description="press of sessions that give none: the quality benchmark's best query-agnostic press at r=0.5 "
                     "(benchmarks/results/press_quality.json); contexts under min_tokens are stored uncompressed")
     replicas: ReplicaConfig = ReplicaConfig()

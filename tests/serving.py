@@ -26,7 +26,7 @@ MODEL = "embedded:smollm2-135m-instruct"
 
 def small_args(**overrides: Any) -> dict:
     """App args for tests: 2 replicas, 1 torch thread, a fresh SQLite file, fast control ticks, and
-    knorm at 0.5 as the default press (cheaper to prefill than the app default, kvzip, which
+    knorm at 0.5 as the default press (cheaper to prefill than the app default, kvgrad, which
     tests/e2e/test_readme_defaults.py exercises)."""
     store = Path(tempfile.mkdtemp(prefix="kvfleet-test-")) / "control.sqlite3"
     args: dict[str, Any] = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from deployments.config import AppConfig
 from deployments.engine.presses import resolve
 from deployments.engine.sampling import SamplingParams
 from deployments.press_outcome import press_outcome
@@ -52,8 +53,9 @@ def test_budget_of_a_decoding_press_is_its_target_size():
     assert resolved.press.target_size == 96
 
 
-def test_kvzip_at_half_keeps_the_vault_code_on_the_readme_context(engine):
-    ckv = engine.prefill(VAULT, PressSpec(name="kvzip", compression_ratio=0.5))
+@pytest.mark.parametrize("press", sorted({"kvzip", AppConfig().default_press.name}))
+def test_the_default_press_at_half_keeps_the_vault_code_on_the_readme_context(engine, press):
+    ckv = engine.prefill(VAULT, PressSpec(name=press, compression_ratio=0.5))
     assert ckv.meta.kept_tokens < ckv.meta.original_tokens
     answer = engine.answer(ckv, "What is the secret code of the vault?", SamplingParams(max_tokens=16))[0]
     assert "7341" in answer, answer
