@@ -10,7 +10,9 @@ CompressedKV's exact ``nbytes``, and every question is answered greedily (max 20
 "." or newline) and scored by exact match. The uncompressed baseline is press ``none``.
 A second sweep measures where a press stops costing accuracy on short contexts: the default press
 at the default ratio vs uncompressed, on short needle documents (``--short-lengths``); the
-default ``min_tokens`` comes from it (press_ranking.choose_min_tokens).
+default ``min_tokens`` comes from it (press_ranking.choose_min_tokens). A third loads one long
+needle document (``--long-tokens``) under the best presses, each in its own process, for the load
+time and peak memory the short documents hide; accuracy ties go to the faster long load.
 
 Writes ``benchmarks/results/press_quality.json`` (after every configuration, so an interrupted
 run keeps what it measured) and ``press_quality.png`` (accuracy vs load time at r = 0.5, and
@@ -152,12 +154,28 @@ def long_context_sweep(presses: list[str], ratio: float, target_tokens: int, thr
         queue = ctx.Queue()
         child = ctx.Process(target=_long_load_child, args=(press, ratio, target_tokens, threads, queue))
         child.start()
-        row = queue.get()
+        row = _result_of(child, queue)
         child.join()
+        if "error" in row:
+            log(f"long context, {press}: {row['error']}")
+            rows.append({"press": press, **row})
+            continue
         log(f"long context {row['tokens_read']} tokens, {press}: load {row['load_s']:.1f} s, "
             f"peak +{row['peak_rss_growth_mib']} MiB, {row['correct']}/{row['questions']} correct")
         rows.append(row)
     return rows
+
+
+def _result_of(child, queue) -> dict:
+    """The child's row, or an error row if it died without one (e.g. killed for memory)."""
+    import queue as queues
+
+    while True:
+        try:
+            return queue.get(timeout=5)
+        except queues.Empty:
+            if not child.is_alive():
+                return {"error": f"the load process exited with code {child.exitcode} and no result"}
 
 
 def plot(result: dict[str, Any], path: Path) -> None:
@@ -327,6 +345,13 @@ def main(argv: list[str] | None = None) -> None:
         top = [r["press"] for r in result["ranking_at_0.5"][: args.long_presses]]
         result["long_contexts"] = {"target_tokens": args.long_tokens,
                                    "rows": long_context_sweep(top, 0.5, args.long_tokens, args.threads, print)}
+        save(result["jobs"])
+        best = result["ranking_at_0.5"][0]["press"]
+        if args.short_lengths and result["short_contexts"]["press"] != best:  # the long loads broke a tie
+            rows = short_context_sweep(engine, best, 0.5, args.short_lengths, args.short_seeds, args.max_tokens,
+                                       count, print)
+            result["short_contexts"] = {"press": best, "compression_ratio": 0.5, "rows": rows,
+                                        "min_tokens": choose_min_tokens(rows)}
     result["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
     save(result["jobs"])
     plot(result, args.out.with_suffix(".png"))

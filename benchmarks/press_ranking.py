@@ -79,7 +79,7 @@ def rank_presses(summary: list[dict[str, Any]], ratio: float = 0.5,
 def long_context_loads(result: Mapping[str, Any]) -> dict[str, float] | None:
     """``{press: load seconds}`` from a result's long-context sweep, or None if it has none."""
     rows = (result.get("long_contexts") or {}).get("rows")
-    return {row["press"]: row["load_s"] for row in rows} if rows else None
+    return {row["press"]: row["load_s"] for row in rows if "load_s" in row} if rows else None
 
 
 def choose_min_tokens(rows: list[dict[str, Any]], keep: float = 0.95) -> int:
