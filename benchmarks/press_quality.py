@@ -287,9 +287,10 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.long_only:
         rows = long_context_sweep(args.long_only, 0.5, args.long_tokens, args.threads, print)
-        args.out.write_text(json.dumps({"benchmark": "press_quality", "config": {k: str(v) for k, v in vars(args).items()},
-                                        "documents": [], "long_contexts": {"target_tokens": args.long_tokens,
-                                                                           "rows": rows}}, indent=1))
+        config = {k: str(v) for k, v in vars(args).items()}
+        long = {"target_tokens": args.long_tokens, "rows": rows}
+        args.out.write_text(json.dumps({"benchmark": "press_quality", "config": config, "documents": [],
+                                        "long_contexts": long}, indent=1))
         return
     if args.quick:
         args.presses, args.ratios, args.full_ratio_presses = ["knorm", "kvzip"], [0.5], []

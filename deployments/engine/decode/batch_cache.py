@@ -10,10 +10,10 @@ dense layers shorter than their cache also leave *head* padding inside a row's c
 
 Costs: ``from_rows`` allocates a block of new rows once (each row written into it once);
 ``merge`` (and ``join``, a block of one) copies the batch once (one ``cat`` along rows), so the
-joiners of a step enter together for one copy; ``leave`` is one ``index_select`` along rows (plus one along columns to drop
-columns no remaining row uses); a decode step writes one column per layer in place (capacity
-grows by doubling, so the amortised copy per step is O(1) columns). Nothing is copied per step
-otherwise. Works the same on any device (buffers live where the joiner's tensors live).
+joiners of a step enter together for one copy; ``leave`` is one ``index_select`` along rows
+(plus one along columns to drop columns no remaining row uses); a decode step writes one column
+per layer in place (capacity grows by doubling, so the amortised copy per step is O(1) columns).
+Nothing is copied per step otherwise. Works the same on any device (buffers live where the joiner's tensors live).
 """
 
 from __future__ import annotations
@@ -150,7 +150,8 @@ class BatchCache:
         if not other.row_ids:
             return
         if not self.row_ids:
-            self.row_ids, self.layers, self.valid, self.head_pad = other.row_ids, other.layers, other.valid, other.head_pad
+            self.row_ids, self.layers = other.row_ids, other.layers
+            self.valid, self.head_pad = other.valid, other.head_pad
             self._masked = None
             return
         length = max(self.length, other.length)

@@ -37,8 +37,9 @@ def _job(press: str, ratio: float, set_name: str, correct: int, load_s: float) -
 
 
 def _part(path: Path, jobs: list[dict], **extra) -> Path:
-    path.write_text(json.dumps({"benchmark": "press_quality", "config": {}, "documents": [{"doc_id": "d"}] if jobs else [],
-                                "jobs": jobs, **extra}))
+    documents = [{"doc_id": "d"}] if jobs else []
+    path.write_text(json.dumps({"benchmark": "press_quality", "config": {}, "documents": documents, "jobs": jobs,
+                                **extra}))
     return path
 
 
