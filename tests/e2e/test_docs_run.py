@@ -2,7 +2,9 @@
 against the shared live app (its address replaces ``127.0.0.1:8000``). Blocks marked
 ``<!-- doc-test: skip REASON -->`` are reported as skipped with their reason; conventions in
 docs/doc-tests.md. ``curl`` fails on an HTTP error here (``--fail-with-body``), so a documented
-request that the server rejects fails the test."""
+request that the server rejects fails the test. The app is shared with the rest of tests/e2e: a
+block that leaves a replica draining or dead fails here, naming itself (a documented fuzzer run
+once drained a replica and made a later, unrelated test fail)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import subprocess
 import sys
 from urllib.parse import urlparse
 
+import httpx
 import pytest
 
 from tests.doc_blocks import REPO, RUNNABLE, Block, all_blocks, pointed_at
@@ -35,3 +38,7 @@ def test_doc_block_runs_as_written(app_url: str, block: Block, tmp_path):
     done = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=BLOCK_TIMEOUT_S)
     assert done.returncode == 0, (f"{block.id} failed ({done.returncode})\n--- code\n{code}\n--- stdout\n"
                                   f"{done.stdout[-3000:]}\n--- stderr\n{done.stderr[-3000:]}")
+    replicas = httpx.get(f"{app_url}/admin/health", timeout=60).json()["replicas"]
+    harmed = [r["replica_id"] for r in replicas if r["draining"] or not r["alive"]]
+    assert not harmed, f"{block.id} left replicas {harmed} draining or dead on the shared app; skip it or point it " \
+                       "at its own server"

@@ -114,10 +114,14 @@ def spread_over_both_replicas(app_url: str, session_ids: list[str]) -> None:
     replicas = [replica_of(app_url, sid) for sid in session_ids]
     if len(set(replicas)) == 1:
         target = "replica-1" if replicas[0] == "replica-0" else "replica-0"
-        event = httpx.post(f"{app_url}/admin/move", json={"session_id": session_ids[-1], "target_replica": target},
-                           timeout=60).json()
-        wait_for(lambda: httpx.get(f"{app_url}/admin/events/{event['event_id']}", timeout=60).json()["status"]
-                 in ("done", "failed"), 300, f"move of {session_ids[-1]} to {target}")
+        health = httpx.get(f"{app_url}/admin/health", timeout=60).text
+        reply = httpx.post(f"{app_url}/admin/move", json={"session_id": session_ids[-1], "target_replica": target},
+                           timeout=60)
+        assert reply.status_code == 200, f"move to {target}: {reply.status_code} {reply.text}; health: {health}"
+        event_id = reply.json()["event_id"]
+        event = wait_for(lambda: (e := httpx.get(f"{app_url}/admin/events/{event_id}", timeout=60).json())["status"]
+                         in ("done", "failed") and e, 300, f"move of {session_ids[-1]} to {target}")
+        assert event["status"] == "done", event
         replicas = [replica_of(app_url, sid) for sid in session_ids]
     assert set(replicas) == {"replica-0", "replica-1"}, replicas
 
