@@ -175,7 +175,10 @@ def _result_of(child, queue) -> dict:
             return queue.get(timeout=5)
         except queues.Empty:
             if not child.is_alive():
-                return {"error": f"the load process exited with code {child.exitcode} and no result"}
+                try:  # it may have put its row just before exiting
+                    return queue.get(timeout=1)
+                except queues.Empty:
+                    return {"error": f"the load process exited with code {child.exitcode} and no result"}
 
 
 def plot(result: dict[str, Any], path: Path) -> None:
@@ -236,8 +239,12 @@ def merge(parts: list[Path], out: Path) -> None:
     merged["jobs"] = [job for r in results for job in r.get("jobs", [])]
     merged["configs"] = [c for r in results for c in r.get("configs", []) if r.get("jobs")]
     long = [r["long_contexts"] for r in results if r.get("long_contexts")]
-    if long:
-        merged["long_contexts"] = long[0]
+    if long:  # every part's rows, one per press (the first part that measured it)
+        rows = {}
+        for part in long:
+            for row in part["rows"]:
+                rows.setdefault(row["press"], row)
+        merged["long_contexts"] = {**long[0], "rows": list(rows.values())}
     merged["summary"] = summarize(merged["jobs"])
     merged["ranking_at_0.5"] = rank_presses(merged["summary"], 0.5, long_context_loads(merged))
     short = [r["short_contexts"] for r in results if r.get("short_contexts")]
@@ -285,6 +292,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.merge:
         merge(args.merge, args.out)
         return
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if args.long_only:
         rows = long_context_sweep(args.long_only, 0.5, args.long_tokens, args.threads, print)
         config = {k: str(v) for k, v in vars(args).items()}

@@ -29,6 +29,7 @@ CODE_BLOCKS = [b for b in all_blocks() if b.lang in RUNNABLE]
 def test_doc_block_runs_as_written(app_url: str, block: Block, tmp_path):
     if block.skip:
         pytest.skip(block.skip)
+    assert not _harmed(app_url), f"replicas {_harmed(app_url)} were already draining or dead before {block.id}"
     code = pointed_at(block.code, urlparse(app_url).netloc)
     env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}:{os.environ.get('PATH', '')}"}
     if RUNNABLE[block.lang] == "bash":
@@ -38,7 +39,11 @@ def test_doc_block_runs_as_written(app_url: str, block: Block, tmp_path):
     done = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=BLOCK_TIMEOUT_S)
     assert done.returncode == 0, (f"{block.id} failed ({done.returncode})\n--- code\n{code}\n--- stdout\n"
                                   f"{done.stdout[-3000:]}\n--- stderr\n{done.stderr[-3000:]}")
-    replicas = httpx.get(f"{app_url}/admin/health", timeout=60).json()["replicas"]
-    harmed = [r["replica_id"] for r in replicas if r["draining"] or not r["alive"]]
+    harmed = _harmed(app_url)
     assert not harmed, f"{block.id} left replicas {harmed} draining or dead on the shared app; skip it or point it " \
                        "at its own server"
+
+
+def _harmed(app_url: str) -> list[str]:
+    replicas = httpx.get(f"{app_url}/admin/health", timeout=60).json()["replicas"]
+    return [r["replica_id"] for r in replicas if r["draining"] or not r["alive"]]

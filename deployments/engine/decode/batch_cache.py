@@ -9,8 +9,8 @@ dense layers shorter than their cache also leave *head* padding inside a row's c
 ``module.masked_key_indices = (batch_idx, head_idx, seq_idx)`` exactly as the one-row path does.
 
 Costs: ``from_rows`` allocates a block of new rows once (each row written into it once);
-``merge`` (and ``join``, a block of one) copies the batch once (one ``cat`` along rows), so the
-joiners of a step enter together for one copy; ``leave`` is one ``index_select`` along rows
+``merge`` (and ``join``, a block of one) allocates the joint batch once and copies each side's
+used columns into it, so the joiners of a step enter together for one copy of the batch; ``leave`` is one ``index_select`` along rows
 (plus one along columns to drop columns no remaining row uses); a decode step writes one column
 per layer in place (capacity grows by doubling, so the amortised copy per step is O(1) columns).
 Nothing is copied per step otherwise. Works the same on any device (buffers live where the joiner's tensors live).
@@ -74,8 +74,12 @@ def _pad_columns(t: torch.Tensor, extra: int) -> torch.Tensor:
     return torch.cat([t, t.new_zeros((*t.shape[:2], extra, t.shape[3]))], dim=2)
 
 
-def _to_capacity(t: torch.Tensor, capacity: int) -> torch.Tensor:
-    return t if t.shape[2] == capacity else _pad_columns(t, capacity - t.shape[2])
+def _stack_rows(a: torch.Tensor, b: torch.Tensor, used_a: int, used_b: int, capacity: int) -> torch.Tensor:
+    """``[Ba + Bb, H, capacity, D]``: the first ``used_*`` columns of ``a`` then ``b``, zeros after."""
+    out = a.new_zeros((a.shape[0] + b.shape[0], a.shape[1], capacity, a.shape[3]))
+    out[: a.shape[0], :, :used_a] = a[:, :, :used_a]
+    out[a.shape[0]:, :, :used_b] = b[:, :, :used_b]
+    return out
 
 
 class BatchCache:
@@ -112,7 +116,7 @@ class BatchCache:
             return cache
         lengths = [k[0].shape[2] for k in keys]
         length = max(lengths)
-        capacity = max(16, 2 * length, length + spare_columns)
+        capacity = max(16, length + spare_columns)
         first = keys[0][0]
         batch, heads = len(row_ids), first.shape[1]
         cache.row_ids = list(row_ids)
@@ -145,8 +149,9 @@ class BatchCache:
     def merge(self, other: "BatchCache") -> None:
         """Append ``other``'s rows after this batch's (``other`` must not be used afterwards).
 
-        Both are padded to the longer length and the larger capacity (zero, invalid columns), then
-        concatenated along rows: one copy of each batch."""
+        One allocation per layer of the joint batch (the longer length, this batch's capacity or
+        just enough), each batch's used columns copied in once; padding columns are zero and
+        invalid. Atomic: the new tensors are built first, so a failure leaves this batch as it was."""
         if not other.row_ids:
             return
         if not self.row_ids:
@@ -155,17 +160,19 @@ class BatchCache:
             self._masked = None
             return
         length = max(self.length, other.length)
-        capacity = max(self.layers[0].buf_keys.shape[2], other.layers[0].buf_keys.shape[2], length)
-        for mine, theirs in zip(self.layers, other.layers):
-            mine.buf_keys = torch.cat([_to_capacity(mine.buf_keys, capacity), _to_capacity(theirs.buf_keys, capacity)])
-            mine.buf_values = torch.cat([_to_capacity(mine.buf_values, capacity),
-                                         _to_capacity(theirs.buf_values, capacity)])
-            mine.length = length
-        self.valid = torch.cat([_pad_bool(self.valid, capacity), _pad_bool(other.valid, capacity)], dim=0)
+        capacity = max(self.layers[0].buf_keys.shape[2], length + 1)
+        ours, theirs = len(self.row_ids), len(other.row_ids)
+        buffers = [(_stack_rows(a.buf_keys, b.buf_keys, a.length, b.length, capacity),
+                    _stack_rows(a.buf_values, b.buf_values, a.length, b.length, capacity))
+                   for a, b in zip(self.layers, other.layers)]
+        valid = torch.cat([_pad_bool(self.valid[:, :capacity], capacity), _pad_bool(other.valid[:, :capacity], capacity)])
         heads = self.layers[0].buf_keys.shape[1]
-        self.head_pad = [_cat_pads(a, b, len(self.row_ids), len(other.row_ids), heads, capacity, self.valid.device)
-                         for a, b in zip(self.head_pad, other.head_pad)]
-        self.row_ids = self.row_ids + other.row_ids
+        head_pad = [_cat_pads(None if a is None else a[..., :capacity], None if b is None else b[..., :capacity],
+                              ours, theirs, heads, capacity, valid.device)
+                    for a, b in zip(self.head_pad, other.head_pad)]
+        for layer, (keys, values) in zip(self.layers, buffers):
+            layer.buf_keys, layer.buf_values, layer.length = keys, values, length
+        self.valid, self.head_pad, self.row_ids = valid, head_pad, self.row_ids + other.row_ids
         self._masked = None
 
     def leave(self, row_ids: list[str] | tuple[str, ...]) -> None:
@@ -197,8 +204,11 @@ class BatchCache:
 
     def release_columns(self, row_index: int, start: int, stop: int) -> None:
         """Columns ``start:stop`` hold nothing of row ``row_index`` any more (e.g. the right padding
-        of a shorter question in a batched extend): they become row padding."""
+        of a shorter question in a batched extend): they become row padding, zeroed like the rest."""
         self.valid[row_index, start:stop] = False
+        for layer in self.layers:
+            layer.buf_keys[row_index, :, start:stop] = 0
+            layer.buf_values[row_index, :, start:stop] = 0
         self._masked = None
 
     # ---- what a forward needs ------------------------------------------------------------------

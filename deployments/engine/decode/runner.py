@@ -62,7 +62,7 @@ class BatchRunner:
         self.engine = engine
         self.row_padding = row_padding
         self.cache = BatchCache()
-        self.extend_forwards = 0  # joiners' extend forwards so far (read by stats)
+        self.extend_forwards = 0  # joiners' extend forwards so far (the loop thread counts them per step)
 
     def reset(self) -> None:
         self.cache = BatchCache()
@@ -85,19 +85,26 @@ class BatchRunner:
     def _forward(self, cache: BatchCache, rows: list[RowWork], tokens: list[list[int]]) -> torch.Tensor:
         """Feed row ``b`` its ``tokens[b]`` (right-padded to the longest; a decode step feeds one
         each) at its own positions, in one forward appending to ``cache``; returns ``[B, vocab]``
-        logits after each row's last real token and advances the rows' positions."""
+        logits after each row's last real token and advances the rows' positions.
+
+        Row padding: a decode step (one token per row) follows ``row_padding``; an extend (several)
+        uses the attention mask when the block has row padding (transformers builds a 4D causal mask
+        for it anyway, so kvpress fake keys would only add work) and none otherwise - a block of one
+        row is then exactly the one-row path's forward. Padding tokens repeat a row's last position."""
         engine, device = self.engine, self.engine.device
         width = max(len(t) for t in tokens)
         ids = torch.tensor([t + t[-1:] * (width - len(t)) for t in tokens], device=device)
         starts = torch.tensor([[w.next_position] for w in rows], device=device)
-        positions = starts + torch.arange(width, device=device)
+        lasts = starts + torch.tensor([[len(t) - 1] for t in tokens], device=device)
+        positions = torch.minimum(starts + torch.arange(width, device=device), lasts)
         ends = sorted({len(t) - 1 for t in tokens})
         keep: int | torch.Tensor = 1 if ends == [width - 1] else torch.tensor(ends, device=device)
         length = cache.length
         with engine._lock, torch.inference_mode():
+            row_padded = cache.has_row_padding()
             mask = cache.attention_mask(width)
-            by_keys = self.row_padding == "masked_keys"
-            if by_keys:  # no mask: SDPA keeps its GQA kernel (no repeat_kv copy of the cache)
+            by_keys = width == 1 and self.row_padding == "masked_keys"
+            if by_keys or not row_padded:  # no mask: SDPA keeps its GQA kernel (no repeat_kv copy of the cache)
                 mask = None
             for module, masked in zip(engine._layers, cache.masked_key_indices(row_padding=by_keys)):
                 module.masked_key_indices = masked
@@ -118,8 +125,10 @@ class BatchRunner:
 
     def _join(self, joiners: list[RowWork]) -> dict[str, RowResult]:
         """Joiners' questions as extend forwards (``budget.extend_groups``: similar lengths share
-        one), each on a fresh block of its rows' caches, sampled, then merged into the batch. If a
-        shared forward raises, its rows retry one by one, so a bad row fails alone."""
+        one), each over a fresh block of its rows' caches; then sampling, and every block enters
+        the batch in one merge. A shared forward that raises is retried row by row (a forward has
+        no effect on the rows until it returns), so a bad row fails alone. A failing merge
+        propagates: the loop fails the step and restarts the batch."""
         results: dict[str, RowResult] = {}
         ready: list[tuple[RowWork, tuple]] = []
         for w in joiners:
@@ -127,21 +136,29 @@ class BatchRunner:
                 ready.append((w, self._row_kv(w)))
             except Exception as exc:  # noqa: BLE001 - the joiner fails alone; the batch goes on
                 results[w.request_id] = _failed(w, exc)
+        done: list[tuple[BatchCache, list[RowWork], torch.Tensor]] = []
         for group in budget.extend_groups([len(w.input_ids) for w, _ in ready]):
             members = [ready[i] for i in group]
             try:
-                results.update(self._extend(members))
+                done.append(self._extend(members))
+                continue
             except Exception as exc:  # noqa: BLE001
                 if len(members) == 1:
                     results[members[0][0].request_id] = _failed(members[0][0], exc)
                     continue
-                log.warning("batched extend of %d joiners failed (%s); retrying them one by one",
-                            len(members), exc)
-                for member in members:
-                    try:
-                        results.update(self._extend([member]))
-                    except Exception as one:  # noqa: BLE001
-                        results[member[0].request_id] = _failed(member[0], one)
+                log.warning("batched extend of %d joiners failed (%s); retrying them one by one", len(members), exc)
+            for member in members:
+                try:
+                    done.append(self._extend([member]))
+                except Exception as exc:  # noqa: BLE001
+                    results[member[0].request_id] = _failed(member[0], exc)
+        joined = BatchCache()
+        for block, rows, logits in done:
+            sampled = {w.request_id: self._sample(w, row_logits) for w, row_logits in zip(rows, logits)}
+            block.leave([r for r, res in sampled.items() if res.output.error is not None])
+            joined.merge(block)
+            results.update(sampled)
+        self.cache.merge(joined)
         return results
 
     def _row_kv(self, w: RowWork) -> tuple:
@@ -152,7 +169,9 @@ class BatchRunner:
         pairs, pads = ckv.padded_layers()
         return [k for k, _ in pairs], [v for _, v in pairs], pads
 
-    def _extend(self, members: list[tuple[RowWork, tuple]]) -> dict[str, RowResult]:
+    def _extend(self, members: list[tuple[RowWork, tuple]]) -> tuple[BatchCache, list[RowWork], torch.Tensor]:
+        """One extend forward over a fresh block of ``members``; returns the block, its rows and
+        their ``[B, vocab]`` logits."""
         rows = [w for w, _ in members]
         tokens = [w.input_ids for w in rows]
         block = BatchCache.from_rows([w.request_id for w in rows], [kv[0] for _, kv in members],
@@ -160,10 +179,7 @@ class BatchRunner:
                                      spare_columns=max(len(t) for t in tokens) + 1)
         logits = self._forward(block, rows, tokens)
         self.extend_forwards += 1
-        results = {w.request_id: self._sample(w, row_logits) for w, row_logits in zip(rows, logits)}
-        block.leave([r for r, res in results.items() if res.output.error is not None])
-        self.cache.merge(block)
-        return results
+        return block, rows, logits
 
     # ---- per-row sampling ----------------------------------------------------------------------
     def _sample(self, w: RowWork, logits: torch.Tensor) -> RowResult:

@@ -31,7 +31,8 @@ class LoopStats:
 
     def record(self, rows: int, joins: int, tokens: int, seconds: float, queue_length: int,
                extends: int = 0) -> None:
-        """One step: ``rows`` sampled, ``joins`` of them joined through ``extends`` extend forwards."""
+        """One step of ``rows`` rows, ``joins`` of them new (fed through ``extends`` extend forwards),
+        ``tokens`` sampled without error."""
         now = time.monotonic()
         with self._lock:
             self.steps += 1

@@ -8,11 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from benchmarks.press_quality import merge
 
 ROOT = Path(__file__).resolve().parents[3]
 
 
+@pytest.mark.slow
 def test_quick_run_ranks_presses_and_measures_short_and_long_contexts(tmp_path):
     out = tmp_path / "quality.json"
     proc = subprocess.run([sys.executable, "benchmarks/press_quality.py", "--quick", "--out", str(out)], cwd=ROOT,

@@ -131,3 +131,44 @@ def test_row_padding_as_masked_keys_covers_every_column_a_row_does_not_own():
         if heads_only is not None:
             expect[heads_only] = True
         assert torch.equal(got, expect)
+
+
+def block_of(ckvs: dict[str, CompressedKV], spare: int = 0) -> BatchCache:
+    rows = {rid: ckv.padded_layers() for rid, ckv in ckvs.items()}
+    return BatchCache.from_rows(list(rows), [[k for k, _ in pairs] for pairs, _ in rows.values()],
+                                [[v for _, v in pairs] for pairs, _ in rows.values()],
+                                [pads for _, pads in rows.values()], spare_columns=spare)
+
+
+def test_a_block_of_rows_merges_into_a_batch_with_every_row_intact():
+    ckvs = {"a": make_ckv(15, 5), "b": make_ckv(16, 9, ragged=True), "c": make_ckv(17, 3), "d": make_ckv(18, 40)}
+    cache = BatchCache()
+    join(cache, "a", ckvs["a"])
+    cache.attention_mask(1)  # one decode step on "a" before the others join
+    step = torch.ones((1, HEADS, 1, DIM))
+    for layer in cache.layers:
+        layer.update(step, step)
+    block = block_of({k: ckvs[k] for k in ("b", "c", "d")}, spare=4)
+    assert block.layers[0].buf_keys.shape[2] == 44  # longest row + spare: no doubling
+    cache.merge(block)
+    assert cache.row_ids == ["a", "b", "c", "d"] and cache.length == 40
+    assert cache.layers[0].buf_keys.shape[2] == 41  # just enough for the next column
+    for rid in ("b", "c", "d"):
+        assert_row_is(cache, rid, ckvs[rid])
+    assert cache.row_columns() == [6, 9, 3, 40]
+    assert torch.equal(row_view(cache, "a", 0)[0][:, -1], step[0, :, 0])
+
+
+def test_released_columns_become_zeroed_row_padding():
+    cache = block_of({"a": make_ckv(19, 6), "b": make_ckv(20, 6)}, spare=3)
+    cache.attention_mask(3)
+    fed = torch.randn(2, HEADS, 3, DIM)
+    for layer in cache.layers:
+        layer.update(fed, fed)
+    cache.release_columns(1, 7, 9)  # row b fed one real token, two padding tokens
+    assert cache.row_columns() == [9, 7]
+    for layer in cache.layers:
+        assert not layer.keys[1, :, 7:9].any() and not layer.values[1, :, 7:9].any()
+        assert torch.equal(layer.keys[0, :, 6:9], fed[0])
+    masked = cache.masked_key_indices(row_padding=True)[0]
+    assert set(zip(masked[0].tolist(), masked[2].tolist())) == {(1, 7), (1, 8)}
