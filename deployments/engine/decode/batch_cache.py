@@ -91,10 +91,11 @@ class BatchCache:
         self.valid: torch.Tensor | None = None             # [B, capacity] bool
         self.head_pad: list[torch.Tensor | None] = []      # per layer [B, H, capacity] bool or None
         self._masked: list[tuple | None] | None = None     # cached kvpress indices
+        self._gaps: list[tuple[int, int, int]] | None = None  # cached row padding ranges
         self._masked_rows = False
 
     def _reset(self) -> None:
-        self.row_ids, self.layers, self.valid, self.head_pad, self._masked = [], [], None, [], None
+        self.row_ids, self.layers, self.valid, self.head_pad, self._masked, self._gaps = [], [], None, [], None, None
 
     @property
     def length(self) -> int:
@@ -157,7 +158,7 @@ class BatchCache:
         if not self.row_ids:
             self.row_ids, self.layers = other.row_ids, other.layers
             self.valid, self.head_pad = other.valid, other.head_pad
-            self._masked = None
+            self._masked = self._gaps = None
             return
         length = max(self.length, other.length)
         capacity = max(self.layers[0].buf_keys.shape[2], length + 1)
@@ -173,7 +174,7 @@ class BatchCache:
         for layer, (keys, values) in zip(self.layers, buffers):
             layer.buf_keys, layer.buf_values, layer.length = keys, values, length
         self.valid, self.head_pad, self.row_ids = valid, head_pad, self.row_ids + other.row_ids
-        self._masked = None
+        self._masked = self._gaps = None
 
     def leave(self, row_ids: list[str] | tuple[str, ...]) -> None:
         """Drop rows (unknown ids are ignored): one index_select along rows, then drop the columns
@@ -200,7 +201,7 @@ class BatchCache:
         self.valid = _select(valid.unsqueeze(1), cols, length).squeeze(1)
         self.head_pad = [None if p is None else _select(p.index_select(0, rows), cols, length)
                          for p in self.head_pad]
-        self._masked = None
+        self._masked = self._gaps = None
 
     def release_columns(self, row_index: int, start: int, stop: int) -> None:
         """Columns ``start:stop`` hold nothing of row ``row_index`` any more (e.g. the right padding
@@ -209,7 +210,7 @@ class BatchCache:
         for layer in self.layers:
             layer.buf_keys[row_index, :, start:stop] = 0
             layer.buf_values[row_index, :, start:stop] = 0
-        self._masked = None
+        self._masked = self._gaps = None
 
     # ---- what a forward needs ------------------------------------------------------------------
     def model_cache(self) -> Cache:
@@ -243,6 +244,21 @@ class BatchCache:
                 masked.append(None if pad is None or not bool(pad.any()) else torch.nonzero(pad, as_tuple=True))
             self._masked, self._masked_rows = masked, row_padding
         return self._masked
+
+    def row_gaps(self) -> list[tuple[int, int, int]]:
+        """Row padding as column ranges ``(row, start, stop)`` within the used columns (a few per
+        row: the columns between a row's cache and the columns fed since it joined)."""
+        if self._gaps is None:
+            length = self.length
+            gaps = []
+            if self.valid is not None and length:
+                pad = (~self.valid[:, :length]).to(torch.int8)
+                edges = torch.diff(pad, dim=1, prepend=pad.new_zeros((pad.shape[0], 1)),
+                                   append=pad.new_zeros((pad.shape[0], 1)))
+                starts, stops = torch.nonzero(edges == 1).tolist(), torch.nonzero(edges == -1).tolist()
+                gaps = [(row, start, stop) for (row, start), (_, stop) in zip(starts, stops)]
+            self._gaps = gaps
+        return self._gaps
 
     def has_row_padding(self) -> bool:
         return self.valid is not None and not bool(self.valid[:, : self.length].all())

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from deployments.engine.decode import budget
+from deployments.engine.decode import budget, fake_keys
 from deployments.engine.decode.batch_cache import BatchCache
 from deployments.engine.decode.step import RowOutput, Step
 from deployments.engine.detokenizer import StreamingDetokenizer
@@ -63,6 +63,7 @@ class BatchRunner:
         self.row_padding = row_padding
         self.cache = BatchCache()
         self.extend_forwards = 0  # joiners' extend forwards so far (the loop thread counts them per step)
+        fake_keys.install()
 
     def reset(self) -> None:
         self.cache = BatchCache()
@@ -106,14 +107,16 @@ class BatchRunner:
             by_keys = width == 1 and self.row_padding == "masked_keys"
             if by_keys or not row_padded:  # no mask: SDPA keeps its GQA kernel (no repeat_kv copy of the cache)
                 mask = None
-            for module, masked in zip(engine._layers, cache.masked_key_indices(row_padding=by_keys)):
-                module.masked_key_indices = masked
+            gaps = cache.row_gaps() if by_keys and row_padded else None
+            for module, masked in zip(engine._layers, cache.masked_key_indices()):
+                module.masked_key_indices = masked  # per-head padding: kvpress's patch
+                module.kvfleet_row_gaps = gaps      # row padding: fake_keys, as column ranges
             try:
                 out = engine.model(input_ids=ids, past_key_values=cache.model_cache(), position_ids=positions,
                                    attention_mask=mask, logits_to_keep=keep)
             finally:
                 for module in engine._layers:
-                    module.masked_key_indices = None
+                    module.masked_key_indices = module.kvfleet_row_gaps = None
         for b, (w, t) in enumerate(zip(rows, tokens)):
             if len(t) < width:
                 cache.release_columns(b, length + len(t), length + width)
