@@ -172,3 +172,39 @@ def test_released_columns_become_zeroed_row_padding():
         assert torch.equal(layer.keys[0, :, 6:9], fed[0])
     masked = cache.masked_key_indices(row_padding=True)[0]
     assert set(zip(masked[0].tolist(), masked[2].tolist())) == {(1, 7), (1, 8)}
+
+
+def test_row_gaps_are_the_row_padding_as_column_ranges():
+    cache = BatchCache()
+    join(cache, "a", make_ckv(21, 5))
+    join(cache, "b", make_ckv(22, 9))
+    assert cache.row_gaps() == [(0, 5, 9)]
+    cache.attention_mask(1)
+    for layer in cache.layers:
+        layer.update(torch.ones((2, HEADS, 1, DIM)), torch.ones((2, HEADS, 1, DIM)))
+    assert cache.row_gaps() == [(0, 5, 9)]  # the new column belongs to both rows
+    expect = (~cache.valid[:, : cache.length]).nonzero().tolist()
+    assert sorted([r, c] for r, s, e in cache.row_gaps() for c in range(s, e)) == expect
+
+
+def test_fake_keys_over_row_gaps_get_exactly_zero_attention():
+    from deployments.engine.decode.fake_keys import _with_row_gaps
+
+    seen = {}
+
+    def attention(module, query, key, value, attention_mask, dropout=0.0, **kwargs):
+        seen["key"] = key.clone()
+        weights = torch.softmax(query @ key.repeat_interleave(3, dim=1).transpose(-1, -2), dim=-1)
+        return weights
+
+    class Module:
+        kvfleet_row_gaps = [(1, 2, 6)]
+
+    g = torch.Generator().manual_seed(3)
+    query, key = torch.randn(2, 6, 1, DIM, generator=g), torch.randn(2, 2, 8, DIM, generator=g)
+    original = key.clone()
+    weights = _with_row_gaps(attention)(Module(), query, key, key, None)
+    assert torch.equal(weights[1, :, :, 2:6], torch.zeros_like(weights[1, :, :, 2:6]))
+    assert (weights[0] > 0).all() and (weights[1, :, :, 6:] > 0).all()
+    assert torch.equal(seen["key"][0], original[0]) and torch.equal(seen["key"][1, :, 6:], original[1, :, 6:])
+    assert not torch.equal(seen["key"][1, :, 2:6], original[1, :, 2:6])
