@@ -257,7 +257,16 @@ def test_abort_ends_the_ticket_aborted_and_nothing_lands(case, request):
 
 
 def test_concurrent_transfers_in_both_directions(case, request):
+    """Two transfers each way at once. The pairs are formed first, one transfer each way in turn:
+    forming the two gloo pairs of one process in both directions at the same moment can stall until
+    the op timeout (the transfer then fails and is retried - bounded, but not what this test is about;
+    see transfer/README.md)."""
     _, backend, source, target = case
+    for i, (a, b) in enumerate(((source, target), (target, source))):
+        warm = f"{_key(request)}-warm-{i}"
+        a.offer(warm, synthetic_session(64, seed=30 + i))
+        assert start_transfer(backend, a.endpoint, b.endpoint, warm, timeout_s=60).wait(90).state == TransferState.DONE
+        b.take(warm)
     caches = {f"{_key(request)}-{i}": synthetic_session(96 + 32 * i, seed=10 + i) for i in range(4)}
     keys = list(caches)
     for key in keys[:2]:
