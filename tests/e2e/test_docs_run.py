@@ -29,7 +29,8 @@ CODE_BLOCKS = [b for b in all_blocks() if b.lang in RUNNABLE]
 def test_doc_block_runs_as_written(app_url: str, block: Block, tmp_path):
     if block.skip:
         pytest.skip(block.skip)
-    assert not _harmed(app_url), f"replicas {_harmed(app_url)} were already draining or dead before {block.id}"
+    before = _harmed(app_url)
+    assert not before, f"replicas {before} were already draining or dead before {block.id}"
     code = pointed_at(block.code, urlparse(app_url).netloc)
     env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}:{os.environ.get('PATH', '')}"}
     if RUNNABLE[block.lang] == "bash":

@@ -10,10 +10,11 @@ dense layers shorter than their cache also leave *head* padding inside a row's c
 
 Costs: ``from_rows`` allocates a block of new rows once (each row written into it once);
 ``merge`` (and ``join``, a block of one) allocates the joint batch once and copies each side's
-used columns into it, so the joiners of a step enter together for one copy of the batch; ``leave`` is one ``index_select`` along rows
-(plus one along columns to drop columns no remaining row uses); a decode step writes one column
-per layer in place (capacity grows by doubling, so the amortised copy per step is O(1) columns).
-Nothing is copied per step otherwise. Works the same on any device (buffers live where the joiner's tensors live).
+used columns into it, so the joiners of a step enter together for one copy of the batch;
+``leave`` is one ``index_select`` along rows (plus one along columns to drop columns no remaining
+row uses); a decode step writes one column per layer in place (capacity grows by doubling, so the
+amortised copy per step is O(1) columns). Nothing is copied per step otherwise. Works the same on
+any device (buffers live where the joiner's tensors live).
 """
 
 from __future__ import annotations
@@ -92,7 +93,6 @@ class BatchCache:
         self.head_pad: list[torch.Tensor | None] = []      # per layer [B, H, capacity] bool or None
         self._masked: list[tuple | None] | None = None     # cached kvpress indices
         self._gaps: list[tuple[int, int, int]] | None = None  # cached row padding ranges
-        self._masked_rows = False
 
     def _reset(self) -> None:
         self.row_ids, self.layers, self.valid, self.head_pad, self._masked, self._gaps = [], [], None, [], None, None
@@ -228,21 +228,14 @@ class BatchCache:
         self.valid[:, length : length + new_tokens] = True
         return self.valid[:, : length + new_tokens].long()
 
-    def masked_key_indices(self, row_padding: bool = False) -> list[tuple | None]:
-        """Per layer ``(batch_idx, head_idx, seq_idx)`` of head padding (kvpress's form), or None;
-        with ``row_padding`` also every row's padding columns (then no attention mask is needed)."""
-        if self._masked is None or self._masked_rows != row_padding:
+    def masked_key_indices(self) -> list[tuple | None]:
+        """Per layer ``(batch_idx, head_idx, seq_idx)`` of head padding (kvpress's form), or None.
+        Row padding is not listed: see ``row_gaps`` (and ``fake_keys``)."""
+        if self._masked is None:
             length = self.length
-            rows = ~self.valid[:, :length] if row_padding and self.valid is not None else None
-            masked = []
-            for p in self.head_pad:
-                pad = None if p is None else p[:, :, :length]
-                if rows is not None and bool(rows.any()):
-                    heads = self.layers[0].buf_keys.shape[1]
-                    row_pad = rows.unsqueeze(1).expand(-1, heads, -1)
-                    pad = row_pad if pad is None else pad | row_pad
-                masked.append(None if pad is None or not bool(pad.any()) else torch.nonzero(pad, as_tuple=True))
-            self._masked, self._masked_rows = masked, row_padding
+            pads = [None if p is None else p[:, :, :length] for p in self.head_pad]
+            self._masked = [None if p is None or not bool(p.any()) else torch.nonzero(p, as_tuple=True)
+                            for p in pads]
         return self._masked
 
     def row_gaps(self) -> list[tuple[int, int, int]]:
@@ -261,7 +254,7 @@ class BatchCache:
         return self._gaps
 
     def has_row_padding(self) -> bool:
-        return self.valid is not None and not bool(self.valid[:, : self.length].all())
+        return bool(self.row_gaps())
 
     def row_columns(self) -> list[int]:
         """Columns each row really uses (for the padded working set in stats)."""

@@ -123,14 +123,18 @@ def test_row_padding_as_masked_keys_covers_every_column_a_row_does_not_own():
     for i, ckv in enumerate(ckvs):
         join(cache, f"r{i}", ckv)
     assert cache.has_row_padding()
-    for layer, (heads_only, with_rows) in enumerate(zip(cache.masked_key_indices(),
-                                                        cache.masked_key_indices(row_padding=True))):
-        got = torch.zeros((2, HEADS, cache.length), dtype=torch.bool)
-        got[with_rows] = True
+    rows = torch.zeros((2, HEADS, cache.length), dtype=torch.bool)
+    for row, start, stop in cache.row_gaps():  # what fake_keys masks
+        rows[row, :, start:stop] = True
+    for heads_only in cache.masked_key_indices():  # what kvpress's patch masks
+        got = rows.clone()
+        if heads_only is not None:
+            got[heads_only] = True
         expect = (~cache.valid[:, : cache.length]).unsqueeze(1).expand(-1, HEADS, -1).clone()
         if heads_only is not None:
             expect[heads_only] = True
         assert torch.equal(got, expect)
+        assert heads_only is None or not rows[heads_only].any()  # head padding lies inside a row's columns
 
 
 def block_of(ckvs: dict[str, CompressedKV], spare: int = 0) -> BatchCache:
@@ -170,8 +174,7 @@ def test_released_columns_become_zeroed_row_padding():
     for layer in cache.layers:
         assert not layer.keys[1, :, 7:9].any() and not layer.values[1, :, 7:9].any()
         assert torch.equal(layer.keys[0, :, 6:9], fed[0])
-    masked = cache.masked_key_indices(row_padding=True)[0]
-    assert set(zip(masked[0].tolist(), masked[2].tolist())) == {(1, 7), (1, 8)}
+    assert cache.row_gaps() == [(1, 7, 9)]
 
 
 def test_row_gaps_are_the_row_padding_as_column_ranges():
