@@ -36,9 +36,10 @@ class BatchMetricsCollector:
                                           labels=["replica"]),
             "joins": CounterMetricFamily("kvfleet_decode_joins", "generations that joined the batch",
                                          labels=["replica"]),
-            "extend_forwards": CounterMetricFamily("kvfleet_decode_extend_forwards", "extend forwards that fed "
-                                                   "joiners' questions (joiners share one when their lengths "
-                                                   "are close)", labels=["replica"]),
+            "extend_forwards": CounterMetricFamily("kvfleet_decode_extend_forwards", "forwards that fed "
+                                                   "joiners' questions (a step's joiners ride in its one packed "
+                                                   "forward; more only when one is retried alone)",
+                                                   labels=["replica"]),
         }
         for replica, batch in sorted(self.latest.items()):
             buckets = [(le, float(n)) for le, n in batch["batch_size_buckets"].items()]

@@ -3,7 +3,8 @@
 Files, one idea each (design note: shared/design/batched-decode.md):
 ``config`` BatchConfig; ``request`` lifecycle enum + the scheduler's per-request record;
 ``step`` plain data exchanged by scheduler and runner; ``budget`` admission arithmetic;
-``scheduler`` decides (pure, no torch); ``batch_cache`` the only code that reshapes KV;
+``scheduler`` decides (pure, no torch); ``row_kv`` a row's own KV buffers (the only code that
+writes batched KV); ``packed`` one packed forward over rows of any length (per-row attention);
 ``runner`` runs one step on the model; ``loop`` the one thread that touches the model.
 """
 

@@ -40,7 +40,7 @@ class DecodeLoop:
         self.engine = engine
         self.config = config
         self.scheduler = Scheduler(config)
-        self.runner = BatchRunner(engine, config.row_padding)
+        self.runner = BatchRunner(engine)
         self.stats = LoopStats()
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
         self._work: dict[str, RowWork] = {}
@@ -58,7 +58,7 @@ class DecodeLoop:
         sampler = self.engine.new_sampler(params, ckv, input_ids)
         work = RowWork(request_id, ckv, list(input_ids), sampler,
                        StreamingDetokenizer(self.engine.tokenizer, params.stop, params.min_tokens),
-                       ckv.meta.next_position)
+                       ckv.meta.next_position, params.max_tokens)
         request = DecodeRequest(request_id, len(input_ids), max(l.max_head_length() for l in ckv.layers),
                                 params.max_tokens, params.ignore_eos)
         self._inbox.put(("submit", request, work, deliver))
@@ -75,7 +75,7 @@ class DecodeLoop:
     def snapshot(self) -> dict:
         """The running batch and counters, for replica stats and /metrics."""
         return {**self.scheduler.snapshot(), **self.stats.snapshot(), "enabled": True,
-                "max_batch_size": self.config.max_batch_size, "batch_rows": len(self.runner.cache)}
+                "max_batch_size": self.config.max_batch_size, "batch_rows": len(self.runner)}
 
     # ---- the loop thread -----------------------------------------------------------------------
     def _run(self) -> None:

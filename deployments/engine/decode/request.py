@@ -36,5 +36,5 @@ class DecodeRequest:
 
     @property
     def columns(self) -> int:
-        """Cache columns this row uses after its next token (for the padded working set)."""
+        """Cache columns this row holds after its next token (for the KV working set)."""
         return self.cache_tokens + self.question_tokens + self.produced + 1

@@ -1,29 +1,35 @@
 """BatchRunner: carries out one ``Step`` on the model (vLLM's model runner).
 
-Order within a step: rows in ``step.leaves`` leave the batch cache; one decode forward feeds every
-running row its last token (``input_ids``/``position_ids`` ``[B, 1]``, per-row positions, row
-padding as an attention mask ``[B, length + 1]`` or as kvpress masked keys, per-head padding as
-kvpress masked key indices); then the joiners feed their questions as extend forwards: joiners
-of similar question lengths (``budget.extend_groups``) share one forward over a fresh block of
-their caches (questions right-padded, causal attention keeps a row's padding out of its real
-tokens, and the padding columns become row padding afterwards), which then merges into the batch
-cache in one copy. Every row is sampled by its own ``TokenSampler`` on its own ``[vocab]`` float32
-logits and detokenized by its own ``StreamingDetokenizer``.
+A step is ONE packed forward (``packed.PackedStep``): every decoding row feeds its last token and
+every joiner its question, as one ``[1, N]`` sequence at per-row positions (each session continues
+at its own ``next_position``); the linear layers run once over all N tokens and attention runs per
+row on the row's own ``RowKV`` buffers, so rows of different lengths and per-head layouts share
+the forward without padding and a joiner's question (its extend / prefill chunk) rides along with
+the decoding rows. Logits are taken after each row's last token (``[B, vocab]``); every row is
+sampled by its own ``TokenSampler`` on its own float32 logits and detokenized by its own
+``StreamingDetokenizer``.
 
-Errors: a joiner whose extend fails, or a row whose sampling fails, gets ``RowOutput(error=...)``
-alone (a shared extend that raises is retried row by row). An exception from the decode forward
-propagates (the loop fails that step's rows and ``reset``s the batch).
+What a join or leave costs: a joiner's stored cache is copied once into its own buffers (with room
+for its question and ``max_tokens``), as the one-request path copies it too; a leave drops the
+row's buffers. No other row is touched either way, and a decode step copies nothing.
+
+Errors: a joiner whose cache cannot be prepared, or a row whose sampling fails, gets
+``RowOutput(error=...)`` alone. If a forward carrying joiners raises, it is retried as the
+decoding rows alone and then each joiner alone (a forward changes no row until it returns), so
+only a bad joiner fails. An exception from a forward of decoding rows alone propagates (the loop
+fails that step's rows and ``reset``s the batch).
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 from dataclasses import dataclass, field
 
 import torch
 
-from deployments.engine.decode import budget, fake_keys
-from deployments.engine.decode.batch_cache import BatchCache
+from deployments.engine.decode import packed
+from deployments.engine.decode.row_kv import RowKV
 from deployments.engine.decode.step import RowOutput, Step
 from deployments.engine.detokenizer import StreamingDetokenizer
 from deployments.engine.sampling import TokenChoice, TokenSampler
@@ -34,8 +40,9 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class RowWork:
-    """The runtime side of one generation. ``ckv``: its cache (codec "none", never mutated);
-    ``input_ids``: the question fed at join; ``next_position``: RoPE position of the next token fed."""
+    """The runtime side of one generation. ``ckv``: its stored cache (codec "none", never mutated);
+    ``input_ids``: the question fed at join; ``next_position``: RoPE position of the next token fed;
+    ``max_tokens``: tokens it may sample (room reserved in its buffers)."""
 
     request_id: str
     ckv: CompressedKV
@@ -43,6 +50,7 @@ class RowWork:
     sampler: TokenSampler
     detok: StreamingDetokenizer
     next_position: int
+    max_tokens: int = 16
     last_token: int | None = None
     produced: int = 0
     error: BaseException | None = field(default=None, repr=False)
@@ -57,132 +65,105 @@ class RowResult:
     text: str = ""
 
 
+Feed = tuple[RowWork, RowKV, list[int]]  # a row, its KV, the tokens it feeds this step
+
+
 class BatchRunner:
-    def __init__(self, engine, row_padding: str = "attention_mask"):
+    def __init__(self, engine):
         self.engine = engine
-        self.row_padding = row_padding
-        self.cache = BatchCache()
-        self.extend_forwards = 0  # joiners' extend forwards so far (the loop thread counts them per step)
-        fake_keys.install()
+        self.rows: dict[str, RowKV] = {}  # the running rows' KV caches
+        self.extend_forwards = 0  # forwards that fed joiners' questions (the loop counts them per step)
+        packed.install()
 
     def reset(self) -> None:
-        self.cache = BatchCache()
+        self.rows = {}
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def kv_tokens(self) -> int:
+        """Columns the running rows' caches hold (what attention reads per step)."""
+        return sum(kv.length for kv in self.rows.values())
 
     def run(self, step: Step, work: dict[str, RowWork]) -> dict[str, RowResult]:
-        self.cache.leave(step.leaves)
+        for request_id in step.leaves:
+            self.rows.pop(request_id, None)
+        if set(step.decode) != set(self.rows):
+            raise RuntimeError(f"batch rows {list(self.rows)} differ from the step's {list(step.decode)}")
         results: dict[str, RowResult] = {}
-        if step.decode:
-            if set(step.decode) != set(self.cache.row_ids):
-                raise RuntimeError(f"batch rows {self.cache.row_ids} differ from the step's {list(step.decode)}")
-            rows = [work[r] for r in self.cache.row_ids]
-            logits = self._forward(self.cache, rows, [[w.last_token] for w in rows])
-            for w, row_logits in zip(rows, logits):
-                results[w.request_id] = self._sample(w, row_logits)
-        if step.joins:
-            results.update(self._join([work[r] for r in step.joins]))
+        decoding: list[Feed] = [(work[r], self.rows[r], [work[r].last_token]) for r in step.decode]
+        joining: list[Feed] = []
+        for request_id in step.joins:
+            w = work[request_id]
+            try:
+                joining.append((w, self._row_kv(w), list(w.input_ids)))
+            except Exception as exc:  # noqa: BLE001 - the joiner fails alone; the batch goes on
+                results[request_id] = _failed(w, exc)
+        for feeds, logits in self._forwards(decoding, joining, results):
+            for (w, kv, _), row_logits in zip(feeds, logits):
+                result = self._sample(w, row_logits)
+                results[w.request_id] = result
+                if result.output.error is None and w.request_id not in self.rows:
+                    self.rows[w.request_id] = kv
         return results
 
     # ---- forwards ------------------------------------------------------------------------------
-    def _forward(self, cache: BatchCache, rows: list[RowWork], tokens: list[list[int]]) -> torch.Tensor:
-        """Feed row ``b`` its ``tokens[b]`` (right-padded to the longest; a decode step feeds one
-        each) at its own positions, in one forward appending to ``cache``; returns ``[B, vocab]``
-        logits after each row's last real token and advances the rows' positions.
-
-        Row padding: a decode step (one token per row) follows ``row_padding``; an extend (several)
-        uses the attention mask when the block has row padding (transformers builds a 4D causal mask
-        for it anyway, so kvpress fake keys would only add work) and none otherwise - a block of one
-        row is then exactly the one-row path's forward. Padding tokens repeat a row's last position."""
-        engine, device = self.engine, self.engine.device
-        width = max(len(t) for t in tokens)
-        ids = torch.tensor([t + t[-1:] * (width - len(t)) for t in tokens], device=device)
-        starts = torch.tensor([[w.next_position] for w in rows], device=device)
-        lasts = starts + torch.tensor([[len(t) - 1] for t in tokens], device=device)
-        positions = torch.minimum(starts + torch.arange(width, device=device), lasts)
-        ends = sorted({len(t) - 1 for t in tokens})
-        keep: int | torch.Tensor = 1 if ends == [width - 1] else torch.tensor(ends, device=device)
-        length = cache.length
-        with engine._lock, torch.inference_mode():
-            row_padded = cache.has_row_padding()
-            mask = cache.attention_mask(width)
-            by_keys = width == 1 and self.row_padding == "masked_keys"
-            if by_keys or not row_padded:  # no mask: SDPA keeps its GQA kernel (no repeat_kv copy of the cache)
-                mask = None
-            gaps = cache.row_gaps() if by_keys and row_padded else None
-            for module, masked in zip(engine._layers, cache.masked_key_indices()):
-                module.masked_key_indices = masked  # per-head padding: kvpress's patch
-                module.kvfleet_row_gaps = gaps      # row padding: fake_keys, as column ranges
+    def _forwards(self, decoding: list[Feed], joining: list[Feed],
+                  results: dict[str, RowResult]) -> list[tuple[list[Feed], torch.Tensor]]:
+        """One packed forward of every row; if one carrying joiners raises, the decoding rows
+        alone, then each joiner alone (a joiner that fails again gets its error in ``results``)."""
+        feeds = decoding + joining
+        if not feeds:
+            return []
+        try:
+            done = [(feeds, self._forward(feeds))]
+            self.extend_forwards += bool(joining)
+            return done
+        except Exception as exc:  # noqa: BLE001
+            if not joining:
+                raise
+            log.warning("packed forward of %d rows (%d joining) failed (%s); retrying the joiners one by one",
+                        len(feeds), len(joining), exc)
+        done = [(decoding, self._forward(decoding))] if decoding else []
+        for feed in joining:
             try:
-                out = engine.model(input_ids=ids, past_key_values=cache.model_cache(), position_ids=positions,
-                                   attention_mask=mask, logits_to_keep=keep)
-            finally:
-                for module in engine._layers:
-                    module.masked_key_indices = module.kvfleet_row_gaps = None
-        for b, (w, t) in enumerate(zip(rows, tokens)):
-            if len(t) < width:
-                cache.release_columns(b, length + len(t), length + width)
-            w.next_position += len(t)
-        if isinstance(keep, int):
-            return out.logits[:, -1]
-        picks = torch.tensor([ends.index(len(t) - 1) for t in tokens], device=out.logits.device)
-        return out.logits[torch.arange(len(rows), device=out.logits.device), picks]
-
-    def _join(self, joiners: list[RowWork]) -> dict[str, RowResult]:
-        """Joiners' questions as extend forwards (``budget.extend_groups``: similar lengths share
-        one), each over a fresh block of its rows' caches; then sampling, and every block enters
-        the batch in one merge. A shared forward that raises is retried row by row (a forward has
-        no effect on the rows until it returns), so a bad row fails alone. A failing merge
-        propagates: the loop fails the step and restarts the batch."""
-        results: dict[str, RowResult] = {}
-        ready: list[tuple[RowWork, tuple]] = []
-        for w in joiners:
-            try:
-                ready.append((w, self._row_kv(w)))
-            except Exception as exc:  # noqa: BLE001 - the joiner fails alone; the batch goes on
-                results[w.request_id] = _failed(w, exc)
-        done: list[tuple[BatchCache, list[RowWork], torch.Tensor]] = []
-        for group in budget.extend_groups([len(w.input_ids) for w, _ in ready]):
-            members = [ready[i] for i in group]
-            try:
-                done.append(self._extend(members))
-                continue
+                done.append(([feed], self._forward([feed])))
+                self.extend_forwards += 1
             except Exception as exc:  # noqa: BLE001
-                if len(members) == 1:
-                    results[members[0][0].request_id] = _failed(members[0][0], exc)
-                    continue
-                log.warning("batched extend of %d joiners failed (%s); retrying them one by one", len(members), exc)
-            for member in members:
-                try:
-                    done.append(self._extend([member]))
-                except Exception as exc:  # noqa: BLE001
-                    results[member[0].request_id] = _failed(member[0], exc)
-        joined = BatchCache()
-        for block, rows, logits in done:
-            sampled = {w.request_id: self._sample(w, row_logits) for w, row_logits in zip(rows, logits)}
-            block.leave([r for r, res in sampled.items() if res.output.error is not None])
-            joined.merge(block)
-            results.update(sampled)
-        self.cache.merge(joined)
-        return results
+                results[feed[0].request_id] = _failed(feed[0], exc)
+        return done
 
-    def _row_kv(self, w: RowWork) -> tuple:
-        """The joiner's cache as ``from_rows`` takes it: per-layer keys, values, head padding."""
+    def _forward(self, feeds: list[Feed]) -> torch.Tensor:
+        """Feed each row its tokens at its own positions, in one packed forward appending to the
+        rows' caches; returns ``[B, vocab]`` logits after each row's last token and advances the
+        rows' positions."""
+        device = self.engine.device
+        tokens = [t for _, _, t in feeds]
+        counts = [len(t) for t in tokens]
+        ids = torch.tensor([list(itertools.chain.from_iterable(tokens))], device=device)
+        positions = torch.tensor([[p for (w, _, t) in feeds for p in range(w.next_position, w.next_position + len(t))]],
+                                 device=device)
+        ends = torch.tensor(counts, device=device).cumsum(0) - 1
+        step = packed.PackedStep([kv for _, kv, _ in feeds], counts)
+        with self.engine._lock, torch.inference_mode():
+            out = self.engine.model(input_ids=ids, past_key_values=step, position_ids=positions,
+                                    cache_position=torch.arange(step.tokens, device=device),
+                                    attention_mask=packed.packed_mask(device), logits_to_keep=ends,
+                                    kvfleet_packed=step)
+        step.commit()
+        for w, count in zip((w for w, _, _ in feeds), counts):
+            w.next_position += count
+        return out.logits[0]
+
+    def _row_kv(self, w: RowWork) -> RowKV:
+        """The joiner's own KV buffers: its stored cache (moved to the model's device, per-head
+        layouts padded as the one-request path pads them) and room for what it will feed."""
         if not w.input_ids:
             raise ValueError("a generation must feed at least one token after its cache")
         ckv = w.ckv if w.ckv.device == self.engine.device else w.ckv.to(self.engine.device)
         pairs, pads = ckv.padded_layers()
-        return [k for k, _ in pairs], [v for _, v in pairs], pads
-
-    def _extend(self, members: list[tuple[RowWork, tuple]]) -> tuple[BatchCache, list[RowWork], torch.Tensor]:
-        """One extend forward over a fresh block of ``members``; returns the block, its rows and
-        their ``[B, vocab]`` logits."""
-        rows = [w for w, _ in members]
-        tokens = [w.input_ids for w in rows]
-        block = BatchCache.from_rows([w.request_id for w in rows], [kv[0] for _, kv in members],
-                                     [kv[1] for _, kv in members], [kv[2] for _, kv in members],
-                                     spare_columns=max(len(t) for t in tokens) + 1)
-        logits = self._forward(block, rows, tokens)
-        self.extend_forwards += 1
-        return block, rows, logits
+        return RowKV.from_layers([k for k, _ in pairs], [v for _, v in pairs], pads,
+                                 spare=len(w.input_ids) + w.max_tokens)
 
     # ---- per-row sampling ----------------------------------------------------------------------
     def _sample(self, w: RowWork, logits: torch.Tensor) -> RowResult:

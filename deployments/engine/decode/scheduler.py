@@ -101,5 +101,4 @@ class Scheduler:
         return {"running": len(rows), "waiting": len(self.waiting),
                 "rows": [{"request_id": r.request_id, "produced": r.produced, "max_tokens": r.max_tokens,
                           "columns": r.columns} for r in rows],
-                "padded_tokens": budget.padded_tokens(rows),
-                "padding_waste": round(budget.padding_waste(rows), 4)}
+                "kv_tokens": budget.kv_tokens(rows)}

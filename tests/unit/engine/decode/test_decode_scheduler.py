@@ -91,13 +91,13 @@ def test_max_batched_tokens_bounds_joiners_but_an_empty_step_admits_anything():
     assert step.decode == ("long",) and step.joins == ("short",)
 
 
-def test_max_padded_tokens_blocks_the_queue_head_fifo():
-    s = Scheduler(BatchConfig(max_padded_tokens=1000))
+def test_max_kv_tokens_blocks_the_queue_head_fifo():
+    s = Scheduler(BatchConfig(max_kv_tokens=1000))
     s.add(req("a", cache=300, question=4, max_tokens=50))
     s.add(req("huge", cache=900, question=4))
     s.add(req("small", cache=10, question=4))
     step = s.schedule()
-    assert step.joins == ("a",)  # huge: 2 x 905 > 1000, and small waits behind it (FIFO)
+    assert step.joins == ("a",)  # huge: 305 + 905 > 1000, and small waits behind it (FIFO)
     assert [r.request_id for r in s.waiting] == ["huge", "small"]
 
 
@@ -110,10 +110,9 @@ def test_duplicate_id_is_refused():
 
 def test_budget_arithmetic():
     rows = [req("a", cache=10, question=2), req("b", cache=30, question=2)]
-    assert budget.padded_tokens(rows) == 2 * 33
-    assert budget.padding_waste(rows) == pytest.approx(1 - (13 + 33) / 66)
+    assert budget.kv_tokens(rows) == 13 + 33  # each row's own columns: no padding to the longest
     assert budget.step_tokens(rows[:1], rows[1:]) == 1 + 2
-    assert budget.padding_waste([]) == 0.0
+    assert budget.kv_tokens([]) == 0
 
 
 def test_states_follow_the_lifecycle():
@@ -125,20 +124,3 @@ def test_states_follow_the_lifecycle():
     assert r.state is RowState.RUNNING
     s.update(step, tokens(step))
     assert r.state is RowState.FINISHED and r.finish_reason == "length" and r.produced == 1
-
-
-@pytest.mark.parametrize("lengths, groups", [
-    ([12, 14, 13, 12], [[1, 2, 0, 3]]),                 # similar questions share one extend forward
-    ([200, 12, 14], [[0], [2, 1]]),                     # a long prompt does not pad the short ones to 200
-    ([10], [[0]]),
-    ([], []),
-    ([8, 4, 4, 4, 2], [[0, 1, 2, 3, 4]]),               # short questions: padding within the allowance
-    ([300, 240, 100], [[0, 1], [2]]),                   # 60 padded of 540 real: within 25%; not 100
-])
-def test_extend_groups_bound_the_right_padding(lengths, groups):
-    got = budget.extend_groups(lengths)
-    assert got == groups
-    assert sorted(i for g in got for i in g) == list(range(len(lengths)))
-    for group in got:
-        real = sum(lengths[i] for i in group)
-        assert len(group) * max(lengths[i] for i in group) - real <= max(64, 0.25 * real)

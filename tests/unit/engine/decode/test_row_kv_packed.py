@@ -1,0 +1,129 @@
+"""RowKV (a row's own KV buffers) and PackedStep (one packed forward over rows of any length)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from deployments.engine.decode import packed
+from deployments.engine.decode.row_kv import RowKV
+from kvpool.press_spec import NO_PRESS, PressSpec
+from tests.conftest import document
+
+
+def row(n: int, layers: int = 2, heads: int = 3, dim: int = 4, spare: int = 2, pad: torch.Tensor | None = None) -> RowKV:
+    keys = [torch.randn(1, heads, n, dim) for _ in range(layers)]
+    values = [torch.randn(1, heads, n, dim) for _ in range(layers)]
+    return RowKV.from_layers(keys, values, [pad] * layers, spare=spare)
+
+
+def test_from_layers_copies_the_cache_with_room_to_spare():
+    keys, values = [torch.randn(1, 3, 5, 4)], [torch.randn(1, 3, 5, 4)]
+    kv = RowKV.from_layers(keys, values, [None], spare=7)
+    assert kv.length == 5 and kv.capacity == 12
+    k, v = kv.view(0, 0)
+    assert torch.equal(k, keys[0]) and torch.equal(v, values[0])
+    keys[0].zero_()
+    assert not torch.equal(kv.view(0, 0)[0], keys[0])  # a copy: the stored cache is never touched
+
+
+def test_head_padding_becomes_kvpress_masked_key_indices():
+    pad = torch.zeros(3, 5, dtype=torch.bool)
+    pad[1, 3:] = True
+    kv = row(5, pad=pad)
+    batch, heads, seq = kv.masked[0]
+    assert batch.tolist() == [0, 0] and heads.tolist() == [1, 1] and seq.tolist() == [3, 4]
+    assert row(5, pad=torch.zeros(3, 5, dtype=torch.bool)).masked == [None, None]
+
+
+def test_write_view_commit_and_growth_keep_the_row_intact():
+    kv = row(4, spare=1)
+    before = kv.view(1, 0)[0].clone()
+    new_k, new_v = torch.randn(1, 3, 3, 4), torch.randn(1, 3, 3, 4)
+    for layer in range(2):
+        kv.write(layer, new_k, new_v)  # 4 + 3 > capacity 5: this row's buffers double
+    assert kv.length == 4  # not counted until commit
+    k, v = kv.view(1, 3)
+    assert torch.equal(k[:, :, :4], before) and torch.equal(k[:, :, 4:], new_k) and torch.equal(v[:, :, 4:], new_v)
+    kv.commit(3)
+    assert kv.length == 7 and kv.capacity >= 10
+
+
+def test_layers_of_different_lengths_are_refused():
+    with pytest.raises(ValueError, match="one length"):
+        RowKV.from_layers([torch.randn(1, 3, 5, 4), torch.randn(1, 3, 6, 4)],
+                          [torch.randn(1, 3, 5, 4), torch.randn(1, 3, 6, 4)], [None, None], spare=1)
+
+
+def test_packed_step_writes_each_rows_slice_into_its_own_buffers():
+    a, b = row(3), row(6)
+    step = packed.PackedStep([a, b], [1, 4])
+    assert step.spans == [(0, 1), (1, 5)] and step.tokens == 5
+    new_k = torch.arange(5.0).view(1, 1, 5, 1).expand(1, 3, 5, 4)
+    for layer in range(2):
+        step.update(new_k, -new_k, layer)
+    step.commit()
+    assert (a.length, b.length) == (4, 10)
+    assert a.view(0, 0)[0][0, 0, 3:, 0].tolist() == [0.0]
+    assert b.view(1, 0)[0][0, 0, 6:, 0].tolist() == [1.0, 2.0, 3.0, 4.0]
+    assert b.view(1, 0)[1][0, 0, 6:, 0].tolist() == [-1.0, -2.0, -3.0, -4.0]
+
+
+def test_packed_step_needs_a_token_per_row():
+    with pytest.raises(ValueError):
+        packed.PackedStep([row(3)], [0])
+    with pytest.raises(ValueError):
+        packed.PackedStep([], [])
+
+
+def test_extend_mask_is_causal_after_the_rows_cache():
+    mask = packed.PackedStep([row(3)], [2])._causal_mask(3, 2, torch.device("cpu"))
+    assert mask.shape == (1, 1, 2, 5)
+    assert mask[0, 0].tolist() == [[True, True, True, True, False], [True, True, True, True, True]]
+
+
+def test_packed_forward_gives_the_one_request_paths_logits(engine):
+    """Rows of different lengths and layouts in one packed forward: a decoding uncompressed row,
+    an extend over a kvzip (per-head ragged) cache and an extend over a knorm cache. Each row's
+    logits are the one-request path's (the same attention calls; linear layers over N tokens)."""
+    caches = [engine.prefill(document(3), NO_PRESS),
+              engine.prefill(document(5), PressSpec(name="kvzip", compression_ratio=0.5)),
+              engine.prefill(document(4), PressSpec(name="knorm", compression_ratio=0.5))]
+    feeds = [[11], engine.question_ids(caches[1], "Where was Alice born?"), engine.question_ids(caches[2], "Hi")]
+    expected = []
+    for ckv, ids in zip(caches, feeds):
+        cache, masks = engine._working_cache(ckv)
+        positions = torch.arange(ckv.meta.next_position, ckv.meta.next_position + len(ids)).unsqueeze(0)
+        expected.append(engine._forward(torch.tensor([ids]), positions, cache, masks, None))
+    packed.install()
+    rows = []
+    for ckv, ids in zip(caches, feeds):
+        pairs, pads = ckv.padded_layers()
+        rows.append(RowKV.from_layers([k for k, _ in pairs], [v for _, v in pairs], pads, spare=len(ids)))
+    step = packed.PackedStep(rows, [len(t) for t in feeds])
+    ids = torch.tensor([[t for f in feeds for t in f]])
+    positions = torch.tensor([[p for ckv, f in zip(caches, feeds)
+                               for p in range(ckv.meta.next_position, ckv.meta.next_position + len(f))]])
+    ends = torch.tensor([len(f) for f in feeds]).cumsum(0) - 1
+    with torch.inference_mode():
+        out = engine.model(input_ids=ids, past_key_values=step, position_ids=positions,
+                           cache_position=torch.arange(step.tokens), attention_mask=packed.packed_mask(ids.device),
+                           logits_to_keep=ends, kvfleet_packed=step)
+    step.commit()
+    for got, exp in zip(out.logits[0], expected):
+        torch.testing.assert_close(got, exp, rtol=0, atol=2e-4)
+        assert int(got.argmax()) == int(exp.argmax())
+    assert [r.length for r in rows] == [max(lay.max_head_length() for lay in c.layers) + len(f) for c, f in zip(caches, feeds)]
+
+
+def test_a_failing_packed_forward_changes_no_row(engine):
+    ckv = engine.prefill(document(2), NO_PRESS)
+    pairs, pads = ckv.padded_layers()
+    kv = RowKV.from_layers([k for k, _ in pairs], [v for _, v in pairs], pads, spare=4)
+    packed.install()
+    step = packed.PackedStep([kv], [1])
+    with pytest.raises(IndexError), torch.inference_mode():
+        engine.model(input_ids=torch.tensor([[engine.vocab_size + 3]]), past_key_values=step,
+                     position_ids=torch.tensor([[ckv.meta.next_position]]), cache_position=torch.arange(1),
+                     attention_mask=packed.packed_mask(torch.device("cpu")), kvfleet_packed=step)
+    assert kv.length == max(lay.max_head_length() for lay in ckv.layers)
