@@ -20,7 +20,7 @@ from collections import deque
 from typing import Any, AsyncIterator
 
 from deployments.config import PlainRequestConfig
-from deployments.engine.decode import BatchConfig, DecodeLoop
+from deployments.engine.decode import BatchConfig, DecodeLoop, unsupported_reason
 from deployments.engine.model_loader import ModelConfig
 from deployments.engine.presses import install_press_policy
 from deployments.prefix_cache import PrefixCache
@@ -56,7 +56,12 @@ class DecodeActor(TransferEndpoint):
         install_press_policy(presses)  # AppConfig.presses (the plain-request prefix cache prefills too)
         self.engine = start_engine(ModelConfig.model_validate(model), torch_threads)
         batch = BatchConfig.model_validate(batching or {})
-        self.decode_loop = DecodeLoop(self.engine, batch) if batch.enabled else None
+        unsupported = unsupported_reason(self.engine.model.config) if batch.enabled else None
+        if unsupported:
+            log.warning("continuous batching is off for this model: %s; generations decode one per forward",
+                        unsupported)
+        self.decode_loop = DecodeLoop(self.engine, batch) if batch.enabled and not unsupported else None
+        self.batching_off_reason = unsupported or (None if batch.enabled else "batching.enabled is false")
         self.token_bytes = TokenBytes(self.engine.tokenizer)
         self._init_storage(KVPoolConfig.model_validate(pool), PlainRequestConfig.model_validate(plain or {}))
         self.active_streams = 0
@@ -163,7 +168,8 @@ class DecodeActor(TransferEndpoint):
         snapshot["tokens_generated"] = self.tokens_generated
         snapshot["session_count"] = len(self.sessions)
         snapshot["prefix_cache"] = self.prefixes.stats()
-        snapshot["batch"] = self.decode_loop.snapshot() if self.decode_loop is not None else {"enabled": False}
+        snapshot["batch"] = (self.decode_loop.snapshot() if self.decode_loop is not None
+                             else {"enabled": False, "reason": self.batching_off_reason})
         return snapshot
 
     def _step_json(self, step: Any, logprobs: bool, context_tokens: int = 0, cached_tokens: int = 0) -> dict:

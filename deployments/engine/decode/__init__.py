@@ -10,5 +10,6 @@ writes batched KV); ``packed`` one packed forward over rows of any length (per-r
 
 from deployments.engine.decode.config import BatchConfig
 from deployments.engine.decode.loop import DecodeLoop
+from deployments.engine.decode.packed import unsupported_reason
 
-__all__ = ["BatchConfig", "DecodeLoop"]
+__all__ = ["BatchConfig", "DecodeLoop", "unsupported_reason"]

@@ -18,7 +18,10 @@ needs to know the rows apart, and it runs per row on the row's own ``RowKV`` buf
 The model must be given ``attention_mask=packed_mask(device)`` (a 4D placeholder that transformers'
 mask builders pass through untouched, so no ``[N, kv]`` mask is built) and
 ``cache_position=arange(N)``. A forward that raises leaves every row's ``length`` unchanged
-(``commit`` counts the new columns only after success).
+(``commit`` counts the new columns only after success), and ``commit`` raises if some layer wrote
+keys but was not attended here (an attention function outside transformers' registry, e.g.
+``eager``, would have attended over the packed tokens alone): ``unsupported_reason`` says up front
+which models cannot use the packed path (their generations decode one request per forward).
 """
 
 from __future__ import annotations
@@ -46,7 +49,9 @@ class PackedStep(Cache):
         self.rows, self.counts = rows, counts
         bounds = torch.tensor([0, *counts]).cumsum(0).tolist()
         self.spans = list(zip(bounds[:-1], bounds[1:]))
-        self._masks: dict[int, torch.Tensor] = {}
+        self._masks: dict[tuple[int, int], torch.Tensor] = {}
+        self._written: set[int] = set()
+        self._attended: set[int] = set()
 
     @property
     def tokens(self) -> int:
@@ -55,6 +60,7 @@ class PackedStep(Cache):
     # ---- the Cache interface the model uses ----------------------------------------------------
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int,
                cache_kwargs: dict[str, Any] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        self._written.add(layer_idx)
         for row, (start, stop) in zip(self.rows, self.spans):
             row.write(layer_idx, key_states[:, :, start:stop], value_states[:, :, start:stop])
         return key_states, value_states
@@ -68,6 +74,7 @@ class PackedStep(Cache):
         """``query`` ``[1, heads, N, D]`` -> ``[1, N, heads, D]``: each row's queries against its
         own columns, by ``func`` (the wrapped attention function, kvpress's patch inside)."""
         layer = module.layer_idx
+        self._attended.add(layer)
         outs = []
         saved = getattr(module, "masked_key_indices", None)
         try:
@@ -94,12 +101,33 @@ class PackedStep(Cache):
         return mask
 
     def commit(self) -> None:
-        """Count every row's new columns (call once the forward has returned)."""
+        """Count every row's new columns (call once the forward has returned). Raises RuntimeError
+        (and counts nothing) if a layer's attention did not run per row."""
+        if self._written != self._attended:
+            missed = sorted(self._written - self._attended)
+            raise RuntimeError(f"layers {missed} were not attended per row: their attention function bypasses "
+                               "transformers' registry (packed decode needs a registered one, e.g. sdpa)")
         for row, count in zip(self.rows, self.counts):
             row.commit(count)
 
 
 _masks: dict[torch.device, torch.Tensor] = {}
+
+
+def unsupported_reason(config: Any) -> str | None:
+    """Why a model (its transformers ``config``) cannot decode packed, or None if it can.
+
+    Packed attention wraps transformers' attention registry (``eager`` is not in it: models call
+    their own eager function directly) and attends to all of a row's columns (sliding-window
+    layers would need their window applied per row)."""
+    implementation = getattr(config, "_attn_implementation", None)
+    if implementation not in ALL_ATTENTION_FUNCTIONS:
+        return (f"attention implementation {implementation!r} is not in transformers' attention registry "
+                "(use sdpa for continuous batching)")
+    sliding = getattr(config, "sliding_window", None) and getattr(config, "use_sliding_window", True)
+    if sliding or "sliding_attention" in (getattr(config, "layer_types", None) or ()):
+        return "the model has sliding-window attention layers (packed attention has no per-row window)"
+    return None
 
 
 def packed_mask(device: torch.device) -> torch.Tensor:

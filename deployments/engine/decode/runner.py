@@ -10,7 +10,8 @@ sampled by its own ``TokenSampler`` on its own float32 logits and detokenized by
 ``StreamingDetokenizer``.
 
 What a join or leave costs: a joiner's stored cache is copied once into its own buffers (with room
-for its question and ``max_tokens``), as the one-request path copies it too; a leave drops the
+for its question and up to ``SPARE_TOKENS`` generated tokens; beyond that the row doubles its own
+buffers), as the one-request path copies it too; a leave drops the
 row's buffers. No other row is touched either way, and a decode step copies nothing.
 
 Errors: a joiner whose cache cannot be prepared, or a row whose sampling fails, gets
@@ -65,6 +66,7 @@ class RowResult:
     text: str = ""
 
 
+SPARE_TOKENS = 256  # generated tokens reserved at join; a longer generation doubles its own buffers
 Feed = tuple[RowWork, RowKV, list[int]]  # a row, its KV, the tokens it feeds this step
 
 
@@ -163,7 +165,7 @@ class BatchRunner:
         ckv = w.ckv if w.ckv.device == self.engine.device else w.ckv.to(self.engine.device)
         pairs, pads = ckv.padded_layers()
         return RowKV.from_layers([k for k, _ in pairs], [v for _, v in pairs], pads,
-                                 spare=len(w.input_ids) + w.max_tokens)
+                                 spare=len(w.input_ids) + min(w.max_tokens, SPARE_TOKENS))
 
     # ---- per-row sampling ----------------------------------------------------------------------
     def _sample(self, w: RowWork, logits: torch.Tensor) -> RowResult:

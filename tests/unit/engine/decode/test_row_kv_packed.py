@@ -55,13 +55,26 @@ def test_layers_of_different_lengths_are_refused():
                           [torch.randn(1, 3, 5, 4), torch.randn(1, 3, 6, 4)], [None, None], spare=1)
 
 
-def test_packed_step_writes_each_rows_slice_into_its_own_buffers():
+def test_packed_step_writes_each_rows_slice_and_attends_each_row_to_its_own_columns():
     a, b = row(3), row(6)
     step = packed.PackedStep([a, b], [1, 4])
     assert step.spans == [(0, 1), (1, 5)] and step.tokens == 5
     new_k = torch.arange(5.0).view(1, 1, 5, 1).expand(1, 3, 5, 4)
+    calls = []
+
+    def attention(module, query, key, value, mask, dropout=0.0, **kwargs):
+        calls.append((module.layer_idx, query.shape[2], key.shape[2], None if mask is None else mask.shape,
+                      module.masked_key_indices))
+        return query.transpose(1, 2), None
+
     for layer in range(2):
         step.update(new_k, -new_k, layer)
+        module = type("Attention", (), {"layer_idx": layer, "masked_key_indices": "outer"})()
+        out, _ = step.attend(attention, module, torch.randn(1, 6, 5, 4), 0.0, {})
+        assert out.shape == (1, 5, 6, 4) and module.masked_key_indices == "outer"  # restored after
+    # row a: 1 query over its 3 + 1 columns, no mask; row b: 4 queries over 6 + 4, causal mask
+    assert calls == [(0, 1, 4, None, None), (0, 4, 10, (1, 1, 4, 10), None),
+                     (1, 1, 4, None, None), (1, 4, 10, (1, 1, 4, 10), None)]
     step.commit()
     assert (a.length, b.length) == (4, 10)
     assert a.view(0, 0)[0][0, 0, 3:, 0].tolist() == [0.0]
@@ -126,4 +139,39 @@ def test_a_failing_packed_forward_changes_no_row(engine):
         engine.model(input_ids=torch.tensor([[engine.vocab_size + 3]]), past_key_values=step,
                      position_ids=torch.tensor([[ckv.meta.next_position]]), cache_position=torch.arange(1),
                      attention_mask=packed.packed_mask(torch.device("cpu")), kvfleet_packed=step)
+    assert kv.length == max(lay.max_head_length() for lay in ckv.layers)
+
+
+def test_models_the_packed_path_cannot_serve_are_named():
+    from transformers import LlamaConfig, MistralConfig
+
+    llama = LlamaConfig()
+    llama._attn_implementation = "sdpa"
+    assert packed.unsupported_reason(llama) is None
+    llama._attn_implementation = "eager"
+    assert "registry" in packed.unsupported_reason(llama)
+    mistral = MistralConfig(sliding_window=4096)
+    mistral._attn_implementation = "sdpa"
+    assert "sliding-window" in packed.unsupported_reason(mistral)
+
+
+def test_a_layer_attended_outside_the_packed_path_fails_the_step(engine):
+    """An attention function that bypasses the registry (eager) would attend over the packed
+    tokens alone: the step raises instead of returning such logits, and no row changes."""
+    ckv = engine.prefill(document(2), NO_PRESS)
+    pairs, pads = ckv.padded_layers()
+    kv = RowKV.from_layers([k for k, _ in pairs], [v for _, v in pairs], pads, spare=4)
+    packed.install()
+    step = packed.PackedStep([kv], [1])
+    current = engine.model.config._attn_implementation
+    engine.model.set_attn_implementation("eager")
+    try:
+        with torch.inference_mode():
+            engine.model(input_ids=torch.tensor([[11]]), past_key_values=step,
+                         position_ids=torch.tensor([[ckv.meta.next_position]]), cache_position=torch.arange(1),
+                         attention_mask=None, kvfleet_packed=step)
+    finally:
+        engine.model.set_attn_implementation(current)
+    with pytest.raises(RuntimeError, match="not attended per row"):
+        step.commit()
     assert kv.length == max(lay.max_head_length() for lay in ckv.layers)
