@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+import logging
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+log = logging.getLogger(__name__)
 
 
 class BatchConfig(BaseModel):
@@ -23,3 +28,21 @@ class BatchConfig(BaseModel):
     max_batch_size: int = Field(default=16, ge=1)
     max_batched_tokens: int = Field(default=4096, ge=1)
     max_kv_tokens: int = Field(default=262_144, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        """Keys of the padded layout (before rows kept buffers of their own): ``max_padded_tokens``
+        is read as ``max_kv_tokens``; ``row_padding`` has no meaning any more (no row is padded)."""
+        if not isinstance(data, dict) or not {"max_padded_tokens", "row_padding"} & data.keys():
+            return data
+        data = dict(data)
+        if "max_padded_tokens" in data:
+            if "max_kv_tokens" in data:
+                raise ValueError("max_padded_tokens is the old name of max_kv_tokens: give only max_kv_tokens")
+            log.warning("batching.max_padded_tokens is deprecated: read as max_kv_tokens")
+            data["max_kv_tokens"] = data.pop("max_padded_tokens")
+        if "row_padding" in data:
+            log.warning("batching.row_padding is deprecated and ignored: rows keep KV buffers of their own")
+            data.pop("row_padding")
+        return data

@@ -29,6 +29,7 @@ from __future__ import annotations
 import threading
 from typing import Any, Callable
 
+import kvpress  # noqa: F401 - patches the attention functions first: install() must wrap kvpress's patch
 import torch
 from transformers.cache_utils import Cache
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
@@ -117,13 +118,14 @@ _masks: dict[torch.device, torch.Tensor] = {}
 def unsupported_reason(config: Any) -> str | None:
     """Why a model (its transformers ``config``) cannot decode packed, or None if it can.
 
-    Packed attention wraps transformers' attention registry (``eager`` is not in it: models call
-    their own eager function directly) and attends to all of a row's columns (sliding-window
-    layers would need their window applied per row)."""
+    Packed attention calls ``sdpa`` per row with a boolean mask for extends: ``eager`` is not in
+    transformers' registry (models call their own eager function directly, bypassing the wrapper),
+    flash / flex / paged kernels take no 4D boolean mask and read packed ``position_ids`` as
+    sequence boundaries. It attends to all of a row's columns (sliding-window layers would need
+    their window applied per row)."""
     implementation = getattr(config, "_attn_implementation", None)
-    if implementation not in ALL_ATTENTION_FUNCTIONS:
-        return (f"attention implementation {implementation!r} is not in transformers' attention registry "
-                "(use sdpa for continuous batching)")
+    if implementation != "sdpa":
+        return f"attention implementation {implementation!r}: packed decode runs on sdpa only"
     sliding = getattr(config, "sliding_window", None) and getattr(config, "use_sliding_window", True)
     if sliding or "sliding_attention" in (getattr(config, "layer_types", None) or ()):
         return "the model has sliding-window attention layers (packed attention has no per-row window)"
@@ -158,4 +160,5 @@ def _packed(func: Callable) -> Callable:
             return func(module, query, key, value, attention_mask, dropout=dropout, **kwargs)
         return step.attend(func, module, query, dropout, kwargs)
 
+    wrapper.kvfleet_inner = func  # what this wraps (kvpress's patch, for sdpa): checked by tests
     return wrapper

@@ -7,10 +7,12 @@ the batch copies no other row. Per-head ragged layouts (AdaKV, KVzip, CriticalAd
 number of kept tokens per head) keep their per-head padding inside the row's columns, handed to
 kvpress's attention patch as ``module.masked_key_indices`` exactly as the one-request path does.
 
-Costs: ``from_layers`` copies the stored cache once into buffers with room for the tokens the row
-will feed (question + ``max_tokens``: the one-request path copies the same cache once too); a
-forward writes its new columns in place; a row outgrowing its capacity (only if ``spare`` was too
-small) doubles its own buffers. Works on any device (buffers live where the given tensors live).
+Costs: ``from_layers`` copies the stored cache once into buffers with ``spare`` columns of room for
+the tokens the row will feed (the one-request path copies the same cache once too); a forward
+writes its new columns in place; a row outgrowing its room reallocates its own buffers with the
+columns fed since it joined doubled (at least ``spare`` more) - the stored context is not doubled,
+so a long context costs at most its own size plus about twice what the row generated. Works on
+any device (buffers live where the given tensors live).
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ class RowKV:
     """Per-layer key/value buffers of one row; ``length``: columns in use (the same in every layer)."""
 
     def __init__(self, keys: list[torch.Tensor], values: list[torch.Tensor],
-                 masked: list[tuple | None], length: int):
+                 masked: list[tuple | None], length: int, spare: int = 1):
         self.keys, self.values, self.masked, self.length = keys, values, masked, length
+        self.context, self.spare = length, max(spare, 1)  # columns at join; the growth step
 
     @classmethod
     def from_layers(cls, keys: list[torch.Tensor], values: list[torch.Tensor],
@@ -51,7 +54,7 @@ class RowKV:
                 continue
             heads, seq = torch.nonzero(pad, as_tuple=True)
             masked.append((torch.zeros_like(heads), heads, seq))  # kvpress's (batch, head, seq) form
-        return cls(bufs_k, bufs_v, masked, n)
+        return cls(bufs_k, bufs_v, masked, n, spare)
 
     @property
     def capacity(self) -> int:
@@ -62,8 +65,9 @@ class RowKV:
         (not yet counted in ``length``: ``commit`` does that once every layer is written)."""
         end = self.length + keys.shape[2]
         if end > self.keys[layer].shape[2]:
-            self.keys[layer] = _grow(self.keys[layer], self.length, end)
-            self.values[layer] = _grow(self.values[layer], self.length, end)
+            columns = end + max(self.spare, end - self.context)  # double what was fed since joining
+            self.keys[layer] = _grow(self.keys[layer], self.length, columns)
+            self.values[layer] = _grow(self.values[layer], self.length, columns)
         self.keys[layer][:, :, self.length:end] = keys
         self.values[layer][:, :, self.length:end] = values
 
@@ -78,8 +82,8 @@ class RowKV:
         self.length += new
 
 
-def _grow(buf: torch.Tensor, used: int, needed: int) -> torch.Tensor:
-    """A buffer of at least ``needed`` columns (doubling) holding ``buf``'s first ``used``."""
-    out = buf.new_empty((*buf.shape[:2], max(needed, 2 * buf.shape[2]), buf.shape[3]))
+def _grow(buf: torch.Tensor, used: int, columns: int) -> torch.Tensor:
+    """A buffer of ``columns`` columns holding ``buf``'s first ``used``."""
+    out = buf.new_empty((*buf.shape[:2], columns, buf.shape[3]))
     out[:, :, :used] = buf[:, :, :used]
     return out

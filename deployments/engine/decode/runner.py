@@ -15,10 +15,10 @@ buffers), as the one-request path copies it too; a leave drops the
 row's buffers. No other row is touched either way, and a decode step copies nothing.
 
 Errors: a joiner whose cache cannot be prepared, or a row whose sampling fails, gets
-``RowOutput(error=...)`` alone. If a forward carrying joiners raises, it is retried as the
-decoding rows alone and then each joiner alone (a forward changes no row until it returns), so
-only a bad joiner fails. An exception from a forward of decoding rows alone propagates (the loop
-fails that step's rows and ``reset``s the batch).
+``RowOutput(error=...)`` alone. If the packed forward raises, every row is retried alone (a
+forward changes no row until it returns), so only a bad row fails (e.g. a joiner's out-of-range
+token, or a row whose per-head fake keys cannot be found); the others go on. Only an exception
+outside the forwards propagates (the loop then fails that step's rows and ``reset``s the batch).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 class RowWork:
     """The runtime side of one generation. ``ckv``: its stored cache (codec "none", never mutated);
     ``input_ids``: the question fed at join; ``next_position``: RoPE position of the next token fed;
-    ``max_tokens``: tokens it may sample (room reserved in its buffers)."""
+    ``max_tokens``: tokens it may sample (up to ``SPARE_TOKENS`` of them reserved at join)."""
 
     request_id: str
     ckv: CompressedKV
@@ -112,8 +112,9 @@ class BatchRunner:
     # ---- forwards ------------------------------------------------------------------------------
     def _forwards(self, decoding: list[Feed], joining: list[Feed],
                   results: dict[str, RowResult]) -> list[tuple[list[Feed], torch.Tensor]]:
-        """One packed forward of every row; if one carrying joiners raises, the decoding rows
-        alone, then each joiner alone (a joiner that fails again gets its error in ``results``)."""
+        """One packed forward of every row; if it raises, every row again alone, and a row that
+        fails alone too gets its error in ``results`` (a forward changes no row until it returns,
+        so the retry feeds each row exactly what it fed before)."""
         feeds = decoding + joining
         if not feeds:
             return []
@@ -122,15 +123,17 @@ class BatchRunner:
             self.extend_forwards += bool(joining)
             return done
         except Exception as exc:  # noqa: BLE001
-            if not joining:
-                raise
-            log.warning("packed forward of %d rows (%d joining) failed (%s); retrying the joiners one by one",
-                        len(feeds), len(joining), exc)
-        done = [(decoding, self._forward(decoding))] if decoding else []
-        for feed in joining:
+            if len(feeds) > 1:
+                log.warning("packed forward of %d rows (%d joining) failed (%s); retrying them one by one",
+                            len(feeds), len(joining), exc)
+            else:
+                results[feeds[0][0].request_id] = _failed(feeds[0][0], exc)
+                return []
+        done = []
+        for feed in feeds:
             try:
                 done.append(([feed], self._forward([feed])))
-                self.extend_forwards += 1
+                self.extend_forwards += feed in joining
             except Exception as exc:  # noqa: BLE001
                 results[feed[0].request_id] = _failed(feed[0], exc)
         return done

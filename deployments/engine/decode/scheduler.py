@@ -97,7 +97,8 @@ class Scheduler:
         return not self.waiting and not self.running and not self._leaving
 
     def snapshot(self) -> dict:
-        rows = [r for r in self.running.values() if r.state is RowState.RUNNING]
+        """Read from other threads: copies the running rows first (the loop thread changes them)."""
+        rows = [r for r in list(self.running.values()) if r.state is RowState.RUNNING]
         return {"running": len(rows), "waiting": len(self.waiting),
                 "rows": [{"request_id": r.request_id, "produced": r.produced, "max_tokens": r.max_tokens,
                           "columns": r.columns} for r in rows],

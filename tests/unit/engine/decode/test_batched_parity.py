@@ -220,15 +220,59 @@ def test_joiners_of_one_step_share_the_packed_forward_and_match_one_row_decode(e
     assert len(forwards) == after["steps"] - before["steps"]  # ONE forward per step, joiners included
 
 
-def test_a_broken_row_in_a_shared_extend_fails_alone(engine, caches, loop, caplog):
+def test_a_broken_joiner_of_a_packed_forward_fails_alone(engine, caches, loop, caplog):
     good = jobs(engine, caches)[:3]
     expected = [alone(engine, *job) for job in good]
-    # a token id past the vocabulary: the shared extend forward raises, its rows retry one by one
-    work = [good[0], (caches["none"], [engine.vocab_size + 7], GREEDY), *good[1:]]
-    collectors = submit_together(engine, loop, work)
+    first = Collector()
+    loop.submit(*good[0], first)
+    first.wait_tokens(2)  # a decoding row is in the batch when the packed forward fails
+    # a token id past the vocabulary: the packed forward raises, its rows retry one by one
+    work = [(caches["none"], [engine.vocab_size + 7], GREEDY), *good[1:]]
+    collectors = [first, *submit_together(engine, loop, work)]
     for c in collectors:
         assert c.done.wait(300)
     assert collectors[1].error is not None
-    assert "retrying the joiners one by one" in caplog.text
+    assert "retrying them one by one" in caplog.text
     for c, exp in zip([collectors[0], *collectors[2:]], expected):
         assert c.error is None and summary(c.steps) == summary(exp)
+
+
+def test_a_forward_failing_midway_is_retried_row_by_row(engine, caches, loop, monkeypatch):
+    """The first packed forward with several rows raises in layer 5, after layers 0-4 wrote their
+    columns into every row's buffers: each row is fed again alone and still matches one-row decode."""
+    from deployments.engine.decode import packed
+
+    work = jobs(engine, caches)[:4]
+    expected = [alone(engine, *job) for job in work]
+    attend, failed = packed.PackedStep.attend, []
+
+    def attend_failing_once(self, func, module, query, dropout, kwargs):
+        if not failed and len(self.rows) > 2 and module.layer_idx == 5:
+            failed.append(len(self.rows))
+            raise RuntimeError("injected failure in layer 5")
+        return attend(self, func, module, query, dropout, kwargs)
+
+    first = Collector()
+    loop.submit(*work[0], first)
+    first.wait_tokens(3)
+    monkeypatch.setattr(packed.PackedStep, "attend", attend_failing_once)
+    collectors = [first, *submit_together(engine, loop, work[1:])]
+    for c in collectors:
+        assert c.done.wait(300)
+    assert failed
+    for c, exp in zip(collectors, expected):
+        assert c.error is None and summary(c.steps) == summary(exp)
+
+
+def test_rows_outgrowing_their_reserved_room_still_match(engine, caches, loop, monkeypatch):
+    """No generated tokens reserved at join: every row reallocates its own buffers while decoding."""
+    from deployments.engine.decode import runner
+
+    monkeypatch.setattr(runner, "SPARE_TOKENS", 0)
+    work = jobs(engine, caches)
+    expected = [alone(engine, *job) for job in work]
+    collectors = submit_together(engine, loop, work)
+    for c in collectors:
+        assert c.done.wait(300) and c.error is None
+    for c, exp in zip(collectors, expected):
+        assert summary(c.steps) == summary(exp)

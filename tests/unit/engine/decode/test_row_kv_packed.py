@@ -129,17 +129,70 @@ def test_packed_forward_gives_the_one_request_paths_logits(engine):
     assert [r.length for r in rows] == [max(lay.max_head_length() for lay in c.layers) + len(f) for c, f in zip(caches, feeds)]
 
 
-def test_a_failing_packed_forward_changes_no_row(engine):
+def packed_logits(engine, kv: RowKV, ids: list[int], position: int, step: packed.PackedStep | None = None):
+    step = step if step is not None else packed.PackedStep([kv], [len(ids)])
+    with torch.inference_mode():
+        out = engine.model(input_ids=torch.tensor([ids]), past_key_values=step,
+                           position_ids=torch.arange(position, position + len(ids)).unsqueeze(0),
+                           cache_position=torch.arange(len(ids)), attention_mask=packed.packed_mask(torch.device("cpu")),
+                           logits_to_keep=1, kvfleet_packed=step)
+    step.commit()
+    return out.logits[0, -1]
+
+
+def test_a_forward_failing_midway_changes_no_row(engine):
+    """Layers 0-2 write their new columns, layer 3 raises: the row's length is unchanged, and the
+    same tokens fed again give the one-request path's logits (the stale columns are overwritten)."""
     ckv = engine.prefill(document(2), NO_PRESS)
+    ids = engine.question_ids(ckv, "Where was Alice born?")
+    cache, masks = engine._working_cache(ckv)
+    positions = torch.arange(ckv.meta.next_position, ckv.meta.next_position + len(ids)).unsqueeze(0)
+    expected = engine._forward(torch.tensor([ids]), positions, cache, masks, None)
     pairs, pads = ckv.padded_layers()
-    kv = RowKV.from_layers([k for k, _ in pairs], [v for _, v in pairs], pads, spare=4)
+    kv = RowKV.from_layers([k for k, _ in pairs], [v for _, v in pairs], pads, spare=len(ids))
     packed.install()
-    step = packed.PackedStep([kv], [1])
-    with pytest.raises(IndexError), torch.inference_mode():
-        engine.model(input_ids=torch.tensor([[engine.vocab_size + 3]]), past_key_values=step,
-                     position_ids=torch.tensor([[ckv.meta.next_position]]), cache_position=torch.arange(1),
-                     attention_mask=packed.packed_mask(torch.device("cpu")), kvfleet_packed=step)
+    failing = packed.PackedStep([kv], [len(ids)])
+    attend = failing.attend
+
+    def attend_until_layer_3(func, module, query, dropout, kwargs):
+        if module.layer_idx == 3:
+            raise RuntimeError("injected failure in layer 3")
+        return attend(func, module, query, dropout, kwargs)
+
+    failing.attend = attend_until_layer_3
+    with pytest.raises(RuntimeError, match="layer 3"):
+        packed_logits(engine, kv, ids, ckv.meta.next_position, failing)
     assert kv.length == max(lay.max_head_length() for lay in ckv.layers)
+    torch.testing.assert_close(packed_logits(engine, kv, ids, ckv.meta.next_position), expected, rtol=0, atol=2e-4)
+
+
+def test_our_wrapper_sits_outside_kvpress_patch():
+    """kvpress's attention patch (fake keys at ``module.masked_key_indices``) must run inside the
+    packed wrapper, per row: a plain call through the registry still writes kvpress's fake keys."""
+    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+
+    packed.install()
+    sdpa = ALL_ATTENTION_FUNCTIONS["sdpa"]
+    assert sdpa.kvfleet_inner.__module__ == "kvpress.attention_patch"
+    module = type("Attention", (), {"layer_idx": 0, "num_key_value_groups": 3, "is_causal": True})()
+    module.masked_key_indices = (torch.tensor([0]), torch.tensor([1]), torch.tensor([2]))
+    key = torch.randn(1, 2, 5, 4)
+    before = key.clone()
+    sdpa(module, torch.randn(1, 6, 1, 4), key, torch.randn(1, 2, 5, 4), None)
+    changed = (key != before).any(dim=-1)
+    assert changed[0, 1, 2] and int(changed.sum()) == 1
+
+
+def test_old_padded_layout_keys_are_read_or_dropped_with_a_warning(caplog):
+    from deployments.engine.decode import BatchConfig
+
+    config = BatchConfig.model_validate({"max_padded_tokens": 5000, "row_padding": "masked_keys"})
+    assert config.max_kv_tokens == 5000
+    assert "deprecated" in caplog.text
+    with pytest.raises(ValueError, match="only max_kv_tokens"):
+        BatchConfig.model_validate({"max_padded_tokens": 5000, "max_kv_tokens": 10})
+    with pytest.raises(ValueError):
+        BatchConfig.model_validate({"max_kv_token": 10})  # a typo is still refused
 
 
 def test_models_the_packed_path_cannot_serve_are_named():
@@ -148,8 +201,9 @@ def test_models_the_packed_path_cannot_serve_are_named():
     llama = LlamaConfig()
     llama._attn_implementation = "sdpa"
     assert packed.unsupported_reason(llama) is None
-    llama._attn_implementation = "eager"
-    assert "registry" in packed.unsupported_reason(llama)
+    for other in ("eager", "flash_attention_2", "flex_attention", "paged|sdpa"):
+        llama._attn_implementation = other
+        assert "sdpa only" in packed.unsupported_reason(llama)
     mistral = MistralConfig(sliding_window=4096)
     mistral._attn_implementation = "sdpa"
     assert "sliding-window" in packed.unsupported_reason(mistral)
