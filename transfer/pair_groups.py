@@ -43,6 +43,7 @@ class PairGroup:
     rank: int
     address: tuple[str, int] | None = None  # the host's store (rank 0 side)
     group: Any = None
+    store: Any = None  # this formation's own store connection (see _rendezvous_store)
     formed: threading.Event = field(default_factory=threading.Event)
     error: BaseException | None = None
 
@@ -83,6 +84,15 @@ def _client_store(address: tuple[str, int], timeout_s: float) -> Any:
             client = dist.TCPStore(address[0], address[1], is_master=False, timeout=_timedelta(timeout_s))
             _STORES[address] = client
         return client
+
+
+def _rendezvous_store(address: tuple[str, int], timeout_s: float) -> Any:
+    """A store connection of one pair formation's own. A TCPStore object runs one operation at a
+    time (a blocking ``get`` holds its lock until the key appears), so formations sharing one
+    would wait on each other: two pairs forming at once in one process (each direction between
+    two endpoints) then deadlock until the timeout, each side's ``get`` blocking the ``set`` the
+    other formation needs. The connection lives with the pair (gloo keeps the store)."""
+    return dist.TCPStore(address[0], address[1], is_master=False, timeout=_timedelta(timeout_s))
 
 
 def _dead_key(pair_id: str) -> str:
@@ -143,8 +153,9 @@ def _mark_dead(pair_id: str, address: tuple[str, int], timeout_s: float) -> None
 def build(pair: PairGroup, address: tuple[str, int] | None, host_ip: str, timeout_s: float) -> None:
     """Construct the process group of ``pair`` (rank 1 hosts: ``address`` None). Sets ``formed``."""
     try:
-        store = _server_store(host_ip, timeout_s)[0] if address is None else _client_store(tuple(address), timeout_s)
-        prefixed = dist.PrefixStore(f"kvfleet/{pair.pair_id}", store)
+        rendezvous = _server_store(host_ip, timeout_s)[1] if address is None else tuple(address)
+        pair.store = _rendezvous_store(rendezvous, timeout_s)
+        prefixed = dist.PrefixStore(f"kvfleet/{pair.pair_id}", pair.store)
         if pair.transport == "nccl":
             options = dist.ProcessGroupNCCL.Options()
             options._timeout = _timedelta(timeout_s)
