@@ -1,6 +1,6 @@
 """Prometheus view of each replica's batched decode, from the DecodeActor's ``stats()["batch"]``
 (a snapshot refreshed on each scrape, like the pool gauges): batch size per step (histogram),
-queue length, running rows, steps/s and tokens/s (last 10 s), step, token, join and extend-forward
+queue length, running rows, KV columns they hold, steps/s and tokens/s (last 10 s), step, token, join and extend-forward
 totals."""
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ class BatchMetricsCollector:
                                          labels=["replica"]),
             "running": GaugeMetricFamily("kvfleet_decode_batch_running", "generations in the running batch",
                                          labels=["replica"]),
+            "kv_tokens": GaugeMetricFamily("kvfleet_decode_kv_tokens", "KV columns (token positions) the running "
+                                           "rows' caches hold, summed over rows", labels=["replica"]),
             "steps_per_s": GaugeMetricFamily("kvfleet_decode_steps_per_second", "batched decode steps per second "
                                              "(last 10 s)", labels=["replica"]),
             "tokens_per_s": GaugeMetricFamily("kvfleet_decode_batch_tokens_per_second", "tokens decoded per second "

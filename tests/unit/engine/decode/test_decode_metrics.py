@@ -21,7 +21,8 @@ def test_replica_batch_stats_become_prometheus_families():
     stats = LoopStats()
     stats.record(5, joins=5, tokens=5, seconds=0.1, queue_length=1, extends=2)
     metrics = IngressMetrics()
-    metrics.update_replica("replica-0", {"batch": {**stats.snapshot(), "enabled": True, "running": 5, "waiting": 1}})
+    metrics.update_replica("replica-0", {"batch": {**stats.snapshot(), "enabled": True, "running": 5, "waiting": 1,
+                                                       "kv_tokens": 3100}})
     metrics.update_replica("replica-1", {"batch": {"enabled": False}})
     text = metrics.render().decode()
     assert 'kvfleet_decode_batch_size_bucket{le="4",replica="replica-0"} 0.0' in text
@@ -29,6 +30,7 @@ def test_replica_batch_stats_become_prometheus_families():
     assert 'kvfleet_decode_batch_size_sum{replica="replica-0"} 5.0' in text
     assert 'kvfleet_decode_queue_length{replica="replica-0"} 1.0' in text
     assert 'kvfleet_decode_batch_running{replica="replica-0"} 5.0' in text
+    assert 'kvfleet_decode_kv_tokens{replica="replica-0"} 3100.0' in text
     assert 'kvfleet_decode_steps_total{replica="replica-0"} 1.0' in text
     assert 'kvfleet_decode_joins_total{replica="replica-0"} 5.0' in text
     assert 'kvfleet_decode_extend_forwards_total{replica="replica-0"} 2.0' in text
