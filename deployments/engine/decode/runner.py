@@ -10,9 +10,9 @@ sampled by its own ``TokenSampler`` on its own float32 logits and detokenized by
 ``StreamingDetokenizer``.
 
 What a join or leave costs: a joiner's stored cache is copied once into its own buffers (with room
-for its question and up to ``SPARE_TOKENS`` generated tokens; beyond that the row doubles its own
-buffers), as the one-request path copies it too; a leave drops the
-row's buffers. No other row is touched either way, and a decode step copies nothing.
+for its question and up to ``SPARE_TOKENS`` generated tokens; beyond that the row grows its own
+buffers), as the one-request path copies it too; a leave drops the row's buffers. No other row
+is touched either way, and a decode step copies nothing.
 
 Errors: a joiner whose cache cannot be prepared, or a row whose sampling fails, gets
 ``RowOutput(error=...)`` alone. If the packed forward raises, every row is retried alone (a
@@ -82,10 +82,6 @@ class BatchRunner:
 
     def __len__(self) -> int:
         return len(self.rows)
-
-    def kv_tokens(self) -> int:
-        """Columns the running rows' caches hold (what attention reads per step)."""
-        return sum(kv.length for kv in self.rows.values())
 
     def run(self, step: Step, work: dict[str, RowWork]) -> dict[str, RowResult]:
         for request_id in step.leaves:
