@@ -256,35 +256,9 @@ def test_abort_ends_the_ticket_aborted_and_nothing_lands(case, request):
     assert target.take(key) is None
 
 
-def test_concurrent_transfers_in_both_directions(case, request):
-    """Two transfers each way at once."""
-    _, backend, source, target = case
-    caches = {f"{_key(request)}-{i}": synthetic_session(96 + 32 * i, seed=10 + i) for i in range(4)}
-    keys = list(caches)
-    for key in keys[:2]:
-        source.offer(key, caches[key])
-    for key in keys[2:]:
-        target.offer(key, caches[key])
-
-    tickets = [start_transfer(backend, source.endpoint, target.endpoint, key, timeout_s=60) for key in keys[:2]]
-    tickets += [start_transfer(backend, target.endpoint, source.endpoint, key, timeout_s=60) for key in keys[2:]]
-    states = [ticket.wait(90).state for ticket in tickets]
-
-    assert states == [TransferState.DONE] * 4
-    for key in keys[:2]:
-        assert same_cache(target.take(key), caches[key])
-    for key in keys[2:]:
-        assert same_cache(source.take(key), caches[key])
-
-
-def test_pairs_form_in_both_directions_at_once(case, fresh_pair, request):
-    """Fresh endpoints start two transfers each way at the same moment: for ``collective``, both
-    gloo pairs form concurrently (in one process for ``inproc``) while transfers wait on each
-    formation. Regression: the formations shared one TCPStore connection and stalled each other
-    until the op timeout (in-process: 2 of 4 runs failed before the fix, 0 of 8 after)."""
-    _, backend, _, _ = case
-    a, b = fresh_pair
-    caches = {f"{_key(request)}-{i}": synthetic_session(64 + 32 * i, seed=40 + i) for i in range(4)}
+def _two_each_way(backend, a: Side, b: Side, prefix: str, size: int, seed: int) -> None:
+    """Start two transfers a -> b and two b -> a at once; all four arrive intact."""
+    caches = {f"{prefix}-{i}": synthetic_session(size + 32 * i, seed=seed + i) for i in range(4)}
     keys = list(caches)
     for key in keys[:2]:
         a.offer(key, caches[key])
@@ -297,6 +271,22 @@ def test_pairs_form_in_both_directions_at_once(case, fresh_pair, request):
         assert same_cache(b.take(key), caches[key])
     for key in keys[2:]:
         assert same_cache(a.take(key), caches[key])
+
+
+def test_concurrent_transfers_in_both_directions(case, request):
+    """Two transfers each way at once."""
+    _, backend, source, target = case
+    _two_each_way(backend, source, target, _key(request), size=96, seed=10)
+
+
+def test_pairs_form_in_both_directions_at_once(case, fresh_pair, request):
+    """Fresh endpoints start two transfers each way at the same moment: for ``collective``, both
+    gloo pairs form concurrently (in one process for ``inproc``) while transfers wait on each
+    formation. Regression: the formations shared one TCPStore connection and stalled each other
+    until the op timeout (in-process: 2 of 4 runs failed before the fix, 0 of 8 after)."""
+    _, backend, _, _ = case
+    a, b = fresh_pair
+    _two_each_way(backend, a, b, _key(request), size=64, seed=40)
 
 
 # ---- size --------------------------------------------------------------------------------------
