@@ -1,7 +1,7 @@
 """Prometheus view of each replica's batched decode, from the DecodeActor's ``stats()["batch"]``
 (a snapshot refreshed on each scrape, like the pool gauges): batch size per step (histogram),
-queue length, running rows, KV columns they hold, steps/s and tokens/s (last 10 s), step, token, join and extend-forward
-totals."""
+queue length, running rows, KV columns they hold, steps/s and tokens/s (last 10 s), step, token,
+join and extend-forward totals."""
 
 from __future__ import annotations
 

@@ -43,7 +43,7 @@ class PairGroup:
     rank: int
     address: tuple[str, int] | None = None  # the host's store (rank 0 side)
     group: Any = None
-    store: Any = None  # this formation's own store connection (see _rendezvous_store)
+    store: Any = None  # this formation's own store connection (see _connect)
     formed: threading.Event = field(default_factory=threading.Event)
     error: BaseException | None = None
 
@@ -81,17 +81,18 @@ def _client_store(address: tuple[str, int], timeout_s: float) -> Any:
     with _LOCK:
         client = _STORES.get(address)
         if client is None:
-            client = dist.TCPStore(address[0], address[1], is_master=False, timeout=_timedelta(timeout_s))
-            _STORES[address] = client
+            client = _STORES[address] = _connect(address, timeout_s)
         return client
 
 
-def _rendezvous_store(address: tuple[str, int], timeout_s: float) -> Any:
-    """A store connection of one pair formation's own. A TCPStore object runs one operation at a
-    time (a blocking ``get`` holds its lock until the key appears), so formations sharing one
-    would wait on each other: two pairs forming at once in one process (each direction between
-    two endpoints) then deadlock until the timeout, each side's ``get`` blocking the ``set`` the
-    other formation needs. The connection lives with the pair (gloo keeps the store)."""
+def _connect(address: tuple[str, int], timeout_s: float) -> Any:
+    """A new client connection to the store at ``address``.
+
+    Each pair formation rendezvouses through a connection of its own (``build``): a TCPStore
+    object runs one operation at a time (a blocking ``get`` holds its lock until the key appears),
+    so formations sharing one would wait on each other - two pairs forming at once in one process
+    (each direction between two endpoints) then deadlock until the timeout, each side's ``get``
+    blocking the ``set`` the other formation needs."""
     return dist.TCPStore(address[0], address[1], is_master=False, timeout=_timedelta(timeout_s))
 
 
@@ -154,7 +155,7 @@ def build(pair: PairGroup, address: tuple[str, int] | None, host_ip: str, timeou
     """Construct the process group of ``pair`` (rank 1 hosts: ``address`` None). Sets ``formed``."""
     try:
         rendezvous = _server_store(host_ip, timeout_s)[1] if address is None else tuple(address)
-        pair.store = _rendezvous_store(rendezvous, timeout_s)
+        pair.store = _connect(rendezvous, timeout_s)  # lives with the pair (gloo keeps the store)
         prefixed = dist.PrefixStore(f"kvfleet/{pair.pair_id}", pair.store)
         if pair.transport == "nccl":
             options = dist.ProcessGroupNCCL.Options()

@@ -55,6 +55,20 @@ class GenerationStep:
     completion_tokens: int = 0
 
 
+def masked_key_indices(pads: list[torch.Tensor | None]) -> list[tuple | None]:
+    """Per-layer kvpress ``module.masked_key_indices`` ``(batch_idx, head_idx, seq_idx)`` (batch 0,
+    as kvpress's AdaKV-style presses set them) from ``[H, T]`` bool pad masks (True: a head's
+    padding); None for a layer that pads nothing (kvpress then builds no fake keys for it)."""
+    masked: list[tuple | None] = []
+    for pad in pads:
+        if pad is None or not bool(pad.any()):
+            masked.append(None)
+            continue
+        heads, seq = torch.nonzero(pad, as_tuple=True)
+        masked.append((torch.zeros_like(heads), heads, seq))
+    return masked
+
+
 class KVEngine:
     def __init__(self, loaded: LoadedModel, model_name: str):
         self.model = loaded.model
@@ -229,21 +243,22 @@ class KVEngine:
             masks.append(mask)
         return masks
 
-    def _working_cache(self, ckv: CompressedKV) -> tuple[DynamicCache, list[tuple | None]]:
-        """A private DynamicCache (copy) of ``ckv`` on the model device + per-layer masked indices."""
+    def decode_layers(self, ckv: CompressedKV) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], list[tuple | None]]:
+        """``ckv`` as decoding reads it, on the model's device: per-layer ``[1, H, T, D]`` keys and
+        values (per-head layouts padded to one T; views of ``ckv`` where nothing is padded, never
+        to be written) and kvpress masked key indices per layer (see ``masked_key_indices``).
+        Raises CacheLayoutError if the cache is still coded (decode it with kvpool.codecs)."""
         if ckv.device != self.device:
             ckv = ckv.to(self.device)
         pairs, pads = ckv.padded_layers()
+        return pairs, masked_key_indices(pads)
+
+    def _working_cache(self, ckv: CompressedKV) -> tuple[DynamicCache, list[tuple | None]]:
+        """A private DynamicCache (copy) of ``ckv`` on the model device + per-layer masked indices."""
+        pairs, masks = self.decode_layers(ckv)
         cache = DynamicCache()
         for i, (keys, values) in enumerate(pairs):
             cache.update(keys, values, i)  # DynamicLayer concatenates onto an empty tensor: a copy
-        masks = []
-        for pad in pads:
-            if pad is None:
-                masks.append(None)
-            else:
-                heads, seq = torch.nonzero(pad, as_tuple=True)
-                masks.append((torch.zeros_like(heads), heads, seq))
         return cache, masks
 
     def _forward(self, ids: torch.Tensor, positions: torch.Tensor, cache: DynamicCache,

@@ -26,6 +26,7 @@ which models cannot use the packed path (their generations decode one request pe
 
 from __future__ import annotations
 
+import itertools
 import threading
 from typing import Any, Callable
 
@@ -48,7 +49,7 @@ class PackedStep(Cache):
         if len(rows) != len(counts) or not rows or min(counts) < 1:
             raise ValueError("a packed step needs at least one row and one token per row")
         self.rows, self.counts = rows, counts
-        bounds = torch.tensor([0, *counts]).cumsum(0).tolist()
+        bounds = list(itertools.accumulate(counts, initial=0))
         self.spans = list(zip(bounds[:-1], bounds[1:]))
         self._masks: dict[tuple[int, int], torch.Tensor] = {}
         self._written: set[int] = set()

@@ -29,11 +29,12 @@ class RowKV:
         self.context, self.spare = length, max(spare, 1)  # columns at join; the growth step
 
     @classmethod
-    def from_layers(cls, keys: list[torch.Tensor], values: list[torch.Tensor],
-                    head_pads: list[torch.Tensor | None], spare: int) -> "RowKV":
-        """A row from its stored cache: per-layer ``[1, H, n, D]`` keys/values (``n`` equal across
-        layers) and ``[H, n]`` bool head padding (None: none in that layer); ``spare``: columns of
-        room for the tokens it will feed. Raises ValueError on layers of different lengths."""
+    def from_layers(cls, keys: list[torch.Tensor], values: list[torch.Tensor], masked: list[tuple | None],
+                    spare: int) -> "RowKV":
+        """A row from its stored cache as ``KVEngine.decode_layers`` gives it: per-layer
+        ``[1, H, n, D]`` keys/values (``n`` equal across layers) and kvpress masked key indices
+        (None: no head padding in that layer); ``spare``: columns of room for the tokens it will
+        feed. Raises ValueError on layers of different lengths."""
         lengths = {k.shape[2] for k in keys} | {v.shape[2] for v in values}
         if len(lengths) != 1:
             raise ValueError(f"a row's layers must have one length, got {sorted(lengths)}")
@@ -47,14 +48,7 @@ class RowKV:
             buf_v[:, :, :n] = v
             bufs_k.append(buf_k)
             bufs_v.append(buf_v)
-        masked = []
-        for pad in head_pads:
-            if pad is None or not bool(pad.any()):
-                masked.append(None)
-                continue
-            heads, seq = torch.nonzero(pad, as_tuple=True)
-            masked.append((torch.zeros_like(heads), heads, seq))  # kvpress's (batch, head, seq) form
-        return cls(bufs_k, bufs_v, masked, n, spare)
+        return cls(bufs_k, bufs_v, list(masked), n, spare)
 
     @property
     def capacity(self) -> int:

@@ -144,8 +144,8 @@ class BatchRunner:
         ids = torch.tensor([list(itertools.chain.from_iterable(tokens))], device=device)
         positions = torch.tensor([[p for (w, _, t) in feeds for p in range(w.next_position, w.next_position + len(t))]],
                                  device=device)
-        ends = torch.tensor(counts, device=device).cumsum(0) - 1
         step = packed.PackedStep([kv for _, kv, _ in feeds], counts)
+        ends = torch.tensor([stop - 1 for _, stop in step.spans], device=device)
         with self.engine._lock, torch.inference_mode():
             out = self.engine.model(input_ids=ids, past_key_values=step, position_ids=positions,
                                     cache_position=torch.arange(step.tokens, device=device),
@@ -161,9 +161,8 @@ class BatchRunner:
         layouts padded as the one-request path pads them) and room for what it will feed."""
         if not w.input_ids:
             raise ValueError("a generation must feed at least one token after its cache")
-        ckv = w.ckv if w.ckv.device == self.engine.device else w.ckv.to(self.engine.device)
-        pairs, pads = ckv.padded_layers()
-        return RowKV.from_layers([k for k, _ in pairs], [v for _, v in pairs], pads,
+        pairs, masked = self.engine.decode_layers(w.ckv)
+        return RowKV.from_layers([k for k, _ in pairs], [v for _, v in pairs], masked,
                                  spare=len(w.input_ids) + min(w.max_tokens, SPARE_TOKENS))
 
     # ---- per-row sampling ----------------------------------------------------------------------

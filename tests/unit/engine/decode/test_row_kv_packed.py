@@ -7,14 +7,21 @@ import torch
 
 from deployments.engine.decode import packed
 from deployments.engine.decode.row_kv import RowKV
+from deployments.engine.engine import masked_key_indices
 from kvpool.press_spec import NO_PRESS, PressSpec
 from tests.conftest import document
 
 
-def row(n: int, layers: int = 2, heads: int = 3, dim: int = 4, spare: int = 2, pad: torch.Tensor | None = None) -> RowKV:
+def row(n: int, layers: int = 2, heads: int = 3, dim: int = 4, spare: int = 2) -> RowKV:
     keys = [torch.randn(1, heads, n, dim) for _ in range(layers)]
     values = [torch.randn(1, heads, n, dim) for _ in range(layers)]
-    return RowKV.from_layers(keys, values, [pad] * layers, spare=spare)
+    return RowKV.from_layers(keys, values, [None] * layers, spare=spare)
+
+
+def row_of(engine, ckv, spare: int) -> RowKV:
+    """A row from a stored cache, as the batch runner lays it out."""
+    pairs, masked = engine.decode_layers(ckv)
+    return RowKV.from_layers([k for k, _ in pairs], [v for _, v in pairs], masked, spare=spare)
 
 
 def test_from_layers_copies_the_cache_with_room_to_spare():
@@ -30,10 +37,9 @@ def test_from_layers_copies_the_cache_with_room_to_spare():
 def test_head_padding_becomes_kvpress_masked_key_indices():
     pad = torch.zeros(3, 5, dtype=torch.bool)
     pad[1, 3:] = True
-    kv = row(5, pad=pad)
-    batch, heads, seq = kv.masked[0]
+    batch, heads, seq = masked_key_indices([pad, pad])[0]
     assert batch.tolist() == [0, 0] and heads.tolist() == [1, 1] and seq.tolist() == [3, 4]
-    assert row(5, pad=torch.zeros(3, 5, dtype=torch.bool)).masked == [None, None]
+    assert masked_key_indices([torch.zeros(3, 5, dtype=torch.bool), None]) == [None, None]
 
 
 def test_write_view_commit_and_growth_keep_the_row_intact():
@@ -111,8 +117,7 @@ def test_packed_forward_gives_the_one_request_paths_logits(engine):
     packed.install()
     rows = []
     for ckv, ids in zip(caches, feeds):
-        pairs, pads = ckv.padded_layers()
-        rows.append(RowKV.from_layers([k for k, _ in pairs], [v for _, v in pairs], pads, spare=len(ids)))
+        rows.append(row_of(engine, ckv, spare=len(ids)))
     step = packed.PackedStep(rows, [len(t) for t in feeds])
     ids = torch.tensor([[t for f in feeds for t in f]])
     positions = torch.tensor([[p for ckv, f in zip(caches, feeds)
@@ -148,8 +153,7 @@ def test_a_forward_failing_midway_changes_no_row(engine):
     cache, masks = engine._working_cache(ckv)
     positions = torch.arange(ckv.meta.next_position, ckv.meta.next_position + len(ids)).unsqueeze(0)
     expected = engine._forward(torch.tensor([ids]), positions, cache, masks, None)
-    pairs, pads = ckv.padded_layers()
-    kv = RowKV.from_layers([k for k, _ in pairs], [v for _, v in pairs], pads, spare=len(ids))
+    kv = row_of(engine, ckv, spare=len(ids))
     packed.install()
     failing = packed.PackedStep([kv], [len(ids)])
     attend = failing.attend
@@ -213,8 +217,7 @@ def test_a_layer_attended_outside_the_packed_path_fails_the_step(engine):
     """An attention function that bypasses the registry (eager) would attend over the packed
     tokens alone: the step raises instead of returning such logits, and no row changes."""
     ckv = engine.prefill(document(2), NO_PRESS)
-    pairs, pads = ckv.padded_layers()
-    kv = RowKV.from_layers([k for k, _ in pairs], [v for _, v in pairs], pads, spare=4)
+    kv = row_of(engine, ckv, spare=4)
     packed.install()
     step = packed.PackedStep([kv], [1])
     current = engine.model.config._attn_implementation
