@@ -71,7 +71,7 @@ def _attacker(url: str, model: str, stop: threading.Event, out: dict[str, list])
 
 
 def context_check_vs_full_tokenization() -> dict:
-    from deployments.context_limit import ContextLimit
+    from deployments.ingress.guards.context_limit import ContextLimit
     from deployments.engine.engine import ContextTooLongError
     from deployments.engine.model_loader import ModelConfig
 

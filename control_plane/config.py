@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+PlacementPolicyName = Literal["least_bytes", "power_of_two", "affinity"]
+VictimOrderName = Literal["lru", "largest"]
+"""The names control_plane.placement.registry and control_plane.migration.victims register (a unit
+test keeps them equal), so this config never imports the policies it names."""
 
 
 class ControlPlaneConfig(BaseModel):
@@ -38,13 +43,13 @@ class ControlPlaneConfig(BaseModel):
     store_path: Path = Path("kvfleet-control.sqlite3")
     sqlite_synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
     sqlite_busy_timeout_s: float = Field(default=5.0, gt=0)
-    placement_policy: str = "power_of_two"
-    affinity_fallback: str = "power_of_two"
+    placement_policy: PlacementPolicyName = "power_of_two"
+    affinity_fallback: PlacementPolicyName = "power_of_two"
     affinity_max_pressure: float = Field(default=0.9, gt=0)
     placement_seed: int | None = None
     pressure_threshold: float = Field(default=0.9, gt=0)
     pressure_target: float = Field(default=0.75, gt=0)
-    victim_order: str = "lru"
+    victim_order: VictimOrderName = "lru"
     migration_retries: int = Field(default=2, ge=0)
     max_migrations_per_tick: int = Field(default=64, ge=1)
     heartbeat_timeout_s: float = Field(default=15.0, gt=0)
@@ -52,19 +57,17 @@ class ControlPlaneConfig(BaseModel):
     disk_copies_survive_replica_death: bool = True
     transient_timeout_s: float = Field(default=1200.0, gt=0)
 
-    @model_validator(mode="after")
-    def _names_and_marks(self) -> "ControlPlaneConfig":
-        # Imported here: the registries import policy modules that read this config.
-        from control_plane.migration.victims import VICTIM_ORDERS
-        from control_plane.placement.registry import PLACEMENT_POLICIES
+    @field_validator("placement_policy", "affinity_fallback", "victim_order", mode="before")
+    @classmethod
+    def _registered(cls, value: object, info: ValidationInfo) -> object:
+        field = info.field_name
+        valid = get_args(VictimOrderName if field == "victim_order" else PlacementPolicyName)
+        if value not in valid:
+            raise ValueError(f"{field}={value!r} is not registered; choose one of: {', '.join(sorted(valid))}")
+        return value
 
-        for field, value, valid in (
-            ("placement_policy", self.placement_policy, PLACEMENT_POLICIES),
-            ("affinity_fallback", self.affinity_fallback, PLACEMENT_POLICIES),
-            ("victim_order", self.victim_order, VICTIM_ORDERS),
-        ):
-            if value not in valid:
-                raise ValueError(f"{field}={value!r} is not registered; choose one of: {', '.join(sorted(valid))}")
+    @model_validator(mode="after")
+    def _marks(self) -> "ControlPlaneConfig":
         if self.affinity_fallback == "affinity":
             raise ValueError("affinity_fallback cannot be 'affinity' itself; choose least_bytes or power_of_two")
         if self.pressure_target > self.pressure_threshold:

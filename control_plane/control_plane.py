@@ -1,4 +1,4 @@
-"""ControlPlane: the one object the Serve shell (deployments/control.py) holds.
+"""ControlPlane: the one object the Serve shell (deployments/control/shell.py) holds.
 
 No Ray here. The shell feeds facts in (``heartbeat``, ``apply_pool_event``, ``mark_dead``, step
 results) and carries decisions out (placements, migration plans and job steps, entries to free).

@@ -1,4 +1,6 @@
-"""deployments: the Ray Serve layer (ingress, control plane shell, replicas) and the model engine.
+"""deployments: the Ray Serve layer, one folder per process or role (docs/architecture.md).
 
-The only package that imports ray.serve. ``deployments.engine`` holds the model runtime (no Ray).
+``ingress/`` (HTTP, one folder per API), ``serving/`` (the Replica deployment and its actors),
+``control/`` (the control shell), ``common/`` (used by more than one role), ``engine/`` (the model
+runtime, no Ray), ``litellm_router/`` (LiteLLM hooks). The only package that imports ray.serve.
 """

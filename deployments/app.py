@@ -12,9 +12,9 @@ from typing import Any
 from ray import serve
 
 from deployments.config import AppConfig
-from deployments.control import ControlShell
-from deployments.ingress import Ingress
-from deployments.replica import Replica
+from deployments.control.shell import ControlShell
+from deployments.ingress.deployment import Ingress
+from deployments.serving.replica import Replica
 
 
 def build_app(args: dict[str, Any] | None = None) -> serve.Application:

@@ -8,23 +8,20 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from control_plane.config import ControlPlaneConfig
 from control_plane.routing.config import PlainRoutingConfig
+from deployments.common.schema_base import ClosedModel
 from deployments.engine.model_loader import ModelConfig
-from deployments.security_config import SecurityConfig
+from deployments.ingress.auth.config import SecurityConfig
 from deployments.engine.decode.config import BatchConfig
 from deployments.engine.presses.policy import PressPolicyConfig
 from kvpool.config import KVPoolConfig
 from kvpool.press_spec import PressSpec
 
 
-class _Closed(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ReplicaConfig(_Closed):
+class ReplicaConfig(ClosedModel):
     """One serving replica (a Serve deployment owning a PrefillActor and a DecodeActor)."""
 
     count: int = Field(default=2, ge=1, description="number of replicas (each its own Serve deployment)")
@@ -38,7 +35,7 @@ class ReplicaConfig(_Closed):
         default_factory=list, description="custom Ray resources per replica index, to pin replicas to nodes")
 
 
-class PlainRequestConfig(_Closed):
+class PlainRequestConfig(ClosedModel):
     """Requests without a session: reuse stored compressed prefixes, compress long prompts."""
 
     prefix_cache: bool = True
@@ -49,10 +46,10 @@ class PlainRequestConfig(_Closed):
     max_prefix_entries: int = Field(default=64, ge=0, description="stored plain-request prefixes per replica")
     routing: PlainRoutingConfig = PlainRoutingConfig()
     share_prefixes_across_owners: bool = Field(default=False, description="false: a prefix is reused only by "
-                                               "its owner (API key identity); see deployments/prefix_scope.py")
+                                               "its owner (API key identity); see deployments/common/prefix_scope.py")
 
 
-class TransferConfig(_Closed):
+class TransferConfig(ClosedModel):
     """How migrations move caches between replicas' decode actors (see transfer/README.md).
 
     ``faults`` is chaos testing: the i-th migration ticket gets the i-th fault (``corrupt``,
@@ -74,9 +71,9 @@ class TransferConfig(_Closed):
         return name
 
 
-class LimitsConfig(_Closed):
-    """Bounds on the work one request may cause (deployments/limits.py enforces the request ones,
-    deployments/body_limit.py the body size; README "Limits")."""
+class LimitsConfig(ClosedModel):
+    """Bounds on the work one request may cause (deployments/ingress/guards/limits.py enforces the request ones,
+    deployments/ingress/guards/body_limit.py the body size; README "Limits")."""
 
     max_context_tokens: int = Field(default=8000, ge=1)
     max_tokens_default: int = Field(default=256, ge=1)
@@ -95,7 +92,7 @@ class LimitsConfig(_Closed):
     max_lookup_token_ids: int = Field(default=32768, ge=1, description="token_ids in POST /admin/lookup")
 
 
-class AppConfig(_Closed):
+class AppConfig(ClosedModel):
     """The whole application: model, default press, replicas, control plane, limits, security."""
 
     name: str = "kvfleet"

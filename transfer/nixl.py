@@ -20,24 +20,14 @@ import time
 from typing import Any
 
 import torch
-from pydantic import Field
 
-from transfer.base import BackendConfig, LentBuffer, ReceiveJob, Receiver, Route, Sender, SendJob, TransferBackend
-from transfer.buffer_pool import MIB, PooledBuffer
+from transfer.base import LentBuffer, ReceiveJob, Receiver, Route, Sender, SendJob, TransferBackend
+from transfer.buffer_pool import PooledBuffer
 from transfer.errors import TransferAborted, TransferError, TransferUnavailableError
+from transfer.nixl_config import NixlConfig
 from transfer.nixl_runtime import NOTIF_PREFIX, NixlRuntime, memory_kind, runtime
 from transfer.states import FailureReason, TransferId
 
-
-
-class NixlConfig(BackendConfig):
-    """``chunk_bytes``: size of one WRITE (copy/wire overlap, progress, abort granularity).
-    ``pool_max_bytes``: registered memory per device and process."""
-
-    ucx_backend: str = "UCX"
-    chunk_bytes: int = Field(default=16 * MIB, gt=0)
-    pool_max_bytes: int = Field(default=4 << 30, gt=0)
-    min_buffer_bytes: int = Field(default=MIB, gt=0)
 
 
 def _chunks(nbytes: int, chunk_bytes: int) -> list[tuple[int, int]]:

@@ -13,7 +13,7 @@ from transfer.buffer_pool import BufferPool
 from transfer.process import PROCESS_TOKEN
 
 if TYPE_CHECKING:
-    from transfer.nixl import NixlConfig
+    from transfer.nixl_config import NixlConfig
 
 NOTIF_PREFIX = b"kvfleet|"
 _RUNTIME: "NixlRuntime | None" = None

@@ -2,7 +2,7 @@
 
 ``prefix_affinity`` sends a prompt to the replica that holds its longest stored compressed prefix
 (falling back to the least-loaded replica when none does, or when the holder is overloaded);
-``round_robin`` is the baseline. The ingress (deployments/plain_routing.py) feeds the policy the
+``round_robin`` is the baseline. The ingress (deployments/ingress/plain_router.py) feeds the policy the
 prompt's block hashes and the replicas' in-flight requests, and carries the decision out.
 """
 

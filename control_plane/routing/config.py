@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+RoutingPolicyName = Literal["prefix_affinity", "round_robin"]
+"""The names control_plane.routing.registry registers (a unit test keeps the two equal), so this
+config never imports the policies it names."""
 
 
 class PlainRoutingConfig(BaseModel):
@@ -15,16 +21,15 @@ class PlainRoutingConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    policy: str = "prefix_affinity"
+    policy: RoutingPolicyName = "prefix_affinity"
     block_chars: int = Field(default=256, ge=16)
     max_imbalance: int = Field(default=4, ge=0)
     max_blocks: int = Field(default=200_000, ge=1)
 
-    @field_validator("policy")
+    @field_validator("policy", mode="before")
     @classmethod
-    def _known(cls, name: str) -> str:
-        from control_plane.routing.registry import ROUTING_POLICIES
-
-        if name not in ROUTING_POLICIES:
-            raise ValueError(f"unknown routing policy {name!r}; choose one of: {', '.join(sorted(ROUTING_POLICIES))}")
+    def _known(cls, name: object) -> object:
+        names = get_args(RoutingPolicyName)
+        if name not in names:
+            raise ValueError(f"unknown routing policy {name!r}; choose one of: {', '.join(sorted(names))}")
         return name

@@ -1,6 +1,6 @@
 """Block hashes of a plain prompt's prefix, computed on its text (no tokenizer in the router).
 
-The prefix (deployments.plain_requests: the document of a one-message prompt, or every message but
+The prefix (deployments.common.plain_prompt: the document of a one-message prompt, or every message but
 the last) is serialised canonically and cut into ``block_chars``-character blocks, chained::
 
     hash_0 = H(scope, model, press)         (not returned: it only seeds the chain)

@@ -122,7 +122,7 @@ class Reference:
     def plain(self, messages: list[dict], max_tokens: int = 32) -> tuple[str, int, str]:
         """What a session-less request must answer: the server's own plain-prompt layout."""
         from deployments.config import PlainRequestConfig
-        from deployments.plain_requests import PlainPromptPlanner
+        from deployments.common.plain_prompt import PlainPromptPlanner
 
         plan = PlainPromptPlanner(PlainRequestConfig()).plan(messages)
         return self.answer(plan.prefix, plan.suffix, max_tokens, plan.press)
@@ -130,7 +130,7 @@ class Reference:
     def plain_prompt_tokens(self, messages: list[dict]) -> int:
         """The whole prompt of a session-less request, in tokens (context part + final turn)."""
         from deployments.config import PlainRequestConfig
-        from deployments.plain_requests import PlainPromptPlanner
+        from deployments.common.plain_prompt import PlainPromptPlanner
 
         plan = PlainPromptPlanner(PlainRequestConfig()).plan(messages)
         ckv = self.cache(plan.prefix, plan.press)

@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def prefill_actor():
-    from deployments.prefill_actor import PrefillActor
+    from deployments.serving.prefill_actor import PrefillActor
 
     with ray_cluster(num_cpus=2):
         actor = PrefillActor.remote({"model_id": MODEL}, 1)

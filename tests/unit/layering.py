@@ -1,9 +1,10 @@
 """The static import graph of the repository's packages, for layering tests.
 
-Every ``import``/``from ... import`` in a module counts, including those inside functions: an
-import circle held apart only by a function-level import is still a circle (it just fails later,
-at run time, in whichever order the modules happen to load). Imports under ``if TYPE_CHECKING:``
-never run and name types for annotations only; they are left out.
+Every ``import``/``from ... import`` in a module counts, including those inside functions (an
+import circle held apart only by a function-level import is still a circle: it just fails later,
+at run time, in whichever order the modules happen to load) and those under ``if TYPE_CHECKING:``
+(a type-checking import is a dependency all the same: the circle it closes only waits for the
+next tool that evaluates annotations).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def imports_of(module: str) -> set[str]:
     tree = ast.parse(path.read_text(), filename=str(path))
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     found: set[str] = set()
-    for node in _runtime_nodes(tree):
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             targets = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -60,25 +61,11 @@ def imports_of(module: str) -> set[str]:
     return found
 
 
-def _runtime_nodes(tree: ast.AST) -> list[ast.AST]:
-    """Every node of ``tree`` except those inside ``if TYPE_CHECKING:`` blocks."""
-    out: list[ast.AST] = []
-    todo = [tree]
-    while todo:
-        node = todo.pop()
-        out.append(node)
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            todo.extend(node.orelse)
-            continue
-        todo.extend(ast.iter_child_nodes(node))
-    return out
-
-
 def external_imports_of(module: str) -> set[str]:
     """Top-level names of every module ``module`` imports (``ray.serve`` -> ``ray``)."""
     tree = ast.parse(modules()[module].read_text())
     names: set[str] = set()
-    for node in _runtime_nodes(tree):
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names.update(alias.name.split(".")[0] for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and not node.level and node.module:

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from deployments.errors import error_body, to_api_error
-from deployments.openai_schema import ChatCompletionRequest
+from deployments.ingress.errors import error_body, to_api_error
+from deployments.ingress.chat.schema import ChatCompletionRequest
 from tests.regression.chat_validation_matrix import ROWS, Row
 
 

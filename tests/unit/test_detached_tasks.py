@@ -1,4 +1,4 @@
-"""deployments.detached: work started from a request outlives the request's cancellation and does
+"""deployments.common.detached: work started from a request outlives the request's cancellation and does
 not inherit its context (Serve's request context is how it cancels child requests)."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 
-from deployments.detached import DetachedTasks
+from deployments.common.detached import DetachedTasks
 
 REQUEST = contextvars.ContextVar("request", default=None)
 

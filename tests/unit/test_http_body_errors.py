@@ -1,4 +1,4 @@
-"""deployments.http_app's handler for unreadable bodies, on a bare FastAPI app (no Ray): a body not
+"""deployments.ingress.fastapi_app's handler for unreadable bodies, on a bare FastAPI app (no Ray): a body not
 sent as JSON is a 415 that says which header to send; a bad JSON body is a 400 naming the field."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from fastapi import Body, FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.testclient import TestClient
 
-from deployments.http_app import _validation_error
+from deployments.ingress.fastapi_app import _validation_error
 
 app = FastAPI()
 app.add_exception_handler(RequestValidationError, _validation_error)

@@ -19,8 +19,19 @@ def _package(module: str) -> str:
     return module.split(".")[0]
 
 
+ROLES = ("deployments.ingress", "deployments.serving", "deployments.control")
+"""The processes of a deployment (ARCHITECTURE.md): the HTTP ingress, the serving replica and its
+actors, the control shell. They talk through Serve handles, never through imports."""
+SHARED = ("deployments.common", "deployments.engine", "deployments.litellm_router")
+"""Folders below the roles: they import no role (litellm_router runs in the LiteLLM proxy process)."""
+
+
+def _in(module: str, folder: str) -> bool:
+    return module == folder or module.startswith(folder + ".")
+
+
 @pytest.mark.parametrize("prefix", ["kvpool", "transfer", "control_plane", "deployments", "deployments.engine",
-                                    "benchmarks"])
+                                    *ROLES, *SHARED, "benchmarks"])
 def test_no_import_circles(prefix):
     assert cycles(prefix) == []
 
@@ -64,3 +75,28 @@ def test_engine_runs_without_ray_and_imports_nothing_else_of_deployments():
                          and not (i == "deployments.engine" or i.startswith("deployments.engine.")))
                for m in engine}
     assert {m: i for m, i in outside.items() if i} == {}
+
+
+def role_crossings() -> dict[str, list[str]]:
+    """Module -> the modules of another role (or, for a shared folder, of any role) it imports."""
+    out: dict[str, list[str]] = {}
+    for module in modules():
+        own = next((r for r in (*ROLES, *SHARED) if _in(module, r)), None)
+        if own is None:
+            continue
+        bad = sorted(i for i in imports_of(module) if any(_in(i, r) for r in ROLES if r != own))
+        if bad:
+            out[module] = bad
+    return out
+
+
+def test_roles_never_import_one_another():
+    """ingress, serving and control import only config, common, engine and the lower packages;
+    common, engine and litellm_router import no role. Type-checking imports count."""
+    assert role_crossings() == {}
+
+
+def test_every_role_folder_has_modules():
+    """The rule above would pass vacuously if a role folder were renamed: each must exist and hold code."""
+    for folder in (*ROLES, *SHARED):
+        assert len([m for m in modules() if _in(m, folder)]) >= 3, folder

@@ -7,10 +7,10 @@ import os
 
 import pytest
 
-from deployments.api_keys import KeyRing, KeysConfigError, key_digest, main, parse_keys_document
-from deployments.auth import Authenticator
-from deployments.errors import APIError
-from deployments.security_config import SecurityConfig
+from deployments.ingress.auth.api_keys import KeyRing, KeysConfigError, key_digest, main, parse_keys_document
+from deployments.ingress.auth.authenticator import Authenticator
+from deployments.ingress.errors import APIError
+from deployments.ingress.auth.config import SecurityConfig
 
 
 def doc(*entries: tuple[str, str, bool]) -> str:

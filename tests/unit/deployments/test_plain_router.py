@@ -7,8 +7,8 @@ import pytest
 
 from deployments.config import PlainRequestConfig
 from deployments.engine.prompt import PromptError
-from deployments.plain_routing import PlainRouter
-from deployments.prefix_scope import prefix_scope
+from deployments.ingress.plain_router import PlainRouter
+from deployments.common.prefix_scope import prefix_scope
 
 DOC = "The supplier in Porto ships the housings. " * 30
 

@@ -3,7 +3,7 @@ tests/unit/kvpool/test_kvpool_prefix_scope.py)."""
 
 from __future__ import annotations
 
-from deployments.prefix_scope import prefix_scope
+from deployments.common.prefix_scope import prefix_scope
 
 
 def test_scope_separates_owners_and_salts():

@@ -14,8 +14,9 @@ import sys
 import threading
 
 from deployments.config import PlainRequestConfig
-from deployments.decode_actor import DecodeActor, MissingCache
-from deployments.prefix_cache import PrefixCache
+from deployments.common.replica_errors import MissingCache
+from deployments.serving.decode_actor import DecodeActor
+from deployments.serving.prefix_cache import PrefixCache
 from kvpool import KVPoolConfig
 from kvpool.packing import pack
 from kvpool.synthetic import synthetic_kv

@@ -1,12 +1,12 @@
-"""PATCH /v1/sessions/{id} bodies (deployments.session_routes.SessionUpdateRequest), no server."""
+"""PATCH /v1/sessions/{id} bodies (deployments.ingress.sessions.schema.SessionUpdateRequest), no server."""
 
 from __future__ import annotations
 
 import pytest
 from pydantic import ValidationError
 
-from deployments.errors import APIError
-from deployments.session_routes import SessionUpdateRequest
+from deployments.ingress.errors import APIError
+from deployments.ingress.sessions.schema import SessionUpdateRequest
 
 
 def changes(body: dict, last_used_s: float = 1000.0, now_s: float = 1100.0) -> dict:

@@ -8,7 +8,7 @@ from pydantic import ValidationError
 from deployments.config import AppConfig
 from deployments.engine.presses import resolve
 from deployments.engine.sampling import SamplingParams
-from deployments.press_outcome import press_outcome
+from deployments.ingress.sessions.press_outcome import press_outcome
 from kvpool import PressSpec
 from kvpool.errors import PressSpecError
 from tests.conftest import document

@@ -1,4 +1,4 @@
-"""The compressed-prefix index keeps scopes apart (the owner/cache_salt scope of deployments.prefix_scope)."""
+"""The compressed-prefix index keeps scopes apart (the owner/cache_salt scope of deployments.common.prefix_scope)."""
 
 from __future__ import annotations
 

@@ -5,9 +5,9 @@ import json
 import pytest
 
 from deployments.engine.sampling import SamplingParams
-from deployments.errors import APIError, error_body
-from deployments.generation_controls import guided_spec, request_controls
-from deployments.openai_schema import ChatCompletionRequest
+from deployments.ingress.errors import APIError, error_body
+from deployments.ingress.chat.controls import guided_spec, request_controls
+from deployments.ingress.chat.schema import ChatCompletionRequest
 
 VOCAB = 49157
 SCHEMA = {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from deployments.context_limit import PREFIX_CHARS_PER_TOKEN, ContextLimit
+from deployments.ingress.guards.context_limit import PREFIX_CHARS_PER_TOKEN, ContextLimit
 from deployments.engine.engine import ContextTooLongError
 from deployments.engine.model_loader import ModelConfig
 from tests.conftest import document

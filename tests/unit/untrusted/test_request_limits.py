@@ -1,5 +1,5 @@
-"""Per-request multipliers are bounded by AppConfig.limits (deployments/limits.py) and the body
-size before parsing (deployments/body_limit.py), on a real FastAPI app over real ASGI."""
+"""Per-request multipliers are bounded by AppConfig.limits (deployments/ingress/guards/limits.py) and the body
+size before parsing (deployments/ingress/guards/body_limit.py), on a real FastAPI app over real ASGI."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from deployments.body_limit import BodyLimitMiddleware
+from deployments.ingress.guards.body_limit import BodyLimitMiddleware
 from deployments.config import LimitsConfig
-from deployments.errors import error_body
-from deployments.limits import LimitExceeded, RequestLimits
-from deployments.openai_schema import ChatCompletionRequest, SessionCreateRequest
+from deployments.ingress.errors import error_body
+from deployments.ingress.guards.limits import LimitExceeded, RequestLimits
+from deployments.ingress.chat.schema import ChatCompletionRequest
+from deployments.ingress.sessions.schema import SessionCreateRequest
 
 LIMITS = RequestLimits(LimitsConfig(max_messages=3, max_content_parts=2, max_documents=2, max_stop_sequences=2,
                                     max_stop_chars=5, max_top_logprobs=2, max_press_nodes=2))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from deployments.decode_actor import DecodeActor
+from deployments.serving.decode_actor import DecodeActor
 
 
 def test_eager_attention_turns_batching_off_with_the_reason_in_stats(caplog):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from deployments.engine.decode.stats import LoopStats
-from deployments.metrics import IngressMetrics
+from deployments.ingress.observability.metrics import IngressMetrics
 
 
 def test_loop_stats_count_steps_rows_and_buckets():

@@ -1,0 +1,229 @@
+"""ControlShell: the thin Serve deployment around control_plane.ControlPlane (one replica).
+
+It feeds the pure control plane with facts (replica heartbeats, KV pool events, lost caches) and
+carries its decisions out through the replica handles (free, migrate, rebuild). Decisions live in
+control_plane; this file only moves data and awaits remote calls, each with a timeout.
+
+Tier naming: the control plane's ``device`` tier is a replica's *primary* memory tier - GPU
+memory on GPU replicas, host memory on CPU replicas - so pressure and placement work the same on
+both; a CPU pool's ``host`` tier is reported as ``device`` and its ``disk`` tier as ``disk``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import ray
+from ray.serve._private.constants import SERVE_NAMESPACE
+
+
+from control_plane.context import SessionContext
+from control_plane.control_plane import ControlPlane
+from control_plane.ids import ReplicaId, SessionId
+from control_plane.replica import ReplicaStats, Tier
+from control_plane.errors import SessionNotReady
+from control_plane.session_listing import page_sessions
+from control_plane.states import SessionState
+from deployments.control.admin_actions import AdminActions
+from deployments.config import AppConfig
+from deployments.control.migration_runner import MigrationRunner
+from kvpool.press_spec import PressSpec
+
+log = logging.getLogger(__name__)
+_CALL_TIMEOUT_S = 60.0
+
+
+def primary_tier_map(pool_tiers: list[str]) -> dict[str, Tier]:
+    """Map a pool's tier names (fastest first) to control-plane tiers (see module docstring)."""
+    names = [t for t in ("device", "host", "disk") if t in pool_tiers]
+    mapping: dict[str, Tier] = {}
+    for i, name in enumerate(names):
+        mapping[name] = Tier.DISK if name == "disk" else (Tier.DEVICE if i == 0 else Tier.HOST)
+    return mapping
+
+
+class ControlShell:
+    def __init__(self, config: dict, replicas: dict[str, Any]):
+        self.config = AppConfig.model_validate(config)
+        self.cp = ControlPlane(self.config.control)
+        self.replicas = replicas
+        self._missing: dict[ReplicaId, set[str]] = {}
+        self.lost_sessions = 0
+        self.runner = MigrationRunner(self.cp, self.replicas, self.config)
+        self.admin = AdminActions(self.cp, self.replicas, self.runner)
+        self._started = asyncio.Event()
+        self._loop_task = asyncio.get_event_loop().create_task(self._loop())
+
+    # ---- periodic loop ---------------------------------------------------------------------
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.heartbeat_all()
+                self._started.set()
+                await self.run_tick()
+            except Exception:  # the loop must survive any single failure; it is logged and retried
+                log.exception("control loop iteration failed")
+            await asyncio.sleep(self.config.control_tick_s)
+
+    async def ready(self) -> bool:
+        await asyncio.wait_for(self._started.wait(), timeout=300)
+        return True
+
+    async def heartbeat_all(self) -> None:
+        results = await asyncio.gather(*(self._heartbeat(r) for r in self.replicas), return_exceptions=True)
+        for replica_id, result in zip(self.replicas, results):
+            if isinstance(result, BaseException):
+                log.warning("heartbeat of %s failed: %s", replica_id, result)
+
+    async def _heartbeat(self, replica_id: str) -> None:
+        beat = await asyncio.wait_for(self.replicas[replica_id].heartbeat.remote(), timeout=_CALL_TIMEOUT_S)
+        tiers = primary_tier_map(list(beat["tiers"]))
+        stats = ReplicaStats(
+            node=beat["node"], queue_depth=beat["queue_depth"],
+            capacity_bytes={tiers[name]: t["budget_bytes"] for name, t in beat["tiers"].items()},
+            held_bytes={tiers[name]: t["held_bytes"] for name, t in beat["tiers"].items()},
+            draining=replica_id in self.admin.draining)
+        self.cp.heartbeat(ReplicaId(replica_id), stats)
+        for event in beat["events"]:
+            if event["kind"] in ("stored", "spilled", "promoted", "recompressed", "evicted", "freed"):
+                self.cp.apply_pool_event(ReplicaId(replica_id), {**event, "tier": tiers[event["tier"]].value})
+        self._announce(ReplicaId(replica_id), beat["holds"], tiers)
+        self._reconcile(ReplicaId(replica_id), set(beat["holds"]))
+
+    def _announce(self, replica_id: ReplicaId, holds: dict[str, dict], tiers: dict[str, Tier]) -> None:
+        """Replicas re-announce what they hold: entries the view does not know yet (after a control
+        plane restart the view starts empty) are applied as ``stored`` events."""
+        known = {entry.handle for entry in self.cp.view.entries_on(replica_id)}
+        for session_id, held in holds.items():
+            if held["handle"] not in known:
+                self.cp.apply_pool_event(replica_id, {"kind": "stored", "handle": held["handle"],
+                                                      "session_id": session_id, "tier": tiers[held["tier"]].value,
+                                                      "nbytes": held["nbytes"]})
+
+    def _reconcile(self, replica_id: ReplicaId, holds: set[str]) -> None:
+        """Sessions the records place on this replica but its pool does not hold are lost (e.g. its
+        decode actor restarted, or the control plane restarted meanwhile) and must be rebuilt.
+
+        A session must be missing from two consecutive heartbeats: one snapshot may have been
+        taken just before a load finished storing it."""
+        missing = {r.id for r in self.cp.view.sessions_on(replica_id)
+                   if r.id not in holds and r.state in (SessionState.READY, SessionState.SPILLED)}
+        confirmed = missing & self._missing.get(replica_id, set())
+        self._missing[replica_id] = missing - confirmed
+        for session_id in confirmed:
+            log.warning("session=%s is not held by %s any more; it will be rebuilt", session_id, replica_id)
+            self.lost_sessions += 1
+            handles = [e.handle for e in self.cp.view.copies_of(session_id) if e.replica_id == replica_id]
+            for handle in handles or [f"lost-{session_id}"]:
+                self.cp.apply_pool_event(replica_id, {"kind": "evicted", "handle": handle,
+                                                      "session_id": session_id, "tier": "device", "nbytes": 0})
+
+    async def run_tick(self) -> None:
+        report = self.cp.tick()
+        for entry in report.to_free:
+            handle = self.replicas.get(entry.replica_id)
+            if handle is not None and entry.session_id is not None:
+                await asyncio.wait_for(handle.free.remote(entry.session_id), timeout=_CALL_TIMEOUT_S)
+        await self.runner.run_all(report.plans)
+
+    # ---- sessions (called by the ingress) ----------------------------------------------------
+    async def open_session(self, *, owner: str, model: str, context: Any, press: dict, ttl_s: float | None,
+                           pinned: bool) -> dict:
+        await self.ready()
+        ctx = SessionContext(messages=tuple(context)) if isinstance(context, list) else SessionContext(text=context)
+        record, decision = self.cp.open_session(model=model, context=ctx, press=PressSpec.model_validate(press),
+                                                owner=owner, ttl_s=ttl_s, pinned=pinned)
+        return {"session": record.model_dump(mode="json"), "replica": decision.replica_id}
+
+    async def mark_loaded(self, session_id: str, stored: dict) -> dict:
+        tiers = primary_tier_map(["host", "disk"] if stored["tier"] != "device" else ["device", "host", "disk"])
+        record = self.cp.mark_loaded(SessionId(session_id), read_tokens=stored["read_tokens"],
+                                     kept_tokens=stored["kept_tokens"], stored_bytes=stored["stored_bytes"],
+                                     codec=stored["codec"], tier=tiers[stored["tier"]])
+        return record.model_dump(mode="json")
+
+    async def mark_load_failed(self, session_id: str, reason: str) -> dict:
+        return self.cp.mark_load_failed(SessionId(session_id), reason).model_dump(mode="json")
+
+    async def locate(self, session_id: str, owner: str) -> dict:
+        """Where to send a question: ``{"replica", "read_tokens"}``; 404 / 409 errors as typed."""
+        replica = self.cp.locate(SessionId(session_id), owner=owner)
+        return {"replica": replica, "read_tokens": self.cp.view.session(SessionId(session_id)).read_tokens}
+
+    async def session(self, session_id: str, owner: str | None) -> dict:
+        return self.cp.session(SessionId(session_id), owner=owner).model_dump(mode="json")
+
+    async def list_page(self, owner: str | None, **listing: Any) -> dict:
+        """One page of the owner's sessions (control_plane.session_listing): ``{"data", "has_more"}``;
+        live records as the view has them (fresher ``last_used_s``), tombstones from the store."""
+        records = [self.cp.view.find_session(r.id) or r for r in self.cp.store.list(owner=owner)]
+        state = listing.pop("state", None)
+        page = page_sessions(records, state=SessionState(state) if state else None, **listing)
+        return {"data": [r.model_dump(mode="json") for r in page.records], "has_more": page.has_more}
+
+    async def update_session(self, session_id: str, owner: str | None, changes: dict) -> dict:
+        """PATCH a session: ``changes`` holds ``ttl_s`` and/or ``pinned``. Pinning also pins the pool
+        entry on the holding replica (the session must be ready: SessionNotReady otherwise)."""
+        record = self.cp.session(SessionId(session_id), owner=owner)
+        if "pinned" in changes and changes["pinned"] != record.pinned:
+            if record.state not in (SessionState.READY, SessionState.SPILLED) or record.replica is None:
+                raise SessionNotReady(f"session {session_id} is {record.state.value}; pin it once it is ready")
+            await asyncio.wait_for(self.replicas[record.replica].admin.remote(
+                "set_pinned", session_id, pinned=changes["pinned"]), timeout=_CALL_TIMEOUT_S)
+        return self.cp.update_session(SessionId(session_id), owner=owner, **changes).model_dump(mode="json")
+
+    async def delete_session(self, session_id: str, owner: str | None) -> dict:
+        record, entries = self.cp.delete_session(SessionId(session_id), owner=owner)
+        for entry in entries:
+            if entry.replica_id in self.replicas and entry.session_id is not None:
+                await asyncio.wait_for(self.replicas[entry.replica_id].free.remote(entry.session_id),
+                                       timeout=_CALL_TIMEOUT_S)
+        return record.model_dump(mode="json")
+
+    async def replica_ids(self) -> list[str]:
+        return list(self.replicas)
+
+    async def cluster(self) -> dict:
+        return {"replicas": [{"replica_id": r.replica_id, "node": r.node, "alive": r.alive, "draining": r.draining,
+                              "queue_depth": r.queue_depth, "held_bytes": r.held_bytes.__dict__,
+                              "capacity_bytes": r.capacity_bytes.__dict__,
+                              "sessions": self.cp.view.session_count(r.replica_id)}
+                             for r in self.cp.view.replicas()],
+                "counters": dict(self.cp.counters) | self.runner.counters | {"lost_sessions": self.lost_sessions}, "time_s": time.time()}
+
+    # ---- admin (each returns an event id to poll, except the read-only ones) ------------------
+    async def admin_action(self, action: str, **kwargs: Any) -> dict:
+        await self.ready()
+        if action == "move":
+            return {"event_id": self.admin.move(kwargs["session_id"], kwargs.get("target_replica"),
+                                                kwargs.get("method", "transfer"))}
+        if action == "drain":
+            return {"event_id": self.admin.drain(kwargs["replica"])}
+        if action in ("pin", "unpin"):
+            return {"event_id": self.admin.set_pinned(kwargs["session_id"], action == "pin")}
+        if action == "compress":
+            if kwargs.get("codec"):
+                return {"event_id": self.admin.pool_change("quantize", kwargs["session_id"], codec=kwargs["codec"])}
+            return {"event_id": self.admin.pool_change("recompress", kwargs["session_id"],
+                                                       compression_ratio=kwargs["compression_ratio"])}
+        if action == "decompress":
+            return {"event_id": self.admin.pool_change("dequantize", kwargs["session_id"])}
+        if action == "clear":
+            return {"event_id": self.admin.clear(kwargs.get("session_id"), kwargs.get("replica"),
+                                                 bool(kwargs.get("all")))}
+        if action == "lookup":
+            return self.admin.lookup(kwargs.get("session_id"), kwargs.get("token_ids"))
+        raise ValueError(f"unknown admin action {action!r}")
+
+    async def admin_event(self, event_id: str) -> dict:
+        return self.cp.admin_event(event_id).model_dump(mode="json")
+
+    async def stats(self) -> dict:
+        context = ray.get_runtime_context()
+        # Serve names its replica actors in its own namespace, not the job's
+        actor = {"id": context.get_actor_id(), "name": context.get_actor_name(), "namespace": SERVE_NAMESPACE}
+        return self.cp.stats() | {"runner": dict(self.runner.counters), "lost_sessions": self.lost_sessions,
+                                  "actor": actor}

@@ -1,0 +1,1 @@
+"""Admin API (``/admin/...``, LMCache-controller style): routes and bodies."""

@@ -1,0 +1,171 @@
+"""OpenAI Chat Completions route (``POST /v1/chat/completions``), mixed into the Ingress class.
+
+A question on a stored session (``session_id`` in the body, ``extra_body`` or the
+``X-Session-Id`` header) goes to the replica that holds it; a plain request goes to the replica
+the plain router picks (longest stored compressed prefix). ``n`` choices are ``n`` streams of
+the replica's token dicts; replies are built by chat/replies.py. Streaming replies are
+server-sent events; when the client disconnects, the replica's streams are cancelled. Errors
+before the first token are HTTP errors; a failure mid-stream is reported in-band, then the
+stream ends.
+
+(No ``from __future__ import annotations``: FastAPI must see real types.)
+"""
+
+import asyncio
+import time
+from typing import Annotated, Any, AsyncIterator
+
+from fastapi import Body, Header, Request
+from fastapi.responses import StreamingResponse
+from ray.serve.exceptions import RayServeException
+
+from deployments.common.prefix_scope import prefix_scope
+from deployments.engine.presses import resolve
+from deployments.engine.sampling import SamplingParams
+from deployments.ingress.chat.controls import request_controls
+from deployments.ingress.chat.examples import CHAT
+from deployments.ingress.chat.replies import ChatCompletion, ChoiceAccumulator, chunk, completion_body, completion_id, usage
+from deployments.ingress.chat.schema import ChatCompletionRequest
+from deployments.ingress.errors import ERRORS, APIError, error_body, to_api_error
+from deployments.ingress.fastapi_app import api
+from deployments.ingress.sse import SSE_DONE, sse
+
+
+class ChatRoutes:
+    """Needs ``self.auth``, ``self.control``, ``self.replicas``, ``self.config``, ``self.limits``,
+    ``self.context_limit``, ``self.router``, ``self.metrics``, ``self.vocab_size``, ``self.model_name``
+    and ``self._check_model`` from the Ingress."""
+
+    auth: Any
+    control: Any
+    replicas: dict[str, Any]
+
+    def _sampling(self, req: ChatCompletionRequest, choice: int) -> dict:
+        max_tokens = req.max_completion_tokens or req.max_tokens or self.config.limits.max_tokens_default
+        seed = None if req.seed is None else req.seed + choice
+        temperature = 1.0 if req.temperature is None else req.temperature
+        return SamplingParams(max_tokens=max_tokens, temperature=temperature, top_p=req.top_p or 1.0, seed=seed,
+                              stop=req.stop_list(), logprobs=req.logprobs, top_logprobs=req.top_logprobs or 0,
+                              ignore_eos=req.ignore_eos,
+                              **request_controls(req, self.vocab_size)).model_dump(mode="json")
+
+    @api.post("/v1/chat/completions", responses={200: {"model": ChatCompletion}, **ERRORS})
+    async def chat_completions(self, request: Request,
+                               body: Annotated[ChatCompletionRequest, Body(openapi_examples=CHAT)],
+                               authorization: str | None = Header(None),
+                               x_session_id: str | None = Header(None), x_api_key: str | None = Header(None)) -> Any:
+        arrived = time.perf_counter()  # TTFT counts from here
+        owner = self.auth.owner(authorization, x_api_key)
+        req = body
+        self._check_model(req.model)
+        problem = req.unsupported()
+        if problem:
+            raise APIError(400, problem, "unsupported_parameter")
+        self.limits.check_chat(req)
+        session_id = req.session_id or x_session_id
+        if session_id and req.press is not None:
+            raise APIError(400, "press applies to plain requests only; a session keeps the press it was loaded with",
+                           "invalid_request")
+        if req.press is not None:
+            resolve(req.press)
+        press = req.press.model_dump(mode="json") if req.press else None
+        scope = prefix_scope(owner, req.cache_salt, self.config.plain.share_prefixes_across_owners)
+        cached_tokens = 0
+        if session_id:
+            where = await self.control.locate.remote(session_id, owner)
+            name, cached_tokens = where["replica"], where["read_tokens"]
+        else:
+            await asyncio.to_thread(self.context_limit.check, req.messages)  # the whole prompt is context here
+            name = self.router.pick(req.messages, press, scope).replica_id
+        samplings = [self._sampling(req, i) for i in range(req.n)]
+        streams = [self.replicas[name].options(stream=True).chat.remote(session_id, req.messages, s, press, scope)
+                   for s in samplings]
+        kind = "session" if session_id else "plain"
+        self.router.started(name)
+        streaming = False
+        try:
+            if req.stream:
+                first = [await self._first(s) for s in streams]  # errors before streaming become HTTP errors
+                self.metrics.ttft.labels(kind).observe(time.perf_counter() - arrived)
+                streaming = True
+                return StreamingResponse(self._sse(req, streams, first, cached_tokens, kind, request, session_id,
+                                                   lambda: self.router.finished(name)), media_type="text/event-stream")
+            return await self._collect(req, streams, cached_tokens, kind, session_id, arrived)
+        finally:
+            if not streaming:
+                self.router.finished(name)
+
+    async def _first(self, stream: Any) -> dict:
+        try:
+            return await asyncio.wait_for(stream.__anext__(), timeout=self.config.limits.request_timeout_s)
+        except RayServeException as exc:
+            # BackPressureError (the replica's queue is full: 429) or DeploymentUnavailableError
+            # (503): escaping the route, Serve's own handler would answer it in plain text.
+            raise to_api_error(exc) from exc
+        except StopAsyncIteration:
+            raise APIError(500, "the replica returned an empty stream", "internal_error") from None
+
+    async def _collect(self, req: ChatCompletionRequest, streams: list, cached: int, kind: str,
+                       session_id: str | None, arrived: float) -> dict:
+        start = time.perf_counter()
+        choices = [ChoiceAccumulator(i) for i in range(len(streams))]
+
+        async def drain(i: int) -> None:
+            async for item in streams[i]:
+                if not choices[i].text and i == 0:
+                    self.metrics.ttft.labels(kind).observe(time.perf_counter() - arrived)
+                choices[i].add(item)
+
+        try:
+            await asyncio.wait_for(asyncio.gather(*(drain(i) for i in range(len(streams)))),
+                                   timeout=self.config.limits.request_timeout_s)
+        except RayServeException as exc:
+            raise to_api_error(exc) from exc  # as in _first
+        self._count_tokens(kind, choices, time.perf_counter() - start)
+        return completion_body(completion_id(), self.model_name, choices, req.logprobs, cached, session_id)
+
+    def _count_tokens(self, kind: str, choices: list[ChoiceAccumulator], elapsed_s: float) -> None:
+        produced = sum(c.completion_tokens for c in choices)
+        self.metrics.tokens.labels(kind).inc(produced)
+        self.metrics.prompt_tokens.labels(kind).inc(choices[0].prompt_tokens)
+        if elapsed_s > 0 and produced:
+            self.metrics.tokens_per_s.observe(produced / elapsed_s)
+
+    async def _sse(self, req: ChatCompletionRequest, streams: list, first: list[dict], cached: int, kind: str,
+                   request: Request, session_id: str | None, done: Any = None) -> AsyncIterator[str]:
+        cid, created, start = completion_id(), int(time.time()), time.perf_counter()
+        choices = [ChoiceAccumulator(i) for i in range(len(streams))]
+        include_usage = bool(req.stream_options and req.stream_options.include_usage)
+        try:
+            for i in range(len(streams)):
+                yield sse(chunk(cid, self.model_name, created, {"role": "assistant", "content": ""}, i))
+            for i, stream in enumerate(streams):
+                pending = [first[i]]
+                while True:
+                    for item in pending:
+                        choices[i].add(item)
+                        logprobs = {"content": choices[i].logprobs[-1:]} if "logprob" in item else None
+                        if item["text"] or logprobs:
+                            yield sse(chunk(cid, self.model_name, created, {"content": item["text"]}, i,
+                                            logprobs=logprobs))
+                        if item["finish_reason"]:
+                            yield sse(chunk(cid, self.model_name, created, {}, i, choices[i].finish_reason))
+                    if choices[i].finish_reason or await request.is_disconnected():
+                        break
+                    try:
+                        pending = [await asyncio.wait_for(stream.__anext__(), self.config.limits.request_timeout_s)]
+                    except StopAsyncIteration:
+                        break
+            if include_usage:
+                yield sse({"id": cid, "object": "chat.completion.chunk", "created": created,
+                           "model": self.model_name, "choices": [], "usage": usage(choices, cached)})
+            yield SSE_DONE
+            self._count_tokens(kind, choices, time.perf_counter() - start)
+        except Exception as exc:  # mid-stream failure: report it in-band, then end the stream
+            yield sse(error_body(to_api_error(exc)))
+            yield SSE_DONE
+        finally:
+            for stream in streams:
+                stream.cancel()
+            if done is not None:
+                done()

@@ -1,0 +1,1 @@
+"""Request guards: per-field limits, body size, context length - checked before any work."""

@@ -1,0 +1,1 @@
+"""Model and press discovery: ``/v1/models``, ``/v1/presses``, ``/health``."""

@@ -1,0 +1,1 @@
+"""Prometheus metrics of the ingress and the replica gauges it scrapes (``GET /metrics``)."""

@@ -1,0 +1,1 @@
+"""Sessions API: ``/v1/sessions`` - load a context once, list, get, update, delete."""

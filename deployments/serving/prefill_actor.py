@@ -1,0 +1,40 @@
+"""PrefillActor: reads a context once under a press and returns the CompressedKV.
+
+A plain Ray actor (not a Serve deployment), owned by its Replica and scheduled on the replica's
+node. Its result goes straight to the replica's DecodeActor as an object reference, so the cache
+moves prefill -> decode through the node's shared-memory object store without passing through
+the replica process.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ray
+
+from deployments.engine.model_loader import ModelConfig
+from deployments.engine.presses import install_press_policy
+from deployments.serving.model_process import start_engine
+from kvpool.compressed_kv import CompressedKV
+from kvpool.press_spec import PressSpec
+
+
+@ray.remote(concurrency_groups={"health": 1})
+class PrefillActor:
+    """Prefills run one at a time (the default group); ``ready`` has its own thread, so a replica's
+    health check is answered while a long prefill - or a queue of them - runs."""
+
+    def __init__(self, model: dict, torch_threads: int, presses: dict | None = None):
+        install_press_policy(presses)  # AppConfig.presses: allowlisted custom presses, artifact directory
+        self.engine = start_engine(ModelConfig.model_validate(model), torch_threads)
+
+    @ray.method(concurrency_group="health")
+    def ready(self) -> bool:
+        return True
+
+    def prefill(self, context: str | list[dict[str, Any]] | list[int], press: dict) -> CompressedKV:
+        """Prefill ``context`` under ``press``; raises PressSpecError, ContextTooLongError, PromptError."""
+        return self.engine.prefill(context, PressSpec.model_validate(press))
+
+    def count_tokens(self, context: str | list[dict[str, Any]]) -> int:
+        return len(self.engine.frame_for(context)[1])

@@ -1,0 +1,185 @@
+"""Replica: one serving replica = a PrefillActor + a DecodeActor (+ its KVPool) on one node.
+
+Routing. Each replica is its *own* Serve deployment (``replica-0``, ``replica-1``, ...) with exactly
+one Serve replica, and the ingress holds one handle per deployment. The control plane records
+which replica holds a session, and the ingress sends that session's questions to that handle:
+routing is explicit and deterministic (Serve's multiplexed-model routing is only best-effort
+affinity, which would answer from the wrong pool or re-prefill under load).
+
+The replica process itself does no model work; it wires the two actors and relays streams. If
+an actor dies, the replica recreates both and bumps ``incarnation``; the control plane sees in
+the next heartbeat that the sessions it expected are gone and rebuilds them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any, AsyncIterator
+
+import ray
+from ray import serve
+from ray.exceptions import ActorDiedError, ActorUnavailableError
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+from deployments.config import AppConfig
+from deployments.serving.decode_actor import DecodeActor
+from deployments.common.plain_prompt import PlainPromptPlanner
+from deployments.serving.prefill_actor import PrefillActor
+
+log = logging.getLogger(__name__)
+_ACTOR_DEATH = (ActorDiedError, ActorUnavailableError)
+_READY_TIMEOUT_S = 10.0  # below Serve's 30 s health-check timeout
+
+
+class Replica:
+    """Actors are named ``<app>.<replica>.<incarnation>.prefill|decode`` (for operators and tests)."""
+
+    def __init__(self, config: dict, replica_id: str):
+        self.config = AppConfig.model_validate(config)
+        self.replica_id = replica_id
+        self.node_id = ray.get_runtime_context().get_node_id()
+        self.app_name = serve.get_replica_context().app_name
+        self.incarnation = 0
+        self._restart_lock = asyncio.Lock()  # the health check and failing streams may both see a death
+        self.loads_in_flight = 0
+        self.streams_in_flight = 0
+        self._start_actors()
+        self.planner = PlainPromptPlanner(self.config.plain)
+
+    def _start_actors(self) -> None:
+        cfg = self.config
+        options = {
+            "num_cpus": cfg.replicas.num_cpus, "num_gpus": cfg.replicas.num_gpus,
+            "scheduling_strategy": NodeAffinitySchedulingStrategy(self.node_id, soft=False),
+        }
+        model = cfg.model.model_dump(mode="json")
+        prefix = f"{self.app_name}.{self.replica_id}.{self.incarnation + 1}"
+        self.prefill_actor = PrefillActor.options(**options, name=f"{prefix}.prefill").remote(
+            model, cfg.replicas.torch_threads, cfg.presses.model_dump(mode="json"))
+        self.decode_actor = DecodeActor.options(**options, name=f"{prefix}.decode", max_concurrency=1000).remote(
+            model, cfg.replicas.torch_threads, cfg.replicas.pool.model_dump(mode="json"),
+            cfg.plain.model_dump(mode="json"), cfg.batching.model_dump(mode="json"),
+            cfg.presses.model_dump(mode="json"))
+        ray.get([self.prefill_actor.ready.remote(), self.decode_actor.ready.remote()])
+        self.incarnation += 1
+        log.info("%s: actors started (incarnation %d)", self.replica_id, self.incarnation)
+
+    async def _restart_if_dead(self) -> bool:
+        """Restart both actors if one of them died; True if it did. A slow ``ready`` is not death:
+        killing a busy actor would throw away every session it holds (Ray reports a dead process
+        as ActorDiedError / ActorUnavailableError on its own)."""
+        seen = self.incarnation
+        try:
+            await asyncio.wait_for(asyncio.gather(self.prefill_actor.ready.remote(),
+                                                  self.decode_actor.ready.remote()), timeout=_READY_TIMEOUT_S)
+            return False
+        except asyncio.TimeoutError:
+            log.warning("%s: actors did not answer ready() within %.0f s (busy); not restarting them",
+                        self.replica_id, _READY_TIMEOUT_S)
+            return False
+        except _ACTOR_DEATH:
+            async with self._restart_lock:
+                if self.incarnation != seen:
+                    return True  # another caller restarted them while we waited: never restart twice
+                log.warning("%s: an actor died; restarting both (sessions will be rebuilt)", self.replica_id)
+                for actor in (self.prefill_actor, self.decode_actor):
+                    ray.kill(actor, no_restart=True)
+                await asyncio.to_thread(self._start_actors)
+                return True
+
+    async def check_health(self) -> None:
+        """Serve health check: restarts dead actors (the control plane rebuilds what was lost)."""
+        await self._restart_if_dead()
+
+    # ---- sessions ----------------------------------------------------------------------------
+    async def load_session(self, session_id: str, context: Any, press: dict, pinned: bool = False) -> dict:
+        """Prefill ``context`` under ``press`` and store it in this replica's pool."""
+        self.loads_in_flight += 1
+        try:
+            start = time.perf_counter()
+            ckv_ref = self.prefill_actor.prefill.remote(context, press)
+            stored = await self.decode_actor.store.remote(session_id, ckv_ref, pinned)
+            stored["load_s"] = time.perf_counter() - start
+            stored["replica"] = self.replica_id
+            return stored
+        finally:
+            self.loads_in_flight -= 1
+
+    async def chat(self, session_id: str | None, question: Any, sampling: dict,
+                   press: dict | None = None, scope: str = "") -> AsyncIterator[dict]:
+        """Stream token dicts answering ``question`` (session cache, or a plain prompt if no session,
+        reusing only prefixes stored under ``scope``: deployments.common.prefix_scope)."""
+        self.streams_in_flight += 1
+        stream = None
+        try:
+            if session_id is not None:
+                stream = self.decode_actor.generate.options(num_returns="streaming").remote(
+                    session_id, question, sampling)
+            else:
+                stream = await self._plain_stream(question, sampling, press, scope)
+            async for ref in stream:
+                yield await ref
+        except _ACTOR_DEATH:
+            asyncio.get_running_loop().create_task(self._restart_if_dead())
+            raise
+        finally:
+            self.streams_in_flight -= 1
+            if stream is not None:
+                ray.cancel(stream)
+
+    async def _plain_stream(self, messages: list[dict], sampling: dict, press: dict | None, scope: str) -> Any:
+        """A plain prompt: reuse a stored compressed prefix if one matches, else prefill (and store) it."""
+        plan = self.planner.plan(messages, press)
+        found = await self.decode_actor.plain_plan.remote(plan.prefix, plan.suffix, plan.press, scope)
+        generate = self.decode_actor.generate.options(num_returns="streaming")
+        if found["hit_handle"] is not None:
+            rest = found["prefix_ids"][found["hit_tokens"]:] + found["suffix_ids"]
+            return generate.remote(None, rest, sampling, None, found["hit_handle"], prefix_hit=True)
+        cache = self.prefill_actor.prefill.remote(found["prefix_ids"], plan.press)
+        handle = await self.decode_actor.store_prefix.remote(cache, scope)
+        if handle is not None:
+            return generate.remote(None, found["suffix_ids"], sampling, None, handle)
+        return generate.remote(None, found["suffix_ids"], sampling, cache)
+
+    async def free(self, session_id: str) -> int:
+        return await self.decode_actor.free.remote(session_id)
+
+    async def decode_endpoint(self) -> Any:
+        """The DecodeActor handle: the transfer endpoint migrations read from and write to."""
+        return self.decode_actor
+
+    async def holds(self) -> dict[str, dict]:
+        return await self.decode_actor.holds.remote()
+
+    async def admin(self, action: str, session_id: str, **kwargs: Any) -> Any:
+        """Pool admin actions on one session: set_pinned, quantize, dequantize, recompress."""
+        if action not in {"set_pinned", "quantize", "dequantize", "recompress"}:
+            raise ValueError(f"unknown replica admin action {action!r}")
+        return await getattr(self.decode_actor, action).remote(session_id, **kwargs)
+
+    # ---- observation -------------------------------------------------------------------------
+    async def heartbeat(self) -> dict:
+        """What the control plane needs: node, pool usage, queue depth, held sessions, events."""
+        restarted = await self._restart_if_dead()
+        stats, holds, events = await asyncio.gather(self.decode_actor.stats.remote(),
+                                                    self.decode_actor.holds.remote(),
+                                                    self.decode_actor.drain_events.remote())
+        return {"replica_id": self.replica_id, "node": self.node_id, "incarnation": self.incarnation,
+                "restarted": restarted, "queue_depth": self.loads_in_flight + self.streams_in_flight,
+                "tiers": stats["tiers"], "holds": holds, "events": events, "stats": stats}
+
+    async def stats(self) -> dict:
+        stats = await self.decode_actor.stats.remote()
+        return {**stats, "actor_ids": self.actor_ids(), "node": self.node_id, "incarnation": self.incarnation}
+
+    def actor_ids(self) -> dict[str, dict[str, str]]:
+        """Ids and names of this replica's actors (operators kill or inspect them by these)."""
+        namespace = ray.get_runtime_context().namespace
+        prefix = f"{self.app_name}.{self.replica_id}.{self.incarnation}"
+        return {role: {"id": actor._actor_id.hex(), "name": f"{prefix}.{role}", "namespace": namespace}
+                for role, actor in (("prefill", self.prefill_actor), ("decode", self.decode_actor))}
+
+
+
