@@ -61,17 +61,20 @@ class RequestLimits:
             raise APIError(400, f"n={n} exceeds this server's limit {self.limits.max_n}", "n_too_large", param="n")
 
     def check_max_tokens(self, max_tokens: int, field: str = "max_tokens") -> None:
-        """Tokens to generate: code ``max_tokens_too_large``."""
+        """Tokens to generate (``field`` names the request field that asked for them): code
+        ``max_tokens_too_large``."""
         if max_tokens > self.limits.max_tokens_limit:
-            raise APIError(400, f"{field} {max_tokens} exceeds this server's limit {self.limits.max_tokens_limit}",
+            raise APIError(400, f"max_tokens {max_tokens} exceeds this server's limit {self.limits.max_tokens_limit}",
                            "max_tokens_too_large", param=field)
 
     def check_chat(self, req: Any) -> None:
         """A ``ChatCompletionRequest``: n, max_tokens, messages, content parts, stop strings,
         top_logprobs, press."""
         self.check_n(req.n)
-        if req.max_completion_tokens or req.max_tokens:
-            self.check_max_tokens(req.max_completion_tokens or req.max_tokens)
+        if req.max_completion_tokens:
+            self.check_max_tokens(req.max_completion_tokens, "max_completion_tokens")
+        elif req.max_tokens:
+            self.check_max_tokens(req.max_tokens)
         self.check_messages(req.messages)
         stops = req.stop_list()
         self._bound("stop", len(stops), "max_stop_sequences")

@@ -87,3 +87,17 @@ def test_bodies_over_the_limit_are_413_declared_or_chunked(monkeypatch):
 
     chunked = asyncio.run(_post(app, content=chunks(), headers={"content-type": "application/json"}))
     assert chunked.status_code == 413 and "limits.max_body_bytes" in chunked.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("fields, param, code", [
+    ({"n": 5}, "n", "n_too_large"),
+    ({"max_tokens": 2049}, "max_tokens", "max_tokens_too_large"),
+    ({"max_completion_tokens": 2049}, "max_completion_tokens", "max_tokens_too_large"),
+])
+def test_n_and_max_tokens_are_bounded_with_the_guards(fields, param, code):
+    """n and max_tokens are bounded in guards/limits.py with the other multipliers, before any work."""
+    req = ChatCompletionRequest(model="m", messages=[{"role": "user", "content": "hi"}], **fields)
+    with pytest.raises(Exception) as caught:
+        RequestLimits(LimitsConfig(max_n=4, max_tokens_limit=2048)).check_chat(req)
+    body = error_body(caught.value)["error"]
+    assert (body["code"], body["param"]) == (code, param)
