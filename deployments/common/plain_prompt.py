@@ -11,9 +11,8 @@ The press applies only when the prefix is at least ``compression_threshold_token
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from deployments.config import PlainRequestConfig
 from deployments.engine.prompt import normalize_messages
 from kvpool.press_spec import PressSpec
 
@@ -25,8 +24,16 @@ class PlainPlan:
     press: dict
 
 
+class PlainPressSettings(Protocol):
+    """What the planner reads of ``AppConfig.plain`` (``PlainRequestConfig``), named structurally so
+    that common/ does not import the config that itself builds on common/."""
+
+    press: PressSpec
+    compression_threshold_tokens: int
+
+
 class PlainPromptPlanner:
-    def __init__(self, config: PlainRequestConfig):
+    def __init__(self, config: PlainPressSettings):
         self.config = config
 
     def plan(self, messages: list[dict[str, Any]], press: dict | None = None) -> PlainPlan:
