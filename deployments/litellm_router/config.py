@@ -13,16 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from deployments.common.schema_base import ClosedModel
 from deployments.litellm_router.errors import RouterConfigError
 
 
-class _Closed(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class DirectoryConfig(_Closed):
+class DirectoryConfig(ClosedModel):
     """Where the router remembers sessions: {session id -> home deployment, copies, context, press}.
 
     ``sqlite`` (default) survives a router restart and is shared by the proxy's worker processes
@@ -33,7 +30,7 @@ class DirectoryConfig(_Closed):
     path: str = Field(default="/tmp/kvfleet/litellm-sessions.sqlite3", description="sqlite file")
 
 
-class KvfleetRouterConfig(_Closed):
+class KvfleetRouterConfig(ClosedModel):
     """Session affinity, failover and session creation over several kvfleet deployments."""
 
     model_groups: list[str] | None = Field(
