@@ -67,3 +67,12 @@ def test_pool_without_a_dtype_keeps_what_it_is_given(make_kv):
     pool = KVPool(KVPoolConfig(host_budget_bytes=1 << 24))
     handle = pool.put(make_kv(), SessionId("s"))
     assert pool.get(handle).meta.dtype == "float32"
+
+
+def test_a_bfloat16_cache_travels_packed_with_its_dtype(make_kv):
+    ckv = make_kv(dtype=torch.bfloat16, ratio=0.5, ragged=True)
+    packed = pack(ckv)
+    assert packed.manifest["meta"]["dtype"] == "bfloat16"
+    back = unpack(packed)
+    assert back.meta.dtype == "bfloat16" and back.nbytes == ckv.nbytes
+    assert all(torch.equal(a.keys, b.keys) and b.keys.dtype == torch.bfloat16 for a, b in zip(ckv.layers, back.layers))
