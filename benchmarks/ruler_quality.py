@@ -137,7 +137,7 @@ def _load(out: Path, docs: list[SuiteDocument]) -> dict[str, Any]:
     result = json.loads(out.read_text()) if out.exists() else {"benchmark": "ruler_quality", "jobs": [], "documents": []}
     known = {d["doc_id"]: d for d in result["documents"]}
     for doc in docs:
-        data = doc.to_json()
+        data = json.loads(json.dumps(doc.to_json()))  # tuples as JSON lists, as stored
         if doc.doc_id in known and known[doc.doc_id]["probes"] != data["probes"]:
             raise SystemExit(f"{out} holds another {doc.doc_id}; the generators changed - use a new --out")
         known.setdefault(doc.doc_id, data)

@@ -35,7 +35,7 @@ from kvpool.errors import KVFleetError, UnknownHandleError
 from kvpool.handles import KVHandle
 from kvpool.packing import PackedKV, pack, unpack
 from kvpool.pool import KVPool
-from kvpool.recompress import knorm_recompressor
+from kvpool.recompress import recompressor_for
 from transfer import TransferEndpoint, transfer_actor
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ class DecodeActor(TransferEndpoint):
     def _init_storage(self, pool: KVPoolConfig, plain: PlainRequestConfig) -> None:
         """The pool, its session table and the prefix cache (split out so that tests can drive the
         storage paths of a real DecodeActor without loading a model)."""
-        self.pool = KVPool(pool, recompressor=knorm_recompressor)
+        self.pool = KVPool(pool, recompressor=recompressor_for(pool.recompress.press))
         self.plain = plain
         self.prefixes = PrefixCache(self.pool, self.engine, self.plain)
         self.sessions = SessionTable(self.pool)  # the one owner of session -> pool entry (thread-safe)
