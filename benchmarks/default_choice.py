@@ -9,7 +9,9 @@ The rule, on the ``choose`` half (even seeds) only - the ``report`` half (odd se
 after the choice, never during it:
 
 1. Only query-agnostic presses qualify (a session's questions are not known when its context is
-   loaded, and a plain request's compressed prefix is reused by later prompts).
+   loaded, and a plain request's compressed prefix is reused by later prompts), and only
+   configurations measured on every choose-half document any configuration was measured on
+   (like for like: a press run on the 1k documents only does not compete with one run at 4k too).
 2. A press's score at a ratio is its ratio to uncompressed on the kept probes of all families
    pooled (RULER suite + the document and chat question sets).
 3. The default ratio is the HIGHEST measured ratio at which the best press scores >= ``bar``
@@ -30,7 +32,9 @@ BAR = 0.95
 
 
 def _rows(summary: list[dict[str, Any]], split: str) -> list[dict[str, Any]]:
-    return [r for r in summary if r["split"] == split and r.get("query_agnostic") and r["relative"] is not None]
+    rows = [r for r in summary if r["split"] == split and r.get("query_agnostic") and r["relative"] is not None]
+    full = max((r["documents"] for r in rows), default=0)
+    return [r for r in rows if r["documents"] == full]
 
 
 def _load_at_longest(load_costs: list[dict[str, Any]], press: str, ratio: float) -> float:

@@ -113,6 +113,32 @@ def run_job(engine, loop, doc: SuiteDocument, label: str, ratio: float, count) -
                         for i, (t, p) in enumerate(zip(texts, doc.probes))]}
 
 
+def cost_sweep(engine, presses: list[str], ratio: float, lengths: list[int], count, log) -> list[dict[str, Any]]:
+    """Load time and peak memory growth per press at each length, each load right after an
+    uncompressed load of the same document (a ``niah_single`` document, seed 0), so the ratio to
+    uncompressed is read within the same minute of a shared machine."""
+    from kvpool import PressSpec
+
+    rows = []
+    for length in lengths:
+        doc = build_suite(["niah_single"], [0], [length], count)[0]
+        for label in presses:
+            measured = {}
+            for name in ("none", label):
+                spec = PressSpec.model_validate(press_spec(name, ratio))
+                before = peak_rss_reset()
+                start = time.perf_counter()
+                ckv = engine.prefill(doc.context, spec)
+                measured[name] = (time.perf_counter() - start, max(0, _status_kib("VmHWM") - before) / 1024)
+                del ckv
+            (none_s, _), (load_s, growth) = measured["none"], measured[label]
+            rows.append({"press": label, "compression_ratio": ratio, "target_tokens": length,
+                         "tokens_read": count(doc.context), "load_s": round(load_s, 3), "none_load_s": round(none_s, 3),
+                         "load_vs_none": round(load_s / none_s, 2), "peak_growth_mib": round(growth, 1)})
+            log(f"load {label} at {length}: {load_s:.1f} s ({load_s / none_s:.1f}x none), +{growth:.0f} MiB")
+    return rows
+
+
 def configurations(presses: list[str], ratios: list[float], agnostic: Callable[[str], bool]) -> list[tuple[str, float]]:
     """``none``, then query-agnostic presses ratio by ratio (in ``ratios`` order), then the rest."""
     first = [(p, r) for r in ratios for p in presses if agnostic(p)]
@@ -158,7 +184,7 @@ def finish(result: dict[str, Any], out: Path) -> None:
     result["summary"] = summary
     result["load_costs"] = ruler_stats.load_costs(result["jobs"], docs)
     result["kept"] = ruler_stats.kept_counts(result["jobs"], docs)
-    choice = default_choice.choose_default(summary, result["load_costs"])
+    choice = default_choice.choose_default(summary, tie_break_costs(result))
     if choice:
         choice["held_back"] = default_choice.held_back(summary, choice["press"], choice["compression_ratio"])
         short = result.get("short_contexts")
@@ -169,6 +195,11 @@ def finish(result: dict[str, Any], out: Path) -> None:
     tmp = out.with_suffix(".tmp")
     tmp.write_text(json.dumps(result, indent=1))
     tmp.replace(out)
+
+
+def tie_break_costs(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Load costs that break accuracy ties: the paired cost runs where measured, else the sweep's."""
+    return result.get("cost_runs") or result.get("load_costs") or []
 
 
 def short_sweep(engine, choice: dict, args, count, log) -> dict[str, Any]:
@@ -231,7 +262,9 @@ def merge(parts: list[Path], out: Path) -> None:
                 keys.add(key)
                 result["jobs"].append(job)
         result["parts"].append({"path": str(path), "config": part.get("config"), "provenance": part.get("provenance")})
-        result.setdefault("short_contexts", part.get("short_contexts"))
+        result["cost_runs"] = result.get("cost_runs", []) + part.get("cost_runs", [])
+        if part.get("short_contexts"):
+            result.setdefault("short_contexts", part["short_contexts"])
         result.setdefault("config", part.get("config"))
     result["documents"] = list(docs.values())
     finish(result, out)
@@ -252,6 +285,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dtype", default=None, help="model dtype (default: ModelConfig's, the product default)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1: the machine is shared)")
     parser.add_argument("--max-minutes", type=float, default=None, help="start no new load after this long")
+    parser.add_argument("--costs", type=int, nargs="*", default=None, metavar="TOKENS",
+                        help="only measure load time and peak memory of --presses at --ratios[0] at these lengths "
+                             "(paired with uncompressed loads), appended to --out's cost_runs")
     parser.add_argument("--quick", action="store_true", help="smoke run: knorm + streaming_llm at 0.5, 1k tokens")
     parser.add_argument("--out", type=Path, default=RESULTS / "ruler_quality.json")
     parser.add_argument("--table", action="store_true", help="print --out as Markdown tables, run nothing")
@@ -286,6 +322,13 @@ def main(argv: list[str] | None = None) -> None:
     result["config"] = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     result["config"]["dtype"] = str(next(engine.model.parameters()).dtype).removeprefix("torch.")
     result.setdefault("runs", []).append(provenance(result["config"]))  # one entry per (resumed) run
+    if args.costs is not None:
+        run_job_free = build_suite(["niah_single"], [0], [256], count)[0]
+        engine.prefill(run_job_free.context)  # warm up
+        rows = cost_sweep(engine, args.presses, args.ratios[0], args.costs or [1024, 4096], count, print)
+        result.setdefault("cost_runs", []).extend(rows)
+        finish(result, args.out)
+        return
     loop = DecodeLoop(engine)
     try:
         run_job(engine, loop, build_suite(["niah_single"], [0], [256], count)[0], "none", 0.0, count)  # warm up

@@ -31,8 +31,10 @@ def quality_table(result: dict[str, Any], split: str = "all") -> str:
 
 
 def load_table(result: dict[str, Any], ratio: float = 0.5) -> str:
-    """Median load time (vs none) and peak memory growth per press at each RULER length, at ``ratio``."""
-    rows = [r for r in result["load_costs"] if r["press"] == "none" or abs(r["compression_ratio"] - ratio) < 1e-9]
+    """Load time (vs none) and peak memory growth per press at each length, at ``ratio``: the
+    paired cost runs (``--costs``) where measured, else the sweep's medians."""
+    source = result.get("cost_runs") or result["load_costs"]
+    rows = [r for r in source if r["press"] == "none" or abs(r["compression_ratio"] - ratio) < 1e-9]
     lengths = sorted({r["target_tokens"] for r in rows})
     head = ["press", *[f"{n // 1024}k: load s (vs none), peak MiB" for n in lengths]]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]

@@ -49,7 +49,7 @@ def test_summary_splits_by_seed_and_reports_bytes_and_load_vs_none():
 def _row(press, ratio, split, relative, low=None):
     return {"press": press, "compression_ratio": ratio, "split": split, "relative": relative,
             "ci95": [relative - 0.05 if low is None else low, min(1.0, relative + 0.05)], "query_agnostic": True,
-            "kept_probes": 40}
+            "kept_probes": 40, "documents": 10}
 
 
 def test_default_is_the_highest_ratio_whose_best_press_clears_the_bar_on_the_choose_half():
@@ -76,3 +76,8 @@ def test_ties_go_to_the_faster_load_on_the_longest_documents_and_query_aware_nev
              {"press": "slow", "compression_ratio": 0.5, "target_tokens": 1024, "load_s": 1.0}]
     assert choose_default(summary, costs)["press"] == "fast"
     assert choose_default([summary[2]], costs) is None
+
+
+def test_only_configurations_measured_on_every_choose_document_compete():
+    summary = [_row("everywhere", 0.5, "choose", 0.96), {**_row("short_only", 0.75, "choose", 1.0), "documents": 4}]
+    assert choose_default(summary, [])["press"] == "everywhere"
