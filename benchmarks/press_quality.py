@@ -118,7 +118,7 @@ def short_context_sweep(engine, press: str, ratio: float, lengths: list[int], se
     return rows
 
 
-def _long_load_child(press: str, ratio: float, target_tokens: int, threads: int, queue) -> None:
+def _long_load_child(press: str, ratio: float, target_tokens: int, threads: int, queue, dtype: str = "auto") -> None:
     """One long-context load in a fresh process (so its peak memory is its own); puts a row."""
     import resource
 
@@ -128,7 +128,7 @@ def _long_load_child(press: str, ratio: float, target_tokens: int, threads: int,
     from deployments.engine.engine import KVEngine
     from deployments.engine.model_loader import EMBEDDED_MODEL_ID, ModelConfig, load_model
 
-    engine = KVEngine(load_model(ModelConfig()), EMBEDDED_MODEL_ID)
+    engine = KVEngine(load_model(ModelConfig(dtype=dtype)), EMBEDDED_MODEL_ID)
     count = lambda text: len(engine.tokenizer.encode(text, add_special_tokens=False))  # noqa: E731
     run_document(engine, needle_document(0, 256, count, needles=2), press_spec("none", 0), 4)  # warm up
     doc = needle_document(0, target_tokens, count)
@@ -142,7 +142,7 @@ def _long_load_child(press: str, ratio: float, target_tokens: int, threads: int,
 
 
 def long_context_sweep(presses: list[str], ratio: float, target_tokens: int, threads: int,
-                       log: Callable[[str], None]) -> list[dict]:
+                       log: Callable[[str], None], dtype: str = "auto") -> list[dict]:
     """Load time and peak memory growth of each press (and ``none``) on one long needle document,
     each in its own process: what the short benchmark documents hide (a press whose cost grows
     faster than the context, e.g. by materializing attention weights)."""
@@ -152,7 +152,7 @@ def long_context_sweep(presses: list[str], ratio: float, target_tokens: int, thr
     rows = []
     for press in ["none", *presses]:
         queue = ctx.Queue()
-        child = ctx.Process(target=_long_load_child, args=(press, ratio, target_tokens, threads, queue))
+        child = ctx.Process(target=_long_load_child, args=(press, ratio, target_tokens, threads, queue, dtype))
         child.start()
         row = _result_of(child, queue)
         child.join()
@@ -270,6 +270,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--short-seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--max-tokens", type=int, default=20)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1: the machine is shared)")
+    parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
+                        help="model.dtype (auto: bfloat16 on AMX / AVX-512 BF16 CPUs, docs/dtype.md)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 2 presses, r=0.5, one document per set")
     parser.add_argument("--out", type=Path, default=RESULTS / "press_quality.json")
     parser.add_argument("--table", action="store_true", help="print the result in --out as a Markdown table, run nothing")
@@ -294,7 +296,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if args.long_only:
-        rows = long_context_sweep(args.long_only, 0.5, args.long_tokens, args.threads, print)
+        rows = long_context_sweep(args.long_only, 0.5, args.long_tokens, args.threads, print, args.dtype)
         config = {k: str(v) for k, v in vars(args).items()}
         long = {"target_tokens": args.long_tokens, "rows": rows}
         args.out.write_text(json.dumps({"benchmark": "press_quality", "config": config, "documents": [],
@@ -311,7 +313,8 @@ def main(argv: list[str] | None = None) -> None:
     from deployments.engine.engine import KVEngine
     from deployments.engine.model_loader import EMBEDDED_MODEL_ID, ModelConfig, load_model
 
-    engine = KVEngine(load_model(ModelConfig()), EMBEDDED_MODEL_ID)
+    engine = KVEngine(load_model(ModelConfig(dtype=args.dtype)), EMBEDDED_MODEL_ID)
+    print(f"model dtype: {engine.dtype} (--dtype {args.dtype})")
     count = lambda text: len(engine.tokenizer.encode(text, add_special_tokens=False))  # noqa: E731
     if args.short_only:
         rows = short_context_sweep(engine, args.short_press, 0.5, args.short_lengths, args.short_seeds,
@@ -353,7 +356,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.long_tokens and result.get("ranking_at_0.5"):
         top = [r["press"] for r in result["ranking_at_0.5"][: args.long_presses]]
         result["long_contexts"] = {"target_tokens": args.long_tokens,
-                                   "rows": long_context_sweep(top, 0.5, args.long_tokens, args.threads, print)}
+                                   "rows": long_context_sweep(top, 0.5, args.long_tokens, args.threads, print, args.dtype)}
         save(result["jobs"])
         best = result["ranking_at_0.5"][0]["press"]
         if args.short_lengths and result["short_contexts"]["press"] != best:  # the long loads broke a tie

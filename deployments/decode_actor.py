@@ -63,14 +63,16 @@ class DecodeActor(TransferEndpoint):
         self.decode_loop = DecodeLoop(self.engine, batch) if batch.enabled and not unsupported else None
         self.batching_off_reason = unsupported or (None if batch.enabled else "batching.enabled is false")
         self.token_bytes = TokenBytes(self.engine.tokenizer)
-        self._init_storage(KVPoolConfig.model_validate(pool), PlainRequestConfig.model_validate(plain or {}))
+        self._init_storage(KVPoolConfig.model_validate(pool), PlainRequestConfig.model_validate(plain or {}),
+                           dtype=self.engine.dtype)
         self.active_streams = 0
         self.tokens_generated = 0
 
-    def _init_storage(self, pool: KVPoolConfig, plain: PlainRequestConfig) -> None:
+    def _init_storage(self, pool: KVPoolConfig, plain: PlainRequestConfig, dtype: str | None = None) -> None:
         """The pool, its session table and the prefix cache (split out so that tests can drive the
-        storage paths of a real DecodeActor without loading a model)."""
-        self.pool = KVPool(pool, recompressor=recompressor_for(pool.recompress.press))
+        storage paths of a real DecodeActor without loading a model). ``dtype``: the model's; the
+        pool converts caches of another dtype (a migration from a replica that runs another one)."""
+        self.pool = KVPool(pool, recompressor=recompressor_for(pool.recompress.press), dtype=dtype)
         self.plain = plain
         self.prefixes = PrefixCache(self.pool, self.engine, self.plain)
         self.sessions = SessionTable(self.pool)  # the one owner of session -> pool entry (thread-safe)

@@ -8,10 +8,12 @@ ray, ray.serve, kvpress or transformers. The engine plugs in through ``Recompres
   disk), eviction policies (``kvpool.eviction``), re-compression (``kvpool.recompress``), events
   (``kvpool.events``), access statistics (``kvpool.stats``, CLI ``kvpool.stats_cli``).
 - ``CompressedPrefixIndex``: longest stored compressed prefix of a prompt.
+- ``cast_dtype``: a cache in another model dtype (``KVPool(dtype=...)`` converts on ``put``).
 - ``kvpool.codecs``: int8 / fp8 storage codecs; ``decode(ckv)`` before handing a cache to the engine.
 - ``kvpool.synthetic``: random caches with real shapes, for tests, demos and benchmarks.
 """
 
+from kvpool.cast import cast_dtype
 from kvpool.codecs import codec_names, decode, encode
 from kvpool.compressed_kv import CompressedKV, KVMeta, LayerKV, layer_from_mask
 from kvpool.config import KVPoolConfig, RecompressConfig
@@ -33,8 +35,8 @@ __all__ = [
     "CacheLayoutError", "CapacityError", "ChecksumError", "CodecError", "CompressedKV", "CompressedPrefixIndex",
     "EntryInfo", "EventKind", "EvictionPolicy", "KVFleetError", "KVHandle", "KVMeta", "KVPool", "KVPoolConfig",
     "LayerKV", "NO_PRESS", "PackedKV", "PoolConfigError", "PoolEvent", "PrefixHit", "PressSpec", "PressSpecError",
-    "QueryAwareCacheError", "RECOMPRESS_SCORERS", "RecompressConfig", "RecompressError", "Recompressor", "SessionId", "Tier",
-    "UnknownHandleError", "UnknownNameError", "block_hashes", "checksum", "codec_names", "decode", "encode",
-    "keydiff_recompressor", "knorm_recompressor", "layer_from_mask", "pack", "policy_names", "recompressor_for",
-    "register_policy", "unpack", "verify",
+    "QueryAwareCacheError", "RECOMPRESS_SCORERS", "RecompressConfig", "RecompressError", "Recompressor", "SessionId",
+    "Tier", "UnknownHandleError", "UnknownNameError", "block_hashes", "cast_dtype", "checksum", "codec_names", "decode",
+    "encode", "keydiff_recompressor", "knorm_recompressor", "layer_from_mask", "pack", "policy_names",
+    "recompressor_for", "register_policy", "unpack", "verify",
 ]

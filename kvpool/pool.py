@@ -24,12 +24,15 @@ Typical use::
 from __future__ import annotations
 
 import functools
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from kvpool import codecs
+from kvpool.cast import cast_dtype
+from kvpool.codecs.base import torch_dtype
 from kvpool.compressed_kv import CompressedKV
 from kvpool.config import KVPoolConfig
 from kvpool.entry import EntryInfo, PoolEntry
@@ -40,16 +43,23 @@ from kvpool.recompress import Recompressor, recompress_in_codec
 from kvpool.stats import AccessStats
 from kvpool.tiered_store import TieredStore
 
+log = logging.getLogger(__name__)
+
 MAX_ATTEMPTS = 8  # re-reads when an entry changes while we work on it outside the lock
 
 
 class KVPool:
     """Thread-safe store of CompressedKV by KVHandle. See the module docstring for the model."""
 
-    def __init__(self, config: KVPoolConfig | None = None, *, recompressor: Recompressor | None = None) -> None:
-        """Raises RecompressError if re-compression is enabled without a ``recompressor``, and
-        PoolConfigError for a CUDA tier where CUDA is missing."""
+    def __init__(self, config: KVPoolConfig | None = None, *, recompressor: Recompressor | None = None,
+                 dtype: str | None = None) -> None:
+        """``dtype``: the dtype of the model that reads this pool's caches (e.g. ``"bfloat16"``);
+        ``put`` converts a cache of another dtype to it and logs it (kvpool.cast). None: caches
+        are held in whatever dtype they come. Raises RecompressError if re-compression is enabled
+        without a ``recompressor``, PoolConfigError for a CUDA tier where CUDA is missing, and
+        CodecError for a ``dtype`` that is no torch dtype name."""
         self.config = config or KVPoolConfig()
+        self.dtype = None if dtype is None else str(torch_dtype(dtype)).removeprefix("torch.")
         if self.config.recompress.enabled and recompressor is None:
             raise RecompressError("recompress.enabled needs a recompressor: pass KVPool(..., recompressor="
                                   "kvpool.recompress.knorm_recompressor) or the engine's")
@@ -76,8 +86,13 @@ class KVPool:
         ``codec``: store with this codec; default: ``config.default_codec`` for a codec-"none"
         cache, or keep the cache's own codec. The pool may keep references to ``ckv``'s tensors
         (CompressedKV is immutable by contract): don't modify them in place afterwards.
+        A cache in another dtype than the pool's ``dtype`` is converted first (logged).
         Raises CapacityError (nothing stored, nothing moved) if no tier can make room.
         """
+        if self.dtype is not None and ckv.meta.dtype != self.dtype:
+            log.info("session %s: cache arrived in %s, converted to %s (the dtype of this replica's model)",
+                     session_id, ckv.meta.dtype, self.dtype)
+            ckv = cast_dtype(ckv, self.dtype)
         if codec is None:
             codec = self.config.default_codec if ckv.meta.codec == "none" else ckv.meta.codec
         stored = codecs.encode(ckv, codec)

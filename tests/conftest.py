@@ -24,26 +24,70 @@ def document(repeats: int = 40) -> str:
     return filler[:half] + FACTS + filler[half:]
 
 
+DTYPES = ("float32", "bfloat16")  # the dtypes the engine tests run in (model.dtype; auto picks one)
+
+
 @pytest.fixture(scope="session")
-def loaded_model():
+def loaded_models():
+    """``loaded_models(dtype)``: the embedded model in that dtype, loaded once per test process."""
     from deployments.engine.model_loader import ModelConfig, load_model
 
-    return load_model(ModelConfig())
+    cache: dict = {}
+
+    def get(dtype: str):
+        if dtype not in cache:
+            cache[dtype] = load_model(ModelConfig(dtype=dtype))
+        return cache[dtype]
+
+    return get
 
 
 @pytest.fixture(scope="session")
-def engine(loaded_model):
+def engines(loaded_models):
+    """``engines(dtype)``: a KVEngine over ``loaded_models(dtype)``, one per dtype."""
     from deployments.engine.engine import KVEngine
     from deployments.engine.model_loader import EMBEDDED_MODEL_ID
 
-    return KVEngine(loaded_model, EMBEDDED_MODEL_ID)
+    cache: dict = {}
+
+    def get(dtype: str):
+        if dtype not in cache:
+            cache[dtype] = KVEngine(loaded_models(dtype), EMBEDDED_MODEL_ID)
+        return cache[dtype]
+
+    return get
 
 
 @pytest.fixture(scope="session")
-def kvpress_pipeline(loaded_model):
+def kvpress_pipelines(loaded_models):
+    """``kvpress_pipelines(dtype)``: kvpress's ``kv-press-text-generation`` pipeline on that model."""
     from transformers import pipeline
 
     import kvpress  # noqa: F401  (registers the pipeline)
 
-    return pipeline("kv-press-text-generation", model=loaded_model.model, tokenizer=loaded_model.tokenizer,
-                    device="cpu")
+    cache: dict = {}
+
+    def get(dtype: str):
+        if dtype not in cache:
+            loaded = loaded_models(dtype)
+            cache[dtype] = pipeline("kv-press-text-generation", model=loaded.model, tokenizer=loaded.tokenizer,
+                                    device="cpu")
+        return cache[dtype]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def loaded_model(loaded_models):
+    """The embedded model in float32 (explicit, so tests do not depend on the machine's ``auto``)."""
+    return loaded_models("float32")
+
+
+@pytest.fixture(scope="session")
+def engine(engines):
+    return engines("float32")
+
+
+@pytest.fixture(scope="session")
+def kvpress_pipeline(kvpress_pipelines):
+    return kvpress_pipelines("float32")

@@ -36,9 +36,11 @@ def serving_helpers() -> Any:
 
 def bench_args(replicas: int = 2, host_budget: str = "2GiB") -> dict[str, Any]:
     """App args: the test defaults (1 torch thread per model process) with timeouts long enough for
-    16 concurrent re-prefills on 2 shared cores."""
+    16 concurrent re-prefills on 2 shared cores, and the app's default ``model.dtype: auto``
+    (bfloat16 on AMX / AVX-512 BF16 CPUs: docs/dtype.md) where the tests pin float32."""
     helpers = serving_helpers()
     return helpers.small_args(
+        model={"dtype": "auto"},
         replicas={"count": replicas, "torch_threads": 1, "pool": {"host_budget_bytes": host_budget}},
         limits={"request_timeout_s": 900.0, "load_timeout_s": 900.0, "max_context_tokens": 8000})
 

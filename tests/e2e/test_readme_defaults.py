@@ -26,7 +26,8 @@ QUESTION = "What is the secret code of the vault?"
 @pytest.fixture(scope="module")
 def defaults_url(extra_app):
     args = small_args(replicas={"count": 1})
-    args.pop("default_press")  # the application's own default, as `serve run configs/cluster.yaml` has it
+    args.pop("default_press")  # the application's own defaults, as `serve run configs/cluster.yaml` has them:
+    args.pop("model")  # the default press, and model.dtype auto (bfloat16 on this machine's AMX CPU)
     with extra_app("defaults", args) as url:
         yield url
 

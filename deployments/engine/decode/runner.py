@@ -154,7 +154,7 @@ class BatchRunner:
         step.commit()
         for w, count in zip((w for w, _, _ in feeds), counts):
             w.next_position += count
-        return out.logits[0]
+        return out.logits[0].float()  # upcast once per step: sampling, logprobs, grammars work in float32
 
     def _row_kv(self, w: RowWork) -> RowKV:
         """The joiner's own KV buffers: its stored cache (moved to the model's device, per-head
@@ -168,7 +168,7 @@ class BatchRunner:
     # ---- per-row sampling ----------------------------------------------------------------------
     def _sample(self, w: RowWork, logits: torch.Tensor) -> RowResult:
         try:
-            choice = w.sampler(logits.float())
+            choice = w.sampler(logits)
             text = w.detok.push(choice.token_id)
         except Exception as exc:  # noqa: BLE001 - a row whose sampling fails fails alone
             return _failed(w, exc)

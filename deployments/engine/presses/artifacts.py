@@ -89,7 +89,8 @@ class LocalDuoAttentionPress(DuoAttentionPress):
 @dataclass
 class LocalFastKVzipPress(FastKVzipPress):
     """Fast KVzip with gates from ``gates_path``: the released ``.pt`` file (``{"module": [one
-    state dict per layer]}``, file name ``q<groups>_dim16_sink<n>.pt``)."""
+    state dict per layer]}``, file name ``q<groups>_dim16_sink<n>.pt``). The gates run in the
+    model's dtype (the file's weights are cast on load), as they read its hidden states."""
 
     gates_path: str | None = None
 
@@ -107,7 +108,7 @@ class LocalFastKVzipPress(FastKVzipPress):
         gates = []
         for index, weights in enumerate(state_dicts):
             gate = FastKVzipGate(index, input_dim, head_out // out_dim, head_group_out // head_out,
-                                 first["q_proj.weight"].dtype, out_dim, sink).to(model.device)
+                                 model.dtype, out_dim, sink).to(model.device)
             gate.load_state_dict(weights)
             gates.append(gate)
         self.gates = gates

@@ -1,4 +1,5 @@
-"""Every press in the catalog runs on the embedded model: prefill, store in a KVPool, answer, bytes.
+"""Every press in the catalog runs on the embedded model, in float32 and in bfloat16: prefill, store in
+a KVPool, answer, bytes.
 
 One spec per catalog name (the table must cover the whole catalog, so a press added without a
 test fails here). Presses that need a trained artifact are run with a LOCAL artifact written by
@@ -21,7 +22,7 @@ from kvpool.config import KVPoolConfig
 from kvpool.errors import PressSpecError
 from kvpool.handles import SessionId
 from kvpool.pool import KVPool
-from tests.conftest import document
+from tests.conftest import DTYPES, document
 
 HALF = 0.5
 # name -> (spec, expected stored bytes as a fraction of the uncompressed cache: exact (tolerance
@@ -88,6 +89,13 @@ def test_every_kvpress_press_class_is_registered():
     served |= {base for cls in served for base in cls.__mro__}  # local-artifact adapters subclass kvpress's
     classes = {getattr(kvpress, n) for n in kvpress.__all__ if n.endswith("Press")}
     assert classes - served - {kvpress.BasePress, kvpress.ScorerPress} == set()
+
+
+@pytest.fixture(scope="module", params=DTYPES)
+def engine(request, engines):
+    """Every test here runs in both dtypes the engine serves (float32, and bfloat16: auto's choice
+    on CUDA and on AMX / AVX-512 BF16 CPUs)."""
+    return engines(request.param)
 
 
 @pytest.fixture(scope="module")

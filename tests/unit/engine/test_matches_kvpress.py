@@ -1,11 +1,27 @@
-"""kvfleet's engine answers exactly like kvpress's own pipeline (greedy, same context and questions)."""
+"""kvfleet's engine answers exactly like kvpress's own pipeline (greedy, same context and questions),
+in float32 and in bfloat16 (both run the same model object, so in the same dtype)."""
 
 import pytest
 
 from deployments.engine.presses import resolve
 from deployments.engine.sampling import SamplingParams
 from kvpool import PressSpec
-from tests.conftest import document
+from tests.conftest import DTYPES, document
+
+
+@pytest.fixture(scope="module", params=DTYPES)
+def dtype(request) -> str:
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def engine(engines, dtype):
+    return engines(dtype)
+
+
+@pytest.fixture(scope="module")
+def kvpress_pipeline(kvpress_pipelines, dtype):
+    return kvpress_pipelines(dtype)
 
 def kvpress_text(engine, question_ids: list[int]) -> str:
     """Generated ids decoded as kvpress's pipeline decodes them (the tokenizer's default, which

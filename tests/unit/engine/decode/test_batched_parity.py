@@ -3,6 +3,7 @@
 The oracle is ``KVEngine.generate_ids`` (one request per forward). Rows mix an uncompressed
 session, knorm 0.5, kvzip 0.5 (per-head ragged), an int8-coded session and a plain request
 (raw-token prefix), with different context and question lengths, joining at different steps.
+Every test runs in float32 and in bfloat16.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from deployments.engine.engine import GenerationStep
 from deployments.engine.sampling import SamplingParams
 from kvpool import codecs
 from kvpool.press_spec import NO_PRESS, PressSpec
-from tests.conftest import document
+from tests.conftest import DTYPES, document
 
 GREEDY = SamplingParams(max_tokens=14, ignore_eos=True)
 
@@ -57,6 +58,11 @@ def summary(steps) -> list[tuple]:
             for s in steps]
 
 
+@pytest.fixture(scope="module", params=DTYPES)
+def engine(request, engines):
+    return engines(request.param)
+
+
 @pytest.fixture(scope="module")
 def caches(engine):
     knorm = engine.prefill(document(8), PressSpec(name="knorm", compression_ratio=0.5))
@@ -94,7 +100,7 @@ _ALONE: dict[tuple, list[GenerationStep]] = {}
 
 def alone(engine, ckv, ids, params) -> list[GenerationStep]:
     """The one-row oracle (computed once per cache, question and parameters)."""
-    key = (id(ckv), tuple(ids), params.model_dump_json())
+    key = (engine.dtype, id(ckv), tuple(ids), params.model_dump_json())
     if key not in _ALONE:
         _ALONE[key] = list(engine.generate_ids(ckv, ids, params))
     return _ALONE[key]
