@@ -64,7 +64,8 @@ def markdown(result: dict[str, Any]) -> str:
     kept = result.get("kept", {})
     kept_line = ", ".join(f"{k} {v['kept']}/{v['probes']}" for k, v in kept.get("task", {}).items())
     return "\n\n".join([default_text(result), f"kept probes (answered uncompressed) by task: {kept_line}",
-                        quality_table(result), load_table(result)])
+                        "choose half (even seeds):", quality_table(result, "choose"),
+                        "held-back half (odd seeds):", quality_table(result, "report"), load_table(result)])
 
 
 def plot(result: dict[str, Any], path: Path) -> None:
