@@ -32,11 +32,23 @@ def _prepare_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def demo_press(args: argparse.Namespace):
+    """The demo's PressSpec: ``--press`` / ``--ratio``, else AppConfig's default press (the
+    benchmark's choice, tests/unit/benchmarks/test_default_press.py)."""
+    from deployments.config import AppConfig
+    from kvpool import PressSpec
+
+    default = AppConfig().default_press
+    if args.press is None:
+        return default if args.ratio is None else default.model_copy(update={"compression_ratio": args.ratio})
+    ratio = default.compression_ratio if args.ratio is None else args.ratio
+    return PressSpec(name=args.press, compression_ratio=ratio if args.press != "none" else 0.0)
+
+
 def _demo(args: argparse.Namespace) -> int:
     from deployments.engine.engine import KVEngine
     from deployments.engine.model_loader import ModelConfig, load_model
     from deployments.engine.sampling import SamplingParams
-    from kvpool import PressSpec
 
     config = ModelConfig()
     loaded = load_model(config, progress=True)
@@ -44,7 +56,7 @@ def _demo(args: argparse.Namespace) -> int:
     facts = "The secret code of the vault is 7341. Alice was born in Lisbon. The meeting is on Thursday at noon. "
     filler = "The committee discussed the annual budget, the new library wing and several unrelated matters. " * 30
     context = filler[: len(filler) // 2] + facts + filler[len(filler) // 2:]
-    spec = PressSpec(name=args.press, compression_ratio=args.ratio if args.press != "none" else 0.0)
+    spec = demo_press(args)
     start = time.perf_counter()
     ckv = engine.prefill(context, spec)
     print(f"context: {ckv.meta.original_tokens} tokens read, {ckv.meta.kept_tokens:.0f} kept per head "
@@ -122,8 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     prep = sub.add_parser("prepare-model", help="convert the embedded model to a cached safetensors copy")
     prep.add_argument("--cache-dir", default=None)
     demo = sub.add_parser("demo", help="engine demo without Ray")
-    demo.add_argument("--press", default="knorm")
-    demo.add_argument("--ratio", type=float, default=0.5)
+    demo.add_argument("--press", default=None, help="default: AppConfig's default_press")
+    demo.add_argument("--ratio", type=float, default=None, help="default: the default press's ratio")
     serve = sub.add_parser("serve", help="run a Serve config (default configs/cluster.yaml)")
     serve.add_argument("config", nargs="?", default=DEFAULT_CONFIG)
     sub.add_parser("stats", help="KV pool statistics (see `kvfleet stats --help`)", add_help=False)

@@ -28,13 +28,15 @@ from kvpool.packing import PackedKV, checksum, pack, unpack, verify
 from kvpool.pool import KVPool
 from kvpool.prefix_index import CompressedPrefixIndex, PrefixHit, block_hashes
 from kvpool.press_spec import NO_PRESS, PressSpec
-from kvpool.recompress import Recompressor, knorm_recompressor
+from kvpool.recompress import (RECOMPRESS_SCORERS, Recompressor, keydiff_recompressor, knorm_recompressor,
+                               recompressor_for)
 
 __all__ = [
     "CacheLayoutError", "CapacityError", "ChecksumError", "CodecError", "CompressedKV", "CompressedPrefixIndex",
     "EntryInfo", "EventKind", "EvictionPolicy", "KVFleetError", "KVHandle", "KVMeta", "KVPool", "KVPoolConfig",
     "LayerKV", "NO_PRESS", "PackedKV", "PoolConfigError", "PoolEvent", "PrefixHit", "PressSpec", "PressSpecError",
-    "QueryAwareCacheError", "RecompressConfig", "RecompressError", "Recompressor", "SessionId", "Tier",
-    "UnknownHandleError", "UnknownNameError", "block_hashes", "cast_dtype", "checksum", "codec_names", "decode", "encode",
-    "knorm_recompressor", "layer_from_mask", "pack", "policy_names", "register_policy", "unpack", "verify",
+    "QueryAwareCacheError", "RECOMPRESS_SCORERS", "RecompressConfig", "RecompressError", "Recompressor", "SessionId",
+    "Tier", "UnknownHandleError", "UnknownNameError", "block_hashes", "cast_dtype", "checksum", "codec_names", "decode",
+    "encode", "keydiff_recompressor", "knorm_recompressor", "layer_from_mask", "pack", "policy_names",
+    "recompressor_for", "register_policy", "unpack", "verify",
 ]

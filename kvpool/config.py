@@ -23,6 +23,19 @@ class RecompressConfig(BaseModel):
                               description="added to an entry's compression ratio at each re-prune")
     max_compression_ratio: float = Field(default=0.9, gt=0.0, lt=1.0,
                                          description="floor: never drop more than this fraction of the original tokens")
+    press: str = Field(default="knorm", description="cache-only scorer that re-prunes (kvpool.recompress."
+                       "RECOMPRESS_SCORERS); default: the one the committed quality benchmark ranks best "
+                       "(benchmarks/results/ruler_quality.json)")
+
+    @field_validator("press")
+    @classmethod
+    def _known_scorer(cls, name: str) -> str:
+        from kvpool.recompress import RECOMPRESS_SCORERS
+
+        if name not in RECOMPRESS_SCORERS:
+            raise ValueError(f"unknown re-compression press {name!r}; valid (score from stored keys alone): "
+                             f"{', '.join(RECOMPRESS_SCORERS)}")
+        return name
 
 
 class KVPoolConfig(BaseModel):

@@ -8,7 +8,15 @@ Contract: ``recompressor(ckv, compression_ratio)`` gets a codec ``"none"`` cache
 ratio *relative to the original context* (fraction of ``meta.original_tokens`` to drop, in
 [0, 1)), and returns a codec ``"none"`` cache holding fewer tokens, with ``meta.kept_tokens`` and
 ``meta.press`` updated. It must not mutate its input. The engine may provide one that re-runs a
-real press; ``knorm_recompressor`` below is a complete one in pure torch.
+real press; the ones here are complete in pure torch.
+
+A stored cache has no context and no model left to replay, so only presses that score from the
+stored keys alone can re-prune it: ``RECOMPRESS_SCORERS`` holds them by their kvpress name -
+``knorm`` (kvpress ``KnormPress``: keep the smallest key norms) and ``keydiff`` (kvpress
+``KeyDiffPress``, arXiv:2504.15364: keep the keys least similar to the head's mean key
+direction). ``recompressor_for(name)`` builds one; ``RecompressConfig.press`` names the one a
+pool uses, and its default is the cache-only scorer the committed quality benchmark ranks best
+(tests/unit/benchmarks/test_default_press.py).
 """
 
 from __future__ import annotations
@@ -34,6 +42,39 @@ def current_ratio(meta: KVMeta) -> float:
     return max(0.0, 1.0 - meta.kept_tokens / meta.original_tokens)
 
 
+Scorer = Callable[[torch.Tensor], torch.Tensor]
+
+
+def _knorm_score(keys: torch.Tensor) -> torch.Tensor:
+    """kvpress KnormPress.score: minus the L2 norm of each key (``[..., T, D] -> [..., T]``)."""
+    return -torch.linalg.vector_norm(keys, dim=-1, dtype=torch.promote_types(keys.dtype, torch.float32))
+
+
+def _keydiff_score(keys: torch.Tensor) -> torch.Tensor:
+    """kvpress KeyDiffPress.score: minus the cosine similarity of each key to the mean of the
+    head's normalized keys (``[..., T, D] -> [..., T]``)."""
+    keys = keys.float()
+    anchor = torch.nn.functional.normalize(keys, p=2, dim=-1).mean(dim=-2, keepdim=True)
+    return -torch.nn.functional.cosine_similarity(keys, anchor, dim=-1)
+
+
+RECOMPRESS_SCORERS: dict[str, Scorer] = {"knorm": _knorm_score, "keydiff": _keydiff_score}
+
+
+def recompressor_for(name: str) -> Recompressor:
+    """The recompressor that re-prunes with the cache-only scorer ``name``; RecompressError
+    naming the valid ones otherwise."""
+    if name not in RECOMPRESS_SCORERS:
+        raise RecompressError(f"unknown re-compression press {name!r}; valid (score from stored keys alone): "
+                              f"{', '.join(RECOMPRESS_SCORERS)}")
+
+    def recompressor(ckv: CompressedKV, compression_ratio: float) -> CompressedKV:
+        return _recompress(ckv, compression_ratio, name)
+
+    recompressor.__name__ = f"{name}_recompressor"
+    return recompressor
+
+
 def knorm_recompressor(ckv: CompressedKV, compression_ratio: float) -> CompressedKV:
     """Keep, per head, the key vectors with the *smallest* L2 norm (kvpress ``KnormPress``'s score).
 
@@ -43,6 +84,16 @@ def knorm_recompressor(ckv: CompressedKV, compression_ratio: float) -> Compresse
     as is. ``meta.press`` becomes ``composed[<old press>, knorm(stage ratio)]``.
     Raises RecompressError on a ratio outside [0, 1), CodecError on an encoded cache.
     """
+    return _recompress(ckv, compression_ratio, "knorm")
+
+
+def keydiff_recompressor(ckv: CompressedKV, compression_ratio: float) -> CompressedKV:
+    """As ``knorm_recompressor`` with kvpress ``KeyDiffPress``'s score (keep the keys least
+    similar to the head's mean key); ``meta.press`` gains a ``keydiff`` stage."""
+    return _recompress(ckv, compression_ratio, "keydiff")
+
+
+def _recompress(ckv: CompressedKV, compression_ratio: float, scorer: str) -> CompressedKV:
     if not 0.0 <= compression_ratio < 1.0:
         raise RecompressError(f"compression_ratio must be in [0, 1), got {compression_ratio}")
     if ckv.meta.codec != "none":
@@ -52,36 +103,36 @@ def knorm_recompressor(ckv: CompressedKV, compression_ratio: float) -> Compresse
     if target >= ckv.meta.kept_tokens:
         return ckv
     fraction = target / ckv.meta.kept_tokens
-    layers = tuple(_prune_layer(layer, target, fraction) for layer in ckv.layers)
+    score = RECOMPRESS_SCORERS[scorer]
+    layers = tuple(_prune_layer(layer, target, fraction, score) for layer in ckv.layers)
     entries = sum(layer.kept_entries() for layer in layers)
     kept_tokens = entries / (ckv.meta.num_layers * ckv.meta.num_kv_heads)
-    press = _tightened_press(ckv.meta.press, stage_ratio=1.0 - kept_tokens / ckv.meta.kept_tokens)
+    press = _tightened_press(ckv.meta.press, 1.0 - kept_tokens / ckv.meta.kept_tokens, scorer)
     return replace(ckv, layers=layers).with_meta(kept_tokens=kept_tokens, press=press)
 
 
-def _prune_layer(layer: LayerKV, dense_keep: int, fraction: float) -> LayerKV:
+def _prune_layer(layer: LayerKV, dense_keep: int, fraction: float, score: Scorer) -> LayerKV:
     if layer.head_lengths is None:
-        keep = _lowest_norm_rows(layer.keys, min(dense_keep, layer.keys.shape[1]))
+        keep = _top_rows(layer.keys, min(dense_keep, layer.keys.shape[1]), score)
         index = keep.unsqueeze(-1).expand(-1, -1, layer.keys.shape[-1])
         return LayerKV(layer.keys.gather(1, index), layer.values.gather(1, index))
     lengths, key_parts, value_parts = [], [], []
     for keys, values in zip(layer.keys.split(layer.head_lengths), layer.values.split(layer.head_lengths)):
         n = min(keys.shape[0], max(1, round(keys.shape[0] * fraction))) if keys.shape[0] else 0
-        keep = _lowest_norm_rows(keys, n)
+        keep = _top_rows(keys, n, score)
         key_parts.append(keys[keep])
         value_parts.append(values[keep])
         lengths.append(n)
     return LayerKV(torch.cat(key_parts).contiguous(), torch.cat(value_parts).contiguous(), tuple(lengths))
 
 
-def _lowest_norm_rows(keys: torch.Tensor, n: int) -> torch.Tensor:
-    """Indices (ascending) of the ``n`` rows with the smallest key norm along the token axis (-2)."""
-    norms = torch.linalg.vector_norm(keys, dim=-1, dtype=torch.promote_types(keys.dtype, torch.float32))
-    return norms.topk(n, dim=-1, largest=False).indices.sort(dim=-1).values
+def _top_rows(keys: torch.Tensor, n: int, score: Scorer) -> torch.Tensor:
+    """Indices (ascending) of the ``n`` rows with the highest ``score`` along the token axis (-2)."""
+    return score(keys).topk(n, dim=-1).indices.sort(dim=-1).values
 
 
-def _tightened_press(press: dict, stage_ratio: float) -> dict:
-    stage = PressSpec(name="knorm", compression_ratio=round(min(max(stage_ratio, 0.0), 0.999999), 6))
+def _tightened_press(press: dict, stage_ratio: float, scorer: str = "knorm") -> dict:
+    stage = PressSpec(name=scorer, compression_ratio=round(min(max(stage_ratio, 0.0), 0.999999), 6))
     old = PressSpec.model_validate(press) if press else PressSpec()
     if old.name == "none":
         return stage.model_dump(mode="json")

@@ -36,7 +36,7 @@ from deployments.common.replica_errors import MissingCache
 from kvpool.handles import KVHandle
 from kvpool.packing import PackedKV, pack, unpack
 from kvpool.pool import KVPool
-from kvpool.recompress import knorm_recompressor
+from kvpool.recompress import recompressor_for
 from transfer import TransferEndpoint, transfer_actor
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ class DecodeActor(TransferEndpoint):
         """The pool, its session table and the prefix cache (split out so that tests can drive the
         storage paths of a real DecodeActor without loading a model). ``dtype``: the model's; the
         pool converts caches of another dtype (a migration from a replica that runs another one)."""
-        self.pool = KVPool(pool, recompressor=knorm_recompressor, dtype=dtype)
+        self.pool = KVPool(pool, recompressor=recompressor_for(pool.recompress.press), dtype=dtype)
         self.plain = plain
         self.prefixes = PrefixCache(self.pool, self.engine, self.plain)
         self.sessions = SessionTable(self.pool)  # the one owner of session -> pool entry (thread-safe)

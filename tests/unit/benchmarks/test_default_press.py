@@ -1,8 +1,19 @@
-"""The default press is the one the committed quality benchmark ranks first (they cannot drift apart).
+"""Every compressing default follows the committed quality benchmark (they cannot drift apart).
 
-Reads benchmarks/results/press_quality.json (written by ``python benchmarks/press_quality.py``),
-re-ranks its raw jobs with benchmarks.press_ranking, and compares with AppConfig's default and
-configs/cluster.yaml's. Re-run the benchmark, then change the default, when presses change.
+Reads benchmarks/results/ruler_quality.json (``python benchmarks/ruler_quality.py``: the RULER-
+style suite + the document and chat question sets), recomputes its summary from the raw jobs,
+re-applies the choice rule (benchmarks/default_choice.py: chosen on the even seeds only) and
+compares with every default that compresses:
+
+- ``AppConfig.default_press`` (sessions) and the Serve / k8s configs that spell it out;
+- ``AppConfig.plain.press`` (long plain prompts; their compressed prefixes are reused, so they
+  need the same query-agnostic choice);
+- ``KVPoolConfig.recompress.press`` (re-pruning a stored cache under pressure or on an admin
+  ``compress``): the best of the cache-only scorers at the default ratio;
+- ``kvfleet demo``'s press.
+
+A walk over AppConfig fails if a new PressSpec default appears that this file does not check.
+Re-run the benchmark, then change the defaults, when presses change.
 """
 
 from __future__ import annotations
@@ -12,12 +23,19 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import BaseModel
 
-from benchmarks.press_ranking import choose_min_tokens, long_context_loads, rank_presses, summarize
+from benchmarks.default_choice import best_at, choose_default
+from benchmarks.press_ranking import choose_min_tokens, long_context_loads, rank_presses
+from benchmarks.ruler import split_of
+from benchmarks.ruler_stats import load_costs, summarize
 from deployments.config import AppConfig
+from kvpool import PressSpec
+from kvpool.recompress import RECOMPRESS_SCORERS
 
 ROOT = Path(__file__).resolve().parents[3]
-RESULT = ROOT / "benchmarks" / "results" / "press_quality.json"
+RESULT = ROOT / "benchmarks" / "results" / "ruler_quality.json"
+CHECKED = {"default_press", "plain.press"}  # the PressSpec defaults the tests below tie to the result
 
 
 @pytest.fixture(scope="module")
@@ -25,30 +43,101 @@ def result() -> dict:
     return json.loads(RESULT.read_text())
 
 
-def _cluster_default() -> dict:
-    config = yaml.safe_load((ROOT / "configs" / "cluster.yaml").read_text())
-    return config["applications"][0]["args"]["default_press"]
+@pytest.fixture(scope="module")
+def recomputed(result) -> tuple[list[dict], list[dict], dict]:
+    """(summary, load costs, choice) recomputed from the raw jobs, not read from the file."""
+    from deployments.engine.presses import resolve
+
+    docs = result["documents"]
+    summary = summarize(result["jobs"], docs, {d["seed"]: split_of(d["seed"]) for d in docs})
+    for row in summary:
+        spec = PressSpec(name=row["press"], compression_ratio=row["compression_ratio"])
+        row["query_agnostic"] = resolve(spec).query_agnostic
+    costs = result.get("cost_runs") or load_costs(result["jobs"], docs)  # as ruler_quality.tie_break_costs
+    return summary, costs, choose_default(summary, costs)
 
 
-def test_default_press_is_the_benchmarks_first_query_agnostic_press(result):
-    ranking = rank_presses(summarize(result["jobs"]), 0.5, long_context_loads(result))
+def _serve_configs() -> dict[str, dict]:
+    """default_press of every application in the Serve configs and k8s RayService configs."""
+    found = {}
+    for path in [ROOT / "configs" / "cluster.yaml", ROOT / "configs" / "cluster-two-apps.yaml",
+                 *sorted((ROOT / "k8s").rglob("serve-config.yaml"))]:
+        config = yaml.safe_load(path.read_text())
+        if "spec" in config:  # a RayService: the Serve config is a YAML string inside it
+            config = yaml.safe_load(config["spec"]["serveConfigV2"])
+        for i, app in enumerate(config["applications"]):
+            if "default_press" in app.get("args", {}):
+                found[f"{path.relative_to(ROOT)}[{i}]"] = app["args"]["default_press"]
+    return found
+
+
+def test_session_default_is_the_choice_made_on_the_choose_half(recomputed):
+    _, _, choice = recomputed
     default = AppConfig().default_press
-    assert ranking[0]["press"] == default.name == _cluster_default()["name"]
-    assert default.compression_ratio == 0.5 == _cluster_default()["compression_ratio"]
+    assert (default.name, default.compression_ratio) == (choice["press"], choice["compression_ratio"])
+    configs = _serve_configs()
+    assert configs, "no Serve config spells out default_press"
+    for where, spec in configs.items():
+        assert (spec["name"], spec["compression_ratio"], spec.get("min_tokens")) == (
+            default.name, default.compression_ratio, default.min_tokens), where
 
 
-def test_default_min_tokens_is_the_measured_threshold(result):
+def test_default_min_tokens_is_the_threshold_measured_on_the_choose_half(result, recomputed):
+    _, _, choice = recomputed
     short = result["short_contexts"]
-    assert short["press"] == AppConfig().default_press.name
-    measured = choose_min_tokens(short["rows"])
-    assert AppConfig().default_press.min_tokens == measured == _cluster_default()["min_tokens"]
+    assert (short["press"], short["compression_ratio"]) == (choice["press"], choice["compression_ratio"])
+    assert AppConfig().default_press.min_tokens == choose_min_tokens(short["rows"])
 
 
-def test_the_ranking_only_admits_query_agnostic_presses(result):
-    summary = summarize(result["jobs"])
-    ranked = {row["press"] for row in rank_presses(summary, 0.5)}
-    aware = {row["press"] for row in summary if not row["query_agnostic"]}
-    assert ranked and not ranked & aware
+def test_plain_prompts_are_compressed_with_the_same_choice(recomputed):
+    _, _, choice = recomputed
+    plain = AppConfig().plain.press
+    assert (plain.name, plain.compression_ratio) == (choice["press"], choice["compression_ratio"])
+
+
+def test_recompression_uses_the_best_cache_only_scorer_at_the_default_ratio(recomputed):
+    summary, costs, choice = recomputed
+    ranked = [r["press"] for r in best_at(summary, costs, choice["compression_ratio"]) if r["press"] in RECOMPRESS_SCORERS]
+    assert set(ranked) == set(RECOMPRESS_SCORERS), f"measure every cache-only scorer; measured {ranked}"
+    assert AppConfig().replicas.pool.recompress.press == ranked[0]
+
+
+def test_the_demo_compresses_with_the_default(monkeypatch):
+    from deployments import cli
+
+    seen = {}
+    monkeypatch.setattr(cli, "_demo", lambda args: seen.setdefault("spec", cli.demo_press(args)))
+    cli.main(["demo"])
+    assert seen["spec"] == AppConfig().default_press
+
+
+def _press_defaults(model: BaseModel, prefix: str = "") -> dict[str, PressSpec]:
+    found = {}
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        path = f"{prefix}{name}"
+        if isinstance(value, PressSpec) and value.name != "none":
+            found[path] = value
+        elif isinstance(value, BaseModel):
+            found.update(_press_defaults(value, f"{path}."))
+    return found
+
+
+def test_every_compressing_press_default_is_checked_here():
+    assert set(_press_defaults(AppConfig())) == CHECKED
+
+
+def test_the_choice_never_reads_the_held_back_half(recomputed):
+    summary, costs, choice = recomputed
+    choose_only = [r for r in summary if r["split"] == "choose"]
+    again = choose_default(choose_only, costs)
+    assert (again["press"], again["compression_ratio"]) == (choice["press"], choice["compression_ratio"])
+
+
+def test_the_ranking_only_admits_query_agnostic_presses(recomputed):
+    summary, costs, choice = recomputed
+    aware = {r["press"] for r in summary if not r["query_agnostic"]}
+    assert not {r["press"] for r in best_at(summary, costs, choice["compression_ratio"])} & aware
 
 
 def test_choose_min_tokens_takes_the_shortest_length_from_which_every_longer_one_keeps_quality():
@@ -65,7 +154,7 @@ def _row(press: str, worst: float, accuracy: float, load_s: float) -> dict:
             "relative_by_set": {"document": worst, "chat": 1.0}, "load_s": load_s}
 
 
-def test_accuracy_ties_go_to_the_faster_long_context_load():
+def test_press_quality_ranking_ties_go_to_the_faster_long_context_load():
     summary = [_row("slow_on_long", 1.04, 0.8, 3.3), _row("fast_on_long", 1.04, 0.8, 6.9), _row("worse", 0.9, 0.9, 1.0)]
     assert [r["press"] for r in rank_presses(summary)] == ["slow_on_long", "fast_on_long", "worse"]
     long = {"slow_on_long": 190.0, "fast_on_long": 110.0}

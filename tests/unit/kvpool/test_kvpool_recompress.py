@@ -119,3 +119,48 @@ def test_broken_recompressor_is_reported(make_pool, make_kv):
     pool = make_pool(host=1 << 20, recompressor=encodes_its_output)
     with pytest.raises(RecompressError, match="must return a codec 'none' cache"):
         pool.recompress(pool.put(make_kv(), SessionId("a")), 0.5)
+
+
+def test_keydiff_keeps_the_keys_least_like_the_mean_key_direction(make_kv):
+    from kvpool.recompress import keydiff_recompressor, recompressor_for
+
+    ckv = make_kv(tokens=80, seed=9)
+    pruned = keydiff_recompressor(ckv, 0.5)
+    assert pruned.meta.kept_tokens == 40
+    for before, after in zip(ckv.layers, pruned.layers):
+        for head in range(3):
+            keys = before.keys[head].float()
+            anchor = torch.nn.functional.normalize(keys, dim=-1).mean(dim=0, keepdim=True)
+            similarity = torch.nn.functional.cosine_similarity(keys, anchor, dim=-1)
+            kept = similarity.topk(40, largest=False).indices.sort().values
+            assert torch.equal(after.keys[head], before.keys[head][kept])
+    assert [p.name for p in PressSpec.model_validate(keydiff_recompressor(pruned, 0.75).meta.press).presses][-1] == \
+        "keydiff"
+    assert recompressor_for("knorm")(ckv, 0.5).meta.kept_tokens == 40
+    with pytest.raises(RecompressError, match="keydiff"):
+        recompressor_for("snapkv")
+    with pytest.raises(ValueError, match="re-compression press"):
+        RecompressConfig(press="snapkv")
+
+
+def test_cache_only_scorers_keep_what_their_kvpress_press_keeps_at_prefill(engine):
+    """Re-pruning an uncompressed cache with a scorer keeps exactly what the kvpress press keeps
+    when it prunes at prefill (both score the stored, rotated keys): the prefill measurements of
+    knorm / keydiff in the quality benchmark are measurements of re-compression with them."""
+    from kvpool.recompress import recompressor_for
+
+    context = "The vault code is 7341. " + "The committee discussed the annual budget at length. " * 12
+    full = engine.prefill(context, PressSpec())
+    for name in ("knorm", "keydiff"):
+        pressed = engine.prefill(context, PressSpec(name=name, compression_ratio=0.5))
+        repruned = recompressor_for(name)(full, 0.5)
+        assert repruned.meta.kept_tokens == pressed.meta.kept_tokens
+        for a, b in zip(repruned.layers, pressed.layers):
+            assert torch.allclose(_norms(a.keys), _norms(b.keys)) and torch.allclose(_norms(a.values), _norms(b.values))
+
+
+def _norms(rows: torch.Tensor) -> torch.Tensor:
+    """Sorted per-head row norms ``[H, T]``: the same kept set compares equal whatever its order
+    (kvpress keeps top-k order, the pool token order) and whichever of a repeated token's equal-norm
+    copies a tie kept (layer 0: the same token has the same key norm at every position)."""
+    return rows.norm(dim=-1).sort(dim=-1).values
