@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from kvpress import BasePress
 
 from deployments.engine.presses.budget import check_budget, takes_budget
-from deployments.engine.presses.catalog import CATALOG, NO_PRESS_NAME, PressEntry, valid_names
+from deployments.engine.presses.catalog import ALIASES, CATALOG, NO_PRESS_NAME, PressEntry, valid_names
 from deployments.engine.presses.policy import artifact_path, custom_entries, custom_entry
 from kvpool.errors import PressSpecError
 from kvpool.press_spec import PressSpec
@@ -68,7 +68,7 @@ def lookup(name: str) -> PressEntry:
     if ":" in name:
         return custom_entry(name)
     try:
-        return CATALOG[name]
+        return CATALOG[ALIASES.get(name, name)]
     except KeyError:
         raise PressSpecError(f"unknown press {name!r}; valid presses: {', '.join(valid_names())}") from None
 
