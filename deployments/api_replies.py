@@ -69,6 +69,9 @@ class Session(_Open):
     ttl_s: float | None = None
     failure: str | None = None
     timings: dict[str, float] | None = None
+    press_stats: dict[str, Any] | None = Field(
+        default=None, description="what the press reported about this load (moe_router: requested / applied "
+        "ratio, pool pressure, per layer each KV head's experts, weights and tokens kept); in the load reply")
     expire_time: float | None = Field(default=None, description="Unix seconds it expires if unused (last_used + "
                                       "ttl_s); null when pinned or without TTL")
 

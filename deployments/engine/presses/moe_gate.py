@@ -2,7 +2,7 @@
 
 For attention layer ``l`` and KV head ``h`` the gate is a softmax over linear logits of the
 head's input features (``FEATURES``, computed from the context's keys, so the gate is
-query-agnostic): ``p[h] = softmax(W[l, h] @ [1, (x[h] - mean) / std])``, ``W`` of shape
+query-agnostic): ``p[h] = softmax(W[l, h] @ [1, clip((x[h] - mean) / std, -3, 3)])``, ``W`` of shape
 ``[layers, kv_heads, experts, 1 + features]``. It is fitted offline by
 ``benchmarks/train_moe_router.py`` and stored as a small JSON artifact (format below); the one
 for the embedded model ships in ``router_artifacts/``.
@@ -47,6 +47,12 @@ def input_features(keys: torch.Tensor, compression_ratio: float) -> torch.Tensor
     return torch.stack([ratio, length, cv, anisotropy], dim=-1)
 
 
+def standardized(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """``(x - mean) / std`` clipped to [-3, 3]: a context far outside the calibration range (e.g. much
+    longer) cannot push the gate beyond what it was fitted on."""
+    return ((x - mean) / std).clamp(-3.0, 3.0)
+
+
 @dataclass(frozen=True)
 class RouterGate:
     """A loaded artifact. ``probabilities(layer, x)``: ``x`` ``[H, F]`` -> ``[H, E]`` (rows sum to 1)."""
@@ -61,7 +67,7 @@ class RouterGate:
     training: dict
 
     def probabilities(self, layer: int, x: torch.Tensor) -> torch.Tensor:
-        z = (x - self.feature_mean) / self.feature_std
+        z = standardized(x, self.feature_mean, self.feature_std)
         z = torch.cat([torch.ones(z.shape[0], 1), z], dim=-1)
         logits = torch.einsum("hef,hf->he", self.weights[layer], z)
         return torch.softmax(logits, dim=-1)
