@@ -74,7 +74,7 @@ class MoERouterPress(ScorerPress):
     """See the module docstring. ``compression_ratio``: fraction of each head's tokens dropped."""
 
     compression_ratio: float = 0.0
-    router_type: str = "topk_balanced"
+    router_type: str = "adaptive"
     num_experts: int = 0
     top_k: int = 0
     capacity_factor: float = 1.0

@@ -77,7 +77,7 @@ def test_stats_have_one_row_per_layer_with_experts_weights_and_kept_tokens_per_h
         assert abs(sum(weights) - 1) < 1e-3 and all(w > 0 for w in weights)
     assert abs(sum(stats["expert_share"].values()) - 1) < 1e-2
     assert stats["compression_ratio_requested"] == stats["compression_ratio_applied"] == 0.5
-    assert stats["router_type"] == "topk_balanced" and stats["avg_aux_loss"] is None
+    assert stats["router_type"] == "adaptive" and stats["avg_aux_loss"] is None
     json.dumps(stats)  # served as JSON in the session view
 
 
