@@ -212,11 +212,13 @@ def plot(result: dict[str, Any], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
-def markdown_table(result: dict[str, Any]) -> str:
-    """The summary as Markdown: accuracy per question set next to bytes and load time."""
+def markdown_table(result: dict[str, Any], presses: list[str] | None = None) -> str:
+    """The summary as Markdown: accuracy per question set next to bytes and load time (only
+    ``presses`` and ``none`` when given)."""
     lines = ["| press | ratio | accuracy document / chat | vs uncompressed (worst set) | KV bytes vs none "
              "| load s (vs none) |", "|---|---|---|---|---|---|"]
-    rows = sorted(result["summary"], key=lambda r: (r["press"] != "none", r["compression_ratio"], -r["accuracy"]))
+    rows = [r for r in result["summary"] if presses is None or r["press"] in ("none", *presses)]
+    rows = sorted(rows, key=lambda r: (r["press"] != "none", r["compression_ratio"], -r["accuracy"]))
     for r in rows:
         by_set = r["accuracy_by_set"]
         worst = min((v for v in (r.get("relative_by_set") or {}).values() if v is not None), default=None)
@@ -227,23 +229,26 @@ def markdown_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def merge(parts: list[Path], out: Path) -> None:
+def merge(parts: list[Path], out: Path, presses: list[str] | None = None) -> None:
     """One result from part runs on the same documents (e.g. run in parallel): jobs concatenated,
-    the short-context sweep taken from the part that has it, summary and ranking recomputed."""
+    the short-context sweep taken from the part that has it, summary and ranking recomputed.
+    ``presses``: keep only these presses' jobs and long-context rows (and none's)."""
     results = [json.loads(p.read_text()) for p in parts]
     ids = [[d["doc_id"] for d in r["documents"]] for r in results if r.get("jobs")]
     if any(i != ids[0] for i in ids):
         raise SystemExit(f"parts were run on different documents: {ids}")
     merged = {**results[0], "parts": [{"path": str(p), "config": r["config"], "started": r.get("started"),
                                        "finished": r.get("finished")} for p, r in zip(parts, results)]}
-    merged["jobs"] = [job for r in results for job in r.get("jobs", [])]
-    merged["configs"] = [c for r in results for c in r.get("configs", []) if r.get("jobs")]
+    keep = (lambda press: True) if presses is None else (lambda press: press in ("none", *presses))  # noqa: E731
+    merged["jobs"] = [job for r in results for job in r.get("jobs", []) if keep(job["press"])]
+    merged["configs"] = [c for r in results for c in r.get("configs", []) if r.get("jobs") and keep(c[0])]
     long = [r["long_contexts"] for r in results if r.get("long_contexts")]
     if long:  # every part's rows, one per press (the first part that measured it)
         rows = {}
         for part in long:
             for row in part["rows"]:
-                rows.setdefault(row["press"], row)
+                if keep(row["press"]):
+                    rows.setdefault(row["press"], row)
         merged["long_contexts"] = {**long[0], "rows": list(rows.values())}
     merged["summary"] = summarize(merged["jobs"])
     merged["ranking_at_0.5"] = rank_presses(merged["summary"], 0.5, long_context_loads(merged))
@@ -275,6 +280,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="smoke run: 2 presses, r=0.5, one document per set")
     parser.add_argument("--out", type=Path, default=RESULTS / "press_quality.json")
     parser.add_argument("--table", action="store_true", help="print the result in --out as a Markdown table, run nothing")
+    parser.add_argument("--table-presses", nargs="+", default=None, metavar="PRESS",
+                        help="with --table or --merge: only these presses (and none)")
     parser.add_argument("--no-baseline", action="store_true", help="skip the uncompressed configuration (for a part "
                         "run whose result is merged with one that has it)")
     parser.add_argument("--short-only", action="store_true", help="only the short-context sweep, of --short-press")
@@ -289,10 +296,10 @@ def main(argv: list[str] | None = None) -> None:
                         help="combine these part results (jobs + short-context sweep) into --out, run nothing")
     args = parser.parse_args(argv)
     if args.table:
-        print(markdown_table(json.loads(args.out.read_text())))
+        print(markdown_table(json.loads(args.out.read_text()), args.table_presses))
         return
     if args.merge:
-        merge(args.merge, args.out)
+        merge(args.merge, args.out, args.table_presses)
         return
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if args.long_only:

@@ -91,7 +91,9 @@ class KVMeta:
     (exact for dense layouts). ``next_position``: the RoPE position of the next token fed (kvpress
     keeps original positions, so usually ``original_tokens``). ``prompt``: the engine's JSON-able
     description of the rendered context, used to splice later questions in. ``token_ids``: the
-    context's token ids (for the prefix index and rebuilds).
+    context's token ids (for the prefix index and rebuilds). ``press_stats``: what the press
+    reported about this load (``get_stats()`` of e.g. moe_router: experts, weights and tokens kept
+    per layer; ``{}`` for presses that report nothing), JSON-able.
     """
 
     model_id: str
@@ -107,6 +109,7 @@ class KVMeta:
     query_agnostic: bool = True
     prompt: dict[str, Any] = field(default_factory=dict)
     token_ids: tuple[int, ...] = ()
+    press_stats: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         data = dict(self.__dict__)

@@ -28,6 +28,7 @@ from deployments.engine.detokenizer import StreamingDetokenizer
 from deployments.engine.model_loader import LoadedModel
 from deployments.engine.presses import ResolvedPress, resolve
 from deployments.engine.presses.budget import prefill_press
+from deployments.engine.presses.press_stats import load_stats
 from deployments.engine.prompt import Message, PromptError, PromptFrame, PromptRenderer
 from deployments.engine.sampling import SamplingParams, TokenChoice, TokenSampler
 from deployments.engine.sampling.factory import build_sampler
@@ -97,9 +98,10 @@ class KVEngine:
         return frame, self.renderer.encode(frame.prefix_text)
 
     def prefill(self, context: Context, spec: PressSpec = NO_PRESS,
-                progress: ProgressCallback | None = None) -> CompressedKV:
-        """Read ``context`` once under ``spec``'s press; raises PressSpecError, ContextTooLongError."""
-        resolved = resolve(spec)
+                progress: ProgressCallback | None = None, pool_pressure: float | None = None) -> CompressedKV:
+        """Read ``context`` once under ``spec``'s press; raises PressSpecError, ContextTooLongError.
+        ``pool_pressure``: the replica's KV pool use in [0, 1], for ``cache_aware`` presses."""
+        resolved = resolve(spec, pool_pressure)
         frame, token_ids = self.frame_for(context)
         return self.prefill_ids(token_ids, resolved, frame, progress)
 
@@ -133,6 +135,7 @@ class KVEngine:
             dtype=str(layers[0].keys.dtype).removeprefix("torch."), num_layers=len(layers),
             num_kv_heads=heads, head_dim=int(layers[0].keys.shape[-1]), query_agnostic=resolved.query_agnostic,
             prompt=frame.to_json(), token_ids=tuple(token_ids),
+            press_stats=load_stats(press, layers) if press is not None else {},
         )
         return CompressedKV(layers, meta)
 

@@ -23,6 +23,7 @@ from deployments.config import PlainRequestConfig
 from deployments.engine.decode import BatchConfig, DecodeLoop, unsupported_reason
 from deployments.engine.model_loader import ModelConfig
 from deployments.engine.presses import install_press_policy
+from deployments.engine.presses.press_stats import PressStatsTotals
 from deployments.serving.prefix_cache import PrefixCache
 from deployments.serving.session_table import SessionTable
 from deployments.engine.sampling import SamplingParams
@@ -63,6 +64,7 @@ class DecodeActor(TransferEndpoint):
                            dtype=self.engine.dtype)
         self.active_streams = 0
         self.tokens_generated = 0
+        self.press_totals = PressStatsTotals()  # loads whose press reports statistics (moe_router)
 
     def _init_storage(self, pool: KVPoolConfig, plain: PlainRequestConfig, dtype: str | None = None) -> None:
         """The pool, its session table and the prefix cache (split out so that tests can drive the
@@ -90,9 +92,10 @@ class DecodeActor(TransferEndpoint):
     def store(self, session_id: str, ckv: CompressedKV, pinned: bool = False) -> dict:
         """Put a session's cache in the pool (replacing an older one); returns what was stored."""
         handle, info = self.sessions.store(session_id, ckv, pinned)
+        self.press_totals.add(ckv.meta.press_stats)
         return {"handle": handle.id, "stored_bytes": info.nbytes, "tier": info.tier.value,
                 "read_tokens": ckv.meta.original_tokens, "kept_tokens": round(ckv.meta.kept_tokens),
-                "codec": info.codec}
+                "codec": info.codec, "press_stats": ckv.meta.press_stats}
 
     def export(self, session_id: str) -> PackedKV:
         """Pack a session's cache for a transfer (the stored entry stays until ``free``)."""
@@ -165,6 +168,7 @@ class DecodeActor(TransferEndpoint):
         snapshot["active_streams"] = self.active_streams
         snapshot["tokens_generated"] = self.tokens_generated
         snapshot["session_count"] = len(self.sessions)
+        snapshot["press_stats"] = self.press_totals.snapshot()
         snapshot["prefix_cache"] = self.prefixes.stats()
         snapshot["batch"] = (self.decode_loop.snapshot() if self.decode_loop is not None
                              else {"enabled": False, "reason": self.batching_off_reason})

@@ -32,9 +32,11 @@ class PrefillActor:
     def ready(self) -> bool:
         return True
 
-    def prefill(self, context: str | list[dict[str, Any]] | list[int], press: dict) -> CompressedKV:
-        """Prefill ``context`` under ``press``; raises PressSpecError, ContextTooLongError, PromptError."""
-        return self.engine.prefill(context, PressSpec.model_validate(press))
+    def prefill(self, context: str | list[dict[str, Any]] | list[int], press: dict,
+                pool_pressure: float | None = None) -> CompressedKV:
+        """Prefill ``context`` under ``press``; raises PressSpecError, ContextTooLongError, PromptError.
+        ``pool_pressure``: the replica's KV pool use in [0, 1], for ``cache_aware`` presses."""
+        return self.engine.prefill(context, PressSpec.model_validate(press), pool_pressure=pool_pressure)
 
     def count_tokens(self, context: str | list[dict[str, Any]]) -> int:
         return len(self.engine.frame_for(context)[1])

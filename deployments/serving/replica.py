@@ -24,6 +24,7 @@ from ray.exceptions import ActorDiedError, ActorUnavailableError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from deployments.config import AppConfig
+from deployments.engine.presses.press_stats import pool_pressure_of, wants_pool_pressure
 from deployments.serving.decode_actor import DecodeActor
 from deployments.common.plain_prompt import PlainPromptPlanner
 from deployments.serving.prefill_actor import PrefillActor
@@ -99,7 +100,10 @@ class Replica:
         self.loads_in_flight += 1
         try:
             start = time.perf_counter()
-            ckv_ref = self.prefill_actor.prefill.remote(context, press)
+            pressure = None  # cache_aware presses (moe_router) read the pool's pressure at load time
+            if wants_pool_pressure(press):
+                pressure = pool_pressure_of((await self.decode_actor.stats.remote())["tiers"])
+            ckv_ref = self.prefill_actor.prefill.remote(context, press, pressure)
             stored = await self.decode_actor.store.remote(session_id, ckv_ref, pinned)
             stored["load_s"] = time.perf_counter() - start
             stored["replica"] = self.replica_id

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from kvpress import BasePress
 
 from deployments.engine.presses.budget import check_budget, takes_budget
-from deployments.engine.presses.catalog import CATALOG, NO_PRESS_NAME, PressEntry, valid_names
+from deployments.engine.presses.catalog import ALIASES, CATALOG, NO_PRESS_NAME, PressEntry, valid_names
 from deployments.engine.presses.policy import artifact_path, custom_entries, custom_entry
+from deployments.engine.presses.press_stats import set_pool_pressure
 from kvpool.errors import PressSpecError
 from kvpool.press_spec import PressSpec
 
@@ -68,7 +69,7 @@ def lookup(name: str) -> PressEntry:
     if ":" in name:
         return custom_entry(name)
     try:
-        return CATALOG[name]
+        return CATALOG[ALIASES.get(name, name)]
     except KeyError:
         raise PressSpecError(f"unknown press {name!r}; valid presses: {', '.join(valid_names())}") from None
 
@@ -116,12 +117,20 @@ def _construct(entry: PressEntry, spec: PressSpec, inner: list[BasePress]) -> Ba
     return press
 
 
-def resolve(spec: PressSpec) -> ResolvedPress:
+def resolve(spec: PressSpec, pool_pressure: float | None = None) -> ResolvedPress:
     """Build the press described by ``spec`` (recursively for wrappers).
 
+    ``pool_pressure``: the replica's KV pool use (bytes held / byte budget, [0, 1]) at load time,
+    read by ``cache_aware`` presses (moe_router); None when no pool is known.
     Raises PressSpecError (HTTP 422) with the valid choices: unknown name or argument, a missing
     artifact path, a token budget on a press that cannot take one.
     """
+    resolved = _resolve(spec)
+    set_pool_pressure(resolved.press, pool_pressure)
+    return resolved
+
+
+def _resolve(spec: PressSpec) -> ResolvedPress:
     if spec.name == NO_PRESS_NAME:
         if spec.presses or spec.kwargs or spec.compression_ratio:
             raise PressSpecError("press 'none' takes no compression_ratio, kwargs or inner presses")
@@ -134,7 +143,7 @@ def resolve(spec: PressSpec) -> ResolvedPress:
     if entry.inner is not None and not spec.presses:
         raise PressSpecError(f"press {spec.name!r} wraps inner presses: give them in 'presses', e.g. "
                              f"{{'name': '{spec.name}', 'presses': [{{'name': 'knorm'}}]}}")
-    inner = [resolve(child) for child in spec.presses]
+    inner = [_resolve(child) for child in spec.presses]
     press = _construct(entry, spec, [child.press for child in inner])
     agnostic = entry.query_agnostic if entry.query_agnostic is not None else all(c.query_agnostic for c in inner)
     per_head = entry.per_head or any(c.per_head for c in inner)

@@ -33,6 +33,7 @@ from typing import Literal
 import kvpress
 
 from deployments.engine.presses import artifacts
+from deployments.engine.presses.moe_router import MoERouterPress
 from deployments.engine.presses.window_finch import WindowFinchPress
 
 
@@ -93,6 +94,11 @@ def _entries() -> list[PressEntry]:
         e("prefill_decoding", kvpress.PrefillDecodingPress, None, inner="prefilling_press,decoding_press",
           phase="both", summary="presses[0] prunes the context, presses[1] (a decoding press) bounds generation"),
         *_entries_added_for_kvpress_055(),
+        e("moe_router", MoERouterPress, True, artifact_args=("router_path",),
+          summary="trained per-layer, per-head router over kvpress scorers (knorm, keydiff, expected_attention, "
+                  "streaming_llm); router_type pikv|topk_balanced|adaptive|eplb|hierarchical; dropout and "
+                  "aux_loss_weight are accepted and inert; cache_aware raises the ratio with KV pool pressure "
+                  "(docs/presses.md)"),
     ]
 
 
@@ -165,6 +171,8 @@ def _entries_added_for_kvpress_055() -> list[PressEntry]:
 
 
 CATALOG: dict[str, PressEntry] = {entry.name: entry for entry in _entries()}
+# other names a spec may use for a catalog press (PressSpec lower-cases names): PiKVPress's class name
+ALIASES: dict[str, str] = {"moerouterpress": "moe_router"}
 NO_PRESS_NAME = "none"
 
 

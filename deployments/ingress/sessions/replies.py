@@ -32,6 +32,9 @@ class Session(OpenModel):
                                       "ttl_s); null when pinned or without TTL")
     failure: str | None = None
     compression: dict[str, Any] | None = Field(default=None, description="what the press did (press_outcome.py)")
+    press_stats: dict[str, Any] | None = Field(
+        default=None, description="what the press reported about this load (moe_router: requested / applied "
+        "ratio, pool pressure, per layer each KV head's experts, weights and tokens kept); in the load reply")
     timings: dict[str, float] | None = Field(default=None, description="load timings, in the reply of a load")
 
 

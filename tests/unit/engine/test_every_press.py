@@ -72,6 +72,7 @@ SPECS: dict[str, tuple[dict, float | str]] = {
     "cam": ({"name": "cam", "compression_interval": 4, "target_size": 64, "presses": [{"name": "knorm"}]}, 1.0),
     "compression_ratio_decoding": ({"name": "compression_ratio_decoding", "compression_interval": 4,
                                     "presses": [{"name": "knorm"}]}, 1.0),
+    "moe_router": ({"name": "moe_router", "compression_ratio": HALF}, HALF),  # its shipped artifact
 }
 ARTIFACT_PRESSES = ("kvzap", "qfilter", "duo_attention", "fastkvzip", "expected_attention_stats", "lukv")
 NOT_SERVABLE = ("restorekv",)
