@@ -80,6 +80,20 @@ class RequestLimits:
         self._bound("top_logprobs", req.top_logprobs or 0, "max_top_logprobs")
         self.check_press(req.press)
 
+    def check_completion(self, req: Any) -> None:
+        """A ``CompletionRequest``: prompts, n, max_tokens, stop strings, logprobs, press (each
+        prompt's length is bounded by the route: characters, tokens, token ids)."""
+        self._bound("prompt", len(req.prompts()), "max_prompts")
+        self.check_n(req.n)
+        if req.max_tokens:
+            self.check_max_tokens(req.max_tokens)
+        stops = req.stop_list()
+        self._bound("stop", len(stops), "max_stop_sequences")
+        for i, stop in enumerate(stops):
+            self._bound(f"stop[{i}]", len(stop), "max_stop_chars")
+        self._bound("logprobs", req.logprobs or 0, "max_top_logprobs")
+        self.check_press(req.press)
+
     def check_session(self, req: Any) -> None:
         """A ``SessionCreateRequest``: documents, messages and their parts, press."""
         if req.documents is not None:
