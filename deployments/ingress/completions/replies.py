@@ -130,7 +130,8 @@ def usage(prompt_tokens: int, choices: list[TextChoice], cached_tokens: int) -> 
 
 def completion_body(cid: str, model: str, choices: list[TextChoice], usage_: Usage, session_id: str | None) -> dict:
     extra = {} if session_id is None else {"session_id": session_id}
-    reply = Completion(id=cid, created=int(time.time()), model=model, choices=[c.choice() for c in choices],
+    reply = Completion(id=cid, object="text_completion", created=int(time.time()), model=model,
+                       choices=[c.choice() for c in choices],
                        usage=usage_, **extra)
     return reply.model_dump(exclude_unset=True)
 
