@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from jinja2 import TemplateError
+
 from deployments.engine.prompt import PromptError, PromptRenderer, normalize_messages
 from deployments.ingress.errors import APIError
 
@@ -58,5 +60,5 @@ def render_chat(renderer: PromptRenderer, messages: list[dict[str, Any]], add_ge
         return renderer.tokenizer.apply_chat_template(
             normalize_messages(messages), add_generation_prompt=add_generation_prompt,
             continue_final_message=continue_final_message, tokenize=False, **(chat_template_kwargs or {}))
-    except (ValueError, TypeError, KeyError) as exc:  # jinja / transformers refusing these messages
+    except (ValueError, TypeError, KeyError, TemplateError) as exc:  # the template refusing these inputs
         raise PromptError(f"the chat template cannot render these messages: {exc}") from exc

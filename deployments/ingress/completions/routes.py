@@ -162,11 +162,16 @@ class CompletionRoutes:
                 if len(ids) > self.config.limits.max_context_tokens:
                     raise ContextTooLongError(f"prompt has {len(ids)} tokens; this server accepts at most "
                                               f"{self.config.limits.max_context_tokens} (limits.max_context_tokens)")
-                if not ids:
-                    raise APIError(400, "the prompt is empty (no tokens)", "invalid_prompt", param="prompt")
                 jobs.append(PromptJob(i, prompt, ids))
             else:
                 jobs.append(PromptJob(i, tokenizer.decode(prompt), list(prompt)))
+        fewest = 1 if on_session else 2  # a plain prompt: a prefix to read and the token to continue from
+        for job in jobs:
+            if len(job.ids) < fewest:
+                field = "prompt" if len(jobs) == 1 else f"prompt[{job.index}]"
+                raise APIError(400, f"{field} has {len(job.ids)} tokens; a prompt without a session needs at least "
+                                    f"{fewest} (with add_special_tokens, any non-empty text has)", "invalid_prompt",
+                               param=field)
         return jobs
 
     def _release(self, jobs: list[PromptJob]) -> None:
