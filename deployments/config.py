@@ -90,7 +90,7 @@ class LimitsConfig(ClosedModel):
     max_top_logprobs: int = Field(default=20, ge=0, description="`top_logprobs` per token")
     max_press_nodes: int = Field(default=8, ge=1, description="presses in one press spec, wrappers included")
     max_lookup_token_ids: int = Field(default=32768, ge=1, description="token_ids in POST /admin/lookup")
-    max_prompts: int = Field(default=32, ge=1, description="prompts in one POST /v1/completions (a list prompt)")
+    max_prompts: int = Field(default=32, ge=1, description="choices (prompts x n) in one POST /v1/completions")
 
 
 class AppConfig(ClosedModel):

@@ -255,14 +255,21 @@ def test_vllm_bench_serve_request(http, app_url):
     assert events[-1]["usage"]["prompt_tokens"] == len(tokenizer.encode(prompt))
 
 
-def test_litellm_router_text_completion(app_url, engine):
-    import litellm
+def test_litellm_router_text_completion(app_url, engine, tmp_path):
+    """``text_completion`` through the repository's LiteLLM Router (configs/litellm.yaml, both
+    deployments pointed at the shared app): LiteLLM sends an ``openai/`` model that is not one of
+    OpenAI's chat models to the native ``/v1/completions``."""
+    from deployments.litellm_router import KvfleetRouterClient, KvfleetRouterConfig
+    from tests.e2e.litellm_support import GROUP, litellm_config
 
-    router = litellm.Router(model_list=[{"model_name": "kvfleet-text", "litellm_params": {
-        "model": f"text-completion-openai/{MODEL}", "api_base": f"{app_url}/v1", "api_key": "unused"}}])
+    data = litellm_config({"kvfleet-a": f"{app_url}/v1", "kvfleet-b": f"{app_url}/v1"}, tmp_path / "sessions.sqlite3")
+    router = KvfleetRouterClient.from_model_list(data["model_list"], data["router_settings"],
+                                                 KvfleetRouterConfig.model_validate(data["kvfleet_router"])).router
     expected, _, _ = plain_reference(engine, ids_of(engine, PROMPT), 8)
-    reply = router.text_completion(model="kvfleet-text", prompt=PROMPT, max_tokens=8, temperature=0)
-    assert reply.choices[0].text == expected
+    reply = router.text_completion(model=GROUP, prompt=PROMPT, max_tokens=8, temperature=0)
+    assert reply.choices[0].text == expected  # a chat completion of the same text would answer differently
+    streamed = router.text_completion(model=GROUP, prompt=PROMPT, max_tokens=8, temperature=0, stream=True)
+    assert "".join(c.choices[0].text or "" for c in streamed) == expected
 
 
 # ---- errors -----------------------------------------------------------------------------------------
@@ -275,6 +282,9 @@ def test_litellm_router_text_completion(app_url, engine):
     ({"prompt": [[1, 2], []]}, "prompt[1]"),
     ({"prompt": [1, 10_000_000]}, "prompt[1]"),
     ({"prompt": ["a"] * 33}, "prompt"),
+    ({"prompt": ["a"] * 9, "n": 4}, "prompt"),
+    ({"prompt": [5]}, "prompt"),
+    ({"prompt": "", "add_special_tokens": False}, "prompt"),
     ({"logprobs": 21}, "logprobs"),
     ({"stream_options": {"include_usage": True}}, "stream_options"),
     ({"n": 99}, "n"),

@@ -81,10 +81,14 @@ class RequestLimits:
         self.check_press(req.press)
 
     def check_completion(self, req: Any) -> None:
-        """A ``CompletionRequest``: prompts, n, max_tokens, stop strings, logprobs, press (each
+        """A ``CompletionRequest``: choices (prompts x n), n, max_tokens, stop strings, logprobs, press (each
         prompt's length is bounded by the route: characters, tokens, token ids)."""
-        self._bound("prompt", len(req.prompts()), "max_prompts")
         self.check_n(req.n)
+        prompts = len(req.prompts())
+        if prompts * req.n > self.limits.max_prompts:  # every prompt gets n choices: the work is their product
+            raise APIError(400, f"prompt: {prompts} prompts x n={req.n} = {prompts * req.n} choices exceed this "
+                                f"server's limit of {self.limits.max_prompts} (limits.max_prompts)", "limit_exceeded",
+                           param="prompt")
         if req.max_tokens:
             self.check_max_tokens(req.max_tokens)
         stops = req.stop_list()
