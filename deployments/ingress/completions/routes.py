@@ -14,7 +14,7 @@ first null) from one forward over the prompt (``Replica.prompt_logprobs``: uncom
 plain prompt, after the stored context on a session) - the loglikelihood request of evaluation
 harnesses (``echo: true, logprobs: 1, max_tokens: 0 or 1``). ``max_tokens: 0`` generates nothing.
 
-Bounded before any work: prompts per request (``limits.max_prompts``), ``n``, ``max_tokens``,
+Bounded before any work: choices per request (prompts x ``n``: ``limits.max_prompts``), ``n``, ``max_tokens``,
 stop strings, ``logprobs``, each prompt's characters and tokens (413 above
 ``limits.max_context_tokens``) and token ids (inside the vocabulary). Streaming: one chunk per
 token piece, the prompt first under ``echo``; the concatenated ``text`` equals the non-streamed
