@@ -5,6 +5,7 @@ sent with httpx, LiteLLM's ``text_completion`` through a ``litellm.Router``, and
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 
@@ -192,7 +193,7 @@ def test_top_k_and_min_p_are_honoured(client):
 
 
 def test_response_format_constrains_a_completion(client):
-    reply = client.completions.create(model=MODEL, prompt="A colour:", max_tokens=10, temperature=0,
+    reply = client.completions.create(model=MODEL, prompt="A colour:", max_tokens=48, temperature=0,
                                       extra_body={"response_format": {"type": "json_schema", "json_schema": {
                                           "name": "c", "schema": {"type": "object", "properties": {
                                               "colour": {"type": "string", "enum": ["red", "blue"]}},
@@ -255,7 +256,7 @@ def test_vllm_bench_serve_request(http, app_url):
     assert events[-1]["usage"]["prompt_tokens"] == len(tokenizer.encode(prompt))
 
 
-def test_litellm_router_text_completion(app_url, engine, tmp_path):
+def test_litellm_router_text_completion(app_url, engine, reference, tmp_path):
     """``text_completion`` through the repository's LiteLLM Router (configs/litellm.yaml, both
     deployments pointed at the shared app): LiteLLM sends an ``openai/`` model that is not one of
     OpenAI's chat models to the native ``/v1/completions``."""
@@ -263,13 +264,26 @@ def test_litellm_router_text_completion(app_url, engine, tmp_path):
     from tests.e2e.litellm_support import GROUP, litellm_config
 
     data = litellm_config({"kvfleet-a": f"{app_url}/v1", "kvfleet-b": f"{app_url}/v1"}, tmp_path / "sessions.sqlite3")
-    router = KvfleetRouterClient.from_model_list(data["model_list"], data["router_settings"],
-                                                 KvfleetRouterConfig.model_validate(data["kvfleet_router"])).router
+    kvfleet = KvfleetRouterClient.from_model_list(data["model_list"], data["router_settings"],
+                                                  KvfleetRouterConfig.model_validate(data["kvfleet_router"]))
+    router = kvfleet.router
     expected, _, _ = plain_reference(engine, ids_of(engine, PROMPT), 8)
-    reply = router.text_completion(model=GROUP, prompt=PROMPT, max_tokens=8, temperature=0)
-    assert reply.choices[0].text == expected  # a chat completion of the same text would answer differently
-    streamed = router.text_completion(model=GROUP, prompt=PROMPT, max_tokens=8, temperature=0, stream=True)
-    assert "".join(c.choices[0].text or "" for c in streamed) == expected
+    prompt = " The secret code of the vault is"
+    on_session, _, _ = session_reference(engine, reference, ids_of(engine, prompt, special=False), 8)
+
+    async def ask() -> tuple[str, str, str]:  # the strategy routes asynchronously (as the proxy calls it)
+        reply = await router.atext_completion(model=GROUP, prompt=PROMPT, max_tokens=8, temperature=0)
+        streamed = await router.atext_completion(model=GROUP, prompt=PROMPT, max_tokens=8, temperature=0, stream=True)
+        session = await kvfleet.acreate_session(GROUP, document())
+        continued = await router.atext_completion(model=GROUP, prompt=prompt, max_tokens=8, temperature=0,
+                                                  session_id=session["id"])
+        return (reply.choices[0].text, "".join([c.choices[0].text or "" async for c in streamed]),
+                continued.choices[0].text)
+
+    text, streamed_text, continued = asyncio.run(ask())
+    assert text == expected  # a chat completion of the same text would answer differently
+    assert streamed_text == expected
+    assert continued == on_session
 
 
 # ---- errors -----------------------------------------------------------------------------------------
