@@ -6,7 +6,10 @@ the plain router picks (longest stored compressed prefix). ``n`` choices are ``n
 the replica's token dicts; replies are built by chat/replies.py. Streaming replies are
 server-sent events; when the client disconnects, the replica's streams are cancelled. Errors
 before the first token are HTTP errors; a failure mid-stream is reported in-band, then the
-stream ends.
+stream ends. vLLM's template options (``add_generation_prompt``, ``continue_final_message``,
+``chat_template_kwargs``) make the ingress render a plain request's prompt itself
+(deployments/ingress/chat_template.py) and send it as token ids to ``Replica.complete``; ``echo``
+prepends the final assistant message.
 
 (No ``from __future__ import annotations``: FastAPI must see real types.)
 """
