@@ -94,6 +94,7 @@ class LimitsConfig(ClosedModel):
     max_tool_schema_bytes: int = Field(default=65536, ge=64,
                                        description="one tool's definition as compact JSON (name, description, "
                                                    "parameters), before its schema is compiled")
+    max_prompts: int = Field(default=32, ge=1, description="choices (prompts x n) in one POST /v1/completions")
 
 
 class AppConfig(ClosedModel):

@@ -36,11 +36,16 @@ class PlainPromptPlanner:
     def __init__(self, config: PlainPressSettings):
         self.config = config
 
-    def plan(self, messages: list[dict[str, Any]], press: dict | None = None) -> PlainPlan:
-        messages = normalize_messages(messages)
+    def press(self, press: dict | None = None) -> dict:
+        """The press a plain prompt's prefix is read under: ``press`` (or the configured default),
+        applied only from ``compression_threshold_tokens`` on."""
         spec = PressSpec.model_validate(press) if press else self.config.press
         spec = spec.model_copy(update={"min_tokens": max(spec.min_tokens, self.config.compression_threshold_tokens)})
-        press_json = spec.model_dump(mode="json")
+        return spec.model_dump(mode="json")
+
+    def plan(self, messages: list[dict[str, Any]], press: dict | None = None) -> PlainPlan:
+        messages = normalize_messages(messages)
+        press_json = self.press(press)
         if len(messages) == 1 and messages[0]["role"] == "user":
             return PlainPlan(messages[0]["content"], [{"role": "user", "content": ""}], press_json)
         return PlainPlan(messages[:-1], messages[-1:], press_json)

@@ -7,6 +7,9 @@ Contract:
 - ``generate(ckv, question, sampling)`` yields ``GenerationStep`` objects, one per token, then
   a final step with ``finish_reason``. Positions continue at ``ckv.meta.next_position`` like the
   pipeline. The stored ``ckv`` is never mutated: decoding works on a per-request copy.
+- ``prompt_logprobs(ckv, token_ids, top_k)``: each prompt token's log-prob given the tokens before
+  it (and the stored context ``ckv``, if any): the ``echo`` + ``logprobs`` loglikelihood measure
+  (deployments/engine/scoring.py).
 - One model is shared by all requests of a process. kvpress keeps per-head masks on the attention
   modules, so every forward runs under ``self._lock`` with the request's own masks installed;
   concurrent generations interleave token by token.
@@ -33,6 +36,7 @@ from deployments.engine.prompt import Message, PromptError, PromptFrame, PromptR
 from deployments.engine.sampling import SamplingParams, TokenChoice, TokenSampler
 from deployments.engine.sampling.factory import build_sampler
 from deployments.engine.sampling.grammar import GrammarCompiler
+from deployments.engine.scoring import PromptTokenLogprob, score_hidden
 from kvpool.compressed_kv import CompressedKV, KVMeta, layer_from_mask
 from kvpool.errors import KVFleetError
 from kvpool.press_spec import NO_PRESS, PressSpec
@@ -229,6 +233,32 @@ class KVEngine:
                 tokens.append(step.token.token_id)
             finish = step.finish_reason or finish
         return "".join(text), tokens, finish or "length"
+
+    # ---------------------------------------------------------------- scoring
+    def prompt_logprobs(self, ckv: CompressedKV | None, token_ids: list[int],
+                        top_k: int = 0) -> list[PromptTokenLogprob | None]:
+        """Log-prob of every token of ``token_ids`` given the tokens before it, read after the
+        stored context ``ckv`` (never mutated; None: the prompt alone, uncompressed), with the
+        ``top_k`` alternatives per position. ``len(token_ids)`` entries, the first None.
+        Raises PromptError (empty) or ContextTooLongError (past the model's positions)."""
+        if not token_ids:
+            raise PromptError("the prompt must not be empty")
+        start = 0 if ckv is None else ckv.meta.next_position
+        if start + len(token_ids) > self.max_positions:
+            raise ContextTooLongError(f"the prompt ({len(token_ids)} tokens after {start}) exceeds the model's "
+                                      f"{self.max_positions} positions")
+        ids = torch.tensor([token_ids], device=self.device)
+        positions = torch.arange(start, start + len(token_ids), device=self.device).unsqueeze(0)
+        cache, masks = self._working_cache(ckv) if ckv is not None else (DynamicCache(), [None] * len(self._layers))
+        with self._lock, torch.inference_mode():
+            for module, mask in zip(self._layers, masks):
+                module.masked_key_indices = mask
+            try:
+                hidden = self.model.model(input_ids=ids, past_key_values=cache, position_ids=positions)[0][0]
+            finally:
+                for module in self._layers:
+                    module.masked_key_indices = None
+            return score_hidden(hidden, self.model.get_output_embeddings(), token_ids, top_k)
 
     # ---------------------------------------------------------------- internals
     def _attention_modules(self) -> list[torch.nn.Module]:

@@ -5,10 +5,12 @@ route class per API:
 | API | routes | folder |
 |---|---|---|
 | OpenAI Chat Completions | ``POST /v1/chat/completions`` | ``chat/`` |
+| OpenAI (legacy) Completions | ``POST /v1/completions`` | ``completions/`` |
 | sessions | ``/v1/sessions`` | ``sessions/`` |
 | discovery | ``/health``, ``/v1/models``, ``/v1/presses`` | ``models/`` |
 | admin (LMCache-controller style) | ``/admin/...`` | ``admin/`` |
 | Prometheus | ``GET /metrics`` | ``observability/`` |
+| vLLM tokenizer | ``POST /tokenize``, ``POST /detokenize``, ``GET /version`` | ``tokenizer/`` |
 
 Every route turns any failure into OpenAI error JSON (ingress/errors.py); nothing raises past
 here, so the server stays up and never shows a stack trace.
@@ -28,6 +30,7 @@ from deployments.engine.presses import install_press_policy
 from deployments.ingress.admin.routes import AdminRoutes
 from deployments.ingress.auth.authenticator import Authenticator
 from deployments.ingress.chat.routes import ChatRoutes
+from deployments.ingress.completions.routes import CompletionRoutes
 from deployments.ingress.errors import APIError
 from deployments.ingress.fastapi_app import api
 from deployments.ingress.guards.body_limit import BodyLimitMiddleware
@@ -38,12 +41,13 @@ from deployments.ingress.observability.metrics import IngressMetrics, RequestMet
 from deployments.ingress.observability.routes import MetricsRoutes
 from deployments.ingress.plain_router import PlainRouter
 from deployments.ingress.sessions.routes import SessionRoutes
+from deployments.ingress.tokenizer.routes import TokenizerRoutes
 
 log = logging.getLogger(__name__)
 
 
 @serve.ingress(api)
-class Ingress(ChatRoutes, SessionRoutes, ModelRoutes, AdminRoutes, MetricsRoutes):
+class Ingress(ChatRoutes, CompletionRoutes, SessionRoutes, ModelRoutes, AdminRoutes, MetricsRoutes, TokenizerRoutes):
     def __init__(self, config: dict, control: Any, replicas: dict[str, Any]):
         self.config = AppConfig.model_validate(config)
         self.control = control
@@ -61,11 +65,6 @@ class Ingress(ChatRoutes, SessionRoutes, ModelRoutes, AdminRoutes, MetricsRoutes
         self.router = PlainRouter(self.config.plain, list(self.replicas), self.model_name)  # plain_router.py
 
     # ---- helpers -----------------------------------------------------------------------------
-    def _check_model(self, model: str) -> None:
-        if model != self.model_name:
-            raise APIError(404, f"model {model!r} is not served here; available: {self.model_name!r}",
-                           "model_not_found", param="model")
-
     def _check_model(self, model: str) -> None:
         """404 ``model_not_found`` unless ``model`` is the served model's name."""
         if model != self.model_name:

@@ -193,6 +193,26 @@ class DecodeActor(TransferEndpoint):
         deployments.common.prefix_scope)."""
         return self.prefixes.plan(prefix, suffix, press, scope)
 
+    def plain_plan_ids(self, prefix_ids: list[int], suffix_ids: list[int], press: dict, scope: str = "") -> dict:
+        """``plain_plan`` for a raw token-id prompt split into the prefix to prefill and the rest."""
+        return self.prefixes.plan_ids(list(prefix_ids), list(suffix_ids), press, scope)
+
+    async def prompt_logprobs(self, session_id: str | None, token_ids: list[int], top_k: int) -> list[dict]:
+        """Each prompt token's log-prob given the tokens before it (after the session's stored
+        context when ``session_id`` is given; else the prompt alone, uncompressed): ``len(token_ids)``
+        entries ``{"token", "logprob", "bytes", "top_logprobs": [...]}`` like a generated token's
+        (KVEngine.prompt_logprobs); the first one's ``logprob`` and ``top_logprobs`` are None."""
+        ckv = None
+        if session_id is not None:
+            ckv = self._cache(session_id)
+            if ckv.meta.codec != "none":
+                ckv = codecs.decode(ckv)
+        scored = await asyncio.to_thread(self.engine.prompt_logprobs, ckv, list(token_ids), top_k)
+        entry = self.token_bytes.logprob_entry
+        return [{**entry(token_ids[0], None), "top_logprobs": None}] + [
+            {**entry(s.token_id, s.logprob), "top_logprobs": [entry(t, lp) for t, lp in s.top_logprobs]}
+            for s in scored[1:]]
+
     def store_prefix(self, ckv: CompressedKV, scope: str = "") -> str:
         """Keep a plain request's prefill for reuse under ``scope`` (query-agnostic presses only);
         returns the handle id."""

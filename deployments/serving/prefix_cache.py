@@ -45,6 +45,10 @@ class PrefixCache:
         among the entries stored under ``scope``."""
         frame, prefix_ids = self.engine.frame_for(prefix)
         suffix_ids = self.engine.renderer.encode(self.engine.renderer.question_text(frame, suffix))
+        return self.plan_ids(prefix_ids, suffix_ids, press, scope)
+
+    def plan_ids(self, prefix_ids: list[int], suffix_ids: list[int], press: dict, scope: str = "") -> dict:
+        """``plan`` for a prompt already split into token ids (a raw-text prompt: no chat template)."""
         hit = None
         if self.config.prefix_cache and prefix_ids:
             hit = self.index.lookup(self.engine.model_name, self._effective_press(press, len(prefix_ids)), prefix_ids,

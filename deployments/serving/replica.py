@@ -27,6 +27,7 @@ from deployments.config import AppConfig
 from deployments.engine.presses.press_stats import pool_pressure_of, wants_pool_pressure
 from deployments.serving.decode_actor import DecodeActor
 from deployments.common.plain_prompt import PlainPromptPlanner
+from deployments.engine.prompt import PromptError
 from deployments.serving.prefill_actor import PrefillActor
 
 log = logging.getLogger(__name__)
@@ -115,14 +116,42 @@ class Replica:
                    press: dict | None = None, scope: str = "") -> AsyncIterator[dict]:
         """Stream token dicts answering ``question`` (session cache, or a plain prompt if no session,
         reusing only prefixes stored under ``scope``: deployments.common.prefix_scope)."""
+        async def open_stream() -> Any:
+            if session_id is not None:
+                return self.decode_actor.generate.options(num_returns="streaming").remote(session_id, question, sampling)
+            return await self._plain_stream(question, sampling, press, scope)
+
+        async for item in self._relay(open_stream):
+            yield item
+
+    async def complete(self, session_id: str | None, prompt_ids: list[int], sampling: dict,
+                       press: dict | None = None, scope: str = "") -> AsyncIterator[dict]:
+        """Stream token dicts continuing a raw token-id prompt (no chat template; ``/v1/completions``):
+        after the session's stored context, or, without a session, as a plain prompt whose tokens but
+        the last are its prefix (reused or prefilled, and compressed when long, as for chat).
+        Raises PromptError for a session-less prompt of fewer than 2 tokens."""
+        if session_id is None and len(prompt_ids) < 2:
+            raise PromptError("a prompt without a session needs at least 2 tokens (a prefix to read and "
+                              "the token to continue from)")
+
+        async def open_stream() -> Any:
+            if session_id is not None:
+                return self.decode_actor.generate.options(num_returns="streaming").remote(
+                    session_id, list(prompt_ids), sampling)
+            plan_press = self.planner.press(press)
+            found = await self.decode_actor.plain_plan_ids.remote(prompt_ids[:-1], prompt_ids[-1:], plan_press, scope)
+            return await self._prefix_stream(found, sampling, plan_press, scope)
+
+        async for item in self._relay(open_stream):
+            yield item
+
+    async def _relay(self, open_stream: Any) -> AsyncIterator[dict]:
+        """Relay the decode actor's stream; a dead actor triggers a restart; the stream is cancelled
+        when the caller stops reading."""
         self.streams_in_flight += 1
         stream = None
         try:
-            if session_id is not None:
-                stream = self.decode_actor.generate.options(num_returns="streaming").remote(
-                    session_id, question, sampling)
-            else:
-                stream = await self._plain_stream(question, sampling, press, scope)
+            stream = await open_stream()
             async for ref in stream:
                 yield await ref
         except _ACTOR_DEATH:
@@ -133,15 +162,23 @@ class Replica:
             if stream is not None:
                 ray.cancel(stream)
 
+    async def prompt_logprobs(self, session_id: str | None, prompt_ids: list[int], top_k: int) -> list[dict | None]:
+        """Each prompt token's log-prob (DecodeActor.prompt_logprobs): ``echo`` + ``logprobs``."""
+        return await self.decode_actor.prompt_logprobs.remote(session_id, list(prompt_ids), top_k)
+
     async def _plain_stream(self, messages: list[dict], sampling: dict, press: dict | None, scope: str) -> Any:
         """A plain prompt: reuse a stored compressed prefix if one matches, else prefill (and store) it."""
         plan = self.planner.plan(messages, press)
         found = await self.decode_actor.plain_plan.remote(plan.prefix, plan.suffix, plan.press, scope)
+        return await self._prefix_stream(found, sampling, plan.press, scope)
+
+    async def _prefix_stream(self, found: dict, sampling: dict, press: dict, scope: str) -> Any:
+        """Generate after a planned plain prefix: from the stored entry on a hit, else prefill it."""
         generate = self.decode_actor.generate.options(num_returns="streaming")
         if found["hit_handle"] is not None:
             rest = found["prefix_ids"][found["hit_tokens"]:] + found["suffix_ids"]
             return generate.remote(None, rest, sampling, None, found["hit_handle"], prefix_hit=True)
-        cache = self.prefill_actor.prefill.remote(found["prefix_ids"], plan.press)
+        cache = self.prefill_actor.prefill.remote(found["prefix_ids"], press)
         handle = await self.decode_actor.store_prefix.remote(cache, scope)
         if handle is not None:
             return generate.remote(None, found["suffix_ids"], sampling, None, handle)

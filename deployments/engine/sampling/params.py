@@ -4,7 +4,7 @@ Field semantics follow the source each field comes from:
 
 - ``temperature``, ``top_p``, ``seed``, ``stop``, ``logprobs``, ``top_logprobs``,
   ``presence_penalty``, ``frequency_penalty``, ``logit_bias``: OpenAI chat completions.
-- ``repetition_penalty``, ``min_tokens``, ``ignore_eos``: vLLM ``SamplingParams`` (the same
+- ``repetition_penalty``, ``min_tokens``, ``ignore_eos``, ``top_k``, ``min_p``: vLLM ``SamplingParams`` (the same
   semantics as Hugging Face's ``RepetitionPenaltyLogitsProcessor`` / ``MinNewTokensLogitsProcessor``).
 - ``guided``: vLLM structured outputs (``json`` / ``regex`` / ``choice`` / ``grammar`` /
   ``json_object``), compiled by llguidance (see ``grammar.py``).
@@ -50,6 +50,8 @@ class SamplingParams(BaseModel):
     max_tokens: int = Field(default=64, ge=1)
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
     top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    top_k: int = Field(default=0, ge=0, description="keep the k most likely tokens (0: all; vLLM's -1)")
+    min_p: float = Field(default=0.0, ge=0.0, le=1.0, description="drop tokens below min_p x the top probability")
     seed: int | None = None
     stop: tuple[str, ...] = ()
     logprobs: bool = False

@@ -4,7 +4,7 @@ Contract (the decode loops - today's one-row loop and the batched runner - rely 
 ``sampler(logits_row) -> TokenChoice`` where ``logits_row`` is the 1-D ``[vocab]`` tensor of the
 next position. The sampler runs its logits processors (penalties, logit bias, min_tokens, grammar;
 see ``base.py``) on a private copy, picks the token (greedy when ``temperature == 0``, else
-temperature + top-p with the request's seeded generator), then records the choice in every
+temperature + top-k / top-p / min-p with the request's seeded generator), then records the choice in every
 processor itself. Once a grammar is complete it returns EOS, so the loop ends the answer.
 
 Reported logprobs are those of the model's own distribution, before any processing: vLLM's
@@ -79,12 +79,20 @@ class TokenSampler:
         return row
 
     def _pick(self, logits: torch.Tensor) -> int:
+        """Greedy at temperature 0; else temperature, then top-k, top-p and min-p filtering (vLLM's
+        order), then a draw with the request's generator."""
         p = self.params
         if p.temperature == 0:
             return int(logits.argmax())
         probs = torch.softmax(logits.float() / p.temperature, dim=-1)
+        if 0 < p.top_k < probs.shape[-1]:
+            kth = probs.topk(p.top_k).values[-1]
+            probs = torch.where(probs >= kth, probs, torch.zeros_like(probs))
+            probs = probs / probs.sum()
         if p.top_p < 1.0:
             sorted_probs, order = probs.sort(descending=True)
             keep = sorted_probs.cumsum(-1) - sorted_probs < p.top_p
             probs = torch.zeros_like(probs).scatter_(0, order[keep], sorted_probs[keep])
+        if p.min_p > 0.0:
+            probs = torch.where(probs >= p.min_p * probs.max(), probs, torch.zeros_like(probs))
         return int(torch.multinomial(probs, 1, generator=self.generator))

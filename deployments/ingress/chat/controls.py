@@ -1,5 +1,6 @@
-"""Turn a chat request's generation controls into ``SamplingParams`` fields, or a 400 that names
-what is wrong - before anything is placed or reaches a model.
+"""Turn a request's generation controls into ``SamplingParams`` fields, or a 400 that names what is
+wrong - before anything is placed or reaches a model. Shared by ``/v1/chat/completions`` and
+``/v1/completions``: both request models carry the fields below under the same names.
 
 Accepted (one structured-output constraint per request):
 
@@ -7,7 +8,8 @@ Accepted (one structured-output constraint per request):
   ``{"type": "json_schema", "json_schema": {"name", "schema", "strict", "description"}}``;
   ``presence_penalty``, ``frequency_penalty`` ([-2, 2]); ``logit_bias`` (token id string -> bias
   in [-100, 100], at most 300 entries, ids inside the vocabulary).
-- vLLM: ``repetition_penalty`` (> 0, at most 2), ``min_tokens``; the structured-output extras
+- vLLM: ``repetition_penalty`` (> 0, at most 2), ``min_tokens``, ``top_k`` (-1 or 0: all tokens),
+  ``min_p`` ([0, 1]); the structured-output extras
   ``guided_json``, ``guided_regex``, ``guided_choice``, ``guided_grammar`` and the newer
   ``structured_outputs`` object (``json``, ``regex``, ``choice``, ``grammar``, ``json_object``).
 
@@ -24,7 +26,6 @@ from deployments.engine.sampling import GuidedSpec
 from deployments.engine.sampling.grammar import GrammarError, grammar_of
 from deployments.engine.sampling.params import LOGIT_BIAS_LIMIT, LOGIT_BIAS_MAX_ENTRIES
 from deployments.ingress.errors import APIError
-from deployments.ingress.chat.schema import ChatCompletionRequest
 
 _STRUCTURED_KEYS = {"json": "json_schema", "regex": "regex", "choice": "choice", "grammar": "grammar",
                     "json_object": "json_object"}
@@ -36,9 +37,12 @@ def _bad(message: str, code: str = "invalid_request", param: str | None = None) 
     return error
 
 
-def request_controls(req: ChatCompletionRequest, vocab_size: int) -> dict[str, Any]:
-    """``SamplingParams`` fields for ``req``'s penalties, bias, min_tokens and structured output."""
+def request_controls(req: Any, vocab_size: int) -> dict[str, Any]:
+    """``SamplingParams`` fields for ``req``'s penalties, bias, min_tokens, top_k / min_p and
+    structured output (``req``: a ``ChatCompletionRequest`` or a ``CompletionRequest``)."""
     controls: dict[str, Any] = {
+        "top_k": max(req.top_k or 0, 0),
+        "min_p": req.min_p or 0.0,
         "presence_penalty": req.presence_penalty or 0.0,
         "frequency_penalty": req.frequency_penalty or 0.0,
         "repetition_penalty": 1.0 if req.repetition_penalty is None else req.repetition_penalty,
@@ -75,7 +79,7 @@ def _logit_bias(bias: dict[str, float], vocab_size: int) -> dict[int, float]:
     return out
 
 
-def guided_spec(req: ChatCompletionRequest) -> GuidedSpec | None:
+def guided_spec(req: Any) -> GuidedSpec | None:
     """The one structured-output constraint of ``req`` (None for plain text); 400 if several are given."""
     found: list[tuple[str, GuidedSpec]] = []
     if req.response_format is not None:

@@ -8,7 +8,10 @@ are planned before any work: the prompt carries the rendered tools and history, 
 tool_choice's grammar, and answers are read back as tool calls (streamed as tool-call deltas). Streaming replies are
 server-sent events; when the client disconnects, the replica's streams are cancelled. Errors
 before the first token are HTTP errors; a failure mid-stream is reported in-band, then the
-stream ends.
+stream ends. vLLM's template options (``add_generation_prompt``, ``continue_final_message``,
+``chat_template_kwargs``) make the ingress render a plain request's prompt itself
+(deployments/ingress/chat_template.py) and send it as token ids to ``Replica.complete``; ``echo``
+prepends the final assistant message.
 
 (No ``from __future__ import annotations``: FastAPI must see real types.)
 """
@@ -25,12 +28,15 @@ from fastapi.responses import StreamingResponse
 from ray.serve.exceptions import RayServeException
 
 from deployments.common.prefix_scope import prefix_scope
+from deployments.engine.engine import ContextTooLongError
 from deployments.engine.presses import resolve
+from deployments.engine.prompt import normalize_messages
 from deployments.engine.sampling import SamplingParams
 from deployments.ingress.chat.controls import request_controls
 from deployments.ingress.chat.examples import CHAT
 from deployments.ingress.chat.replies import ChatCompletion, ChoiceAccumulator, chunk, completion_body, completion_id, usage
 from deployments.ingress.chat.schema import ChatCompletionRequest
+from deployments.ingress.chat_template import check_template_options, render_chat
 from deployments.ingress.errors import ERRORS, APIError, error_body, to_api_error
 from deployments.ingress.fastapi_app import api
 from deployments.ingress.sse import SSE_DONE, sse
@@ -105,6 +111,9 @@ class ChatRoutes:
         session_id = req.session_id or x_session_id
         tools = await asyncio.to_thread(self._tool_plan, req)  # after the limits: compiles the tools' schemas
         messages = tools.prompt_messages(req.messages, "first_user" if session_id else "system")
+        if req.echo and tools.parses:
+            raise APIError(400, "echo cannot be combined with tool calls (the reply is read back as calls)",
+                           "invalid_request", param="echo")
         if session_id and req.press is not None:
             raise APIError(400, "press applies to plain requests only; a session keeps the press it was loaded with",
                            "invalid_request")
@@ -112,6 +121,7 @@ class ChatRoutes:
             resolve(req.press)
         press = req.press.model_dump(mode="json") if req.press else None
         scope = prefix_scope(owner, req.cache_salt, self.config.plain.share_prefixes_across_owners)
+        prompt_ids = await self._own_prompt_ids(req, messages, session_id)  # vLLM's template options (chat_template.py)
         cached_tokens = 0
         if session_id:
             where = await self.control.locate.remote(session_id, owner)
@@ -120,8 +130,12 @@ class ChatRoutes:
             await asyncio.to_thread(self.context_limit.check, messages)  # the whole prompt is context here
             name = self.router.pick(messages, press, scope).replica_id
         samplings = [self._sampling(req, i, tools) for i in range(req.n)]
-        streams = [self.replicas[name].options(stream=True).chat.remote(session_id, messages, s, press, scope)
-                   for s in samplings]
+        if prompt_ids is not None:  # rendered here: served as a raw token-id prompt
+            streams = [self.replicas[name].options(stream=True).complete.remote(None, prompt_ids, s, press, scope)
+                       for s in samplings]
+        else:
+            streams = [self.replicas[name].options(stream=True).chat.remote(session_id, messages, s, press, scope)
+                       for s in samplings]
         calls = _Calls(tools.choice if tools.parses else None, self._call_seed(req, session_id))
         kind = "session" if session_id else "plain"
         self.router.started(name)
@@ -139,6 +153,38 @@ class ChatRoutes:
             if not streaming:
                 self.router.finished(name)
 
+    async def _own_prompt_ids(self, req: ChatCompletionRequest, messages: list[dict[str, Any]],
+                              session_id: str | None) -> list[int] | None:
+        """The token ids of ``messages`` (the request's, with any tools rendered in) when
+        ``add_generation_prompt``, ``continue_final_message`` or ``chat_template_kwargs`` change its
+        rendering (None otherwise: the replica renders it).
+        400 on a session, whose stored context fixes the rendering; 413 above the context limit."""
+        check_template_options(req.messages, req.add_generation_prompt, req.continue_final_message,
+                               req.chat_template_kwargs)
+        if not req.renders_own_prompt():
+            return None
+        if session_id:
+            raise APIError(400, "add_generation_prompt, continue_final_message and chat_template_kwargs apply to "
+                                "plain requests only (a session's stored context fixes the rendering)",
+                           "unsupported_parameter", param="add_generation_prompt")
+        renderer = self.context_limit.renderer
+        text = await asyncio.to_thread(render_chat, renderer, messages, req.add_generation_prompt,
+                                       req.continue_final_message, req.chat_template_kwargs)
+        ids = await asyncio.to_thread(renderer.encode, text)
+        if len(ids) > self.config.limits.max_context_tokens:
+            raise ContextTooLongError(f"the prompt has {len(ids)} tokens; this server accepts at most "
+                                      f"{self.config.limits.max_context_tokens} (limits.max_context_tokens)")
+        return ids
+
+    @staticmethod
+    def _echo_text(req: ChatCompletionRequest) -> str:
+        """vLLM's chat ``echo``: the last message's content when it is the assistant's (the text the
+        reply continues), else nothing."""
+        last = req.messages[-1]
+        if not req.echo or last.get("role") != "assistant":
+            return ""
+        return normalize_messages([last])[0]["content"]
+
     async def _first(self, stream: Any) -> dict:
         try:
             return await asyncio.wait_for(stream.__anext__(), timeout=self.config.limits.request_timeout_s)
@@ -153,10 +199,12 @@ class ChatRoutes:
                        session_id: str | None, arrived: float, calls: _Calls) -> dict:
         start = time.perf_counter()
         choices = [ChoiceAccumulator(i) for i in range(len(streams))]
+        for choice in choices:
+            choice.text.append(self._echo_text(req))
 
         async def drain(i: int) -> None:
             async for item in streams[i]:
-                if not choices[i].text and i == 0:
+                if not choices[i].completion_tokens and i == 0:
                     self.metrics.ttft.labels(kind).observe(time.perf_counter() - arrived)
                 choices[i].add(item)
 
@@ -183,9 +231,13 @@ class ChatRoutes:
         choices = [ChoiceAccumulator(i) for i in range(len(streams))]
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
         try:
+            echo = self._echo_text(req)
             for i in range(len(streams)):
                 opening = {"role": "assistant", "content": None if calls.choice else ""}
                 yield sse(chunk(cid, self.model_name, created, opening, i))
+                if echo:
+                    choices[i].text.append(echo)
+                    yield sse(chunk(cid, self.model_name, created, {"content": echo}, i))
             for i, stream in enumerate(streams):
                 pending = [first[i]]
                 tool_stream = calls.stream(i)

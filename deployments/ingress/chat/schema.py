@@ -60,6 +60,13 @@ class ChatCompletionRequest(StrictModel):
         '{"type": "function", "function": {"name": ...}}')
     parallel_tool_calls: bool | None = Field(default=None, description="false: at most one call per answer")
     ignore_eos: bool = False
+    # vLLM chat extras (issue 24): sampling filters, and prompt rendering (deployments/ingress/chat_template.py)
+    top_k: int | None = Field(default=None, ge=-1)
+    min_p: float | None = Field(default=None, ge=0.0, le=1.0)
+    add_generation_prompt: bool = True
+    continue_final_message: bool = False
+    chat_template_kwargs: dict[str, Any] | None = None
+    echo: bool = False
     press: PressSpec | None = Field(default=None, description="press for this plain request's prompt")
     cache_salt: str | None = Field(default=None, min_length=1, max_length=1024,
                                    description="vLLM's field: scopes prefix reuse (deployments/common/prefix_scope.py)")
@@ -86,6 +93,12 @@ class ChatCompletionRequest(StrictModel):
     def unsupported(self) -> str | None:
         """A message naming the first field set to something kvfleet does not implement, else None."""
         return None
+
+    def renders_own_prompt(self) -> bool:
+        """True when a template option differs from the default rendering (the prompt is then
+        rendered by the ingress and served as token ids, like a text completion)."""
+        return (not self.add_generation_prompt or self.continue_final_message
+                or self.chat_template_kwargs is not None)
 
     def stop_list(self) -> tuple[str, ...]:
         if self.stop is None:

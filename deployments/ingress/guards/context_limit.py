@@ -33,6 +33,7 @@ class ContextLimit:
         from transformers import AutoTokenizer
 
         path, _ = resolve_model_path(model)
+        self.model_path = path  # what the tokenizer and weights load from (vLLM's model card ``root``)
         tokenizer = AutoTokenizer.from_pretrained(path)
         self.renderer = PromptRenderer(tokenizer)
         self.max_context_tokens = max_context_tokens
@@ -47,14 +48,20 @@ class ContextLimit:
                  else self.renderer.chat_frame(context))
         return frame.prefix_text
 
-    def check(self, context: str | list[dict[str, Any]]) -> int:
-        """The token count; raises ContextTooLongError (413) above ``max_context_tokens``, doing
-        bounded work for any input (see the module docstring)."""
+    def check_chars(self, context: str | list[dict[str, Any]]) -> None:
+        """Step 1 alone (no tokenization): ContextTooLongError (413) when ``context`` has more
+        characters than ``max_context_tokens`` tokens can spell."""
         limit = self.max_context_tokens
         chars = context_chars(context)
         if chars > (limit + 1) * self.max_chars_per_token:
             raise ContextTooLongError(f"context has {chars} characters, so more than {limit} tokens; this server "
                                       f"accepts at most {limit} (limits.max_context_tokens)")
+
+    def check(self, context: str | list[dict[str, Any]]) -> int:
+        """The token count; raises ContextTooLongError (413) above ``max_context_tokens``, doing
+        bounded work for any input (see the module docstring)."""
+        limit = self.max_context_tokens
+        self.check_chars(context)
         text = self._frame_text(context)
         cut = PREFIX_CHARS_PER_TOKEN * (limit + 1)
         if len(text) > cut:

@@ -94,6 +94,24 @@ class RequestLimits:
             size = len(json.dumps(tool, separators=(",", ":"), ensure_ascii=False).encode())
             self._bound(f"{field}[{i}]", size, "max_tool_schema_bytes")
 
+    def check_completion(self, req: Any) -> None:
+        """A ``CompletionRequest``: choices (prompts x n), n, max_tokens, stop strings, logprobs, press (each
+        prompt's length is bounded by the route: characters, tokens, token ids)."""
+        self.check_n(req.n)
+        prompts = len(req.prompts())
+        if prompts * req.n > self.limits.max_prompts:  # every prompt gets n choices: the work is their product
+            raise APIError(400, f"prompt: {prompts} prompts x n={req.n} = {prompts * req.n} choices exceed this "
+                                f"server's limit of {self.limits.max_prompts} (limits.max_prompts)", "limit_exceeded",
+                           param="prompt")
+        if req.max_tokens:
+            self.check_max_tokens(req.max_tokens)
+        stops = req.stop_list()
+        self._bound("stop", len(stops), "max_stop_sequences")
+        for i, stop in enumerate(stops):
+            self._bound(f"stop[{i}]", len(stop), "max_stop_chars")
+        self._bound("logprobs", req.logprobs or 0, "max_top_logprobs")
+        self.check_press(req.press)
+
     def check_session(self, req: Any) -> None:
         """A ``SessionCreateRequest``: documents, messages and their parts, press."""
         if req.documents is not None:

@@ -14,6 +14,8 @@ class Model(OpenModel):
     object: str = "model"
     created: int
     owned_by: str
+    root: str | None = None
+    parent: str | None = None
     max_model_len: int | None = None
 
 

@@ -12,7 +12,7 @@ from deployments.ingress.models.replies import Health, ModelList, PressList
 
 
 class ModelRoutes:
-    """Needs ``self.config``, ``self.replicas``, ``self.model_name`` and ``self._check_model`` from the Ingress."""
+    """Needs ``self.config``, ``self.replicas``, ``self.context_limit``, ``self.model_name`` and ``self._check_model`` from the Ingress."""
 
     config: Any
     replicas: dict[str, Any]
@@ -27,7 +27,11 @@ class ModelRoutes:
         return {"object": "list", "data": describe_presses(), "default": self.config.default_press.model_dump()}
 
     def _model_card(self) -> dict:
+        """vLLM's ``ModelCard``: ``root`` is what the served model loads from (a hub id or a local
+        directory holding its tokenizer: clients such as ``vllm bench serve`` load it), ``parent``
+        the base model of an adapter (none here)."""
         return {"id": self.model_name, "object": "model", "created": 0, "owned_by": "kvfleet",
+                "root": self.context_limit.model_path, "parent": None,
                 "max_model_len": self.config.limits.max_context_tokens}
 
     @api.get("/v1/models", responses={200: {"model": ModelList}})
