@@ -94,30 +94,41 @@ class ControlPlane:
     def open_session(self, *, model: str, context: SessionContext, press: PressSpec = NO_PRESS,
                      owner: str = ANONYMOUS_OWNER, ttl_s: float | None = None, pinned: bool = False,
                      estimated_bytes: int = 0, session_id: SessionId | None = None,
-                     ) -> tuple[SessionRecord, PlacementDecision]:
+                     replica: ReplicaId | None = None) -> tuple[SessionRecord, PlacementDecision]:
         """Place a new session and store it LOADING on the chosen replica; the shell then prefills
         there and calls ``mark_loaded`` (or ``mark_load_failed``). ``ttl_s`` defaults to
-        ``config.default_ttl_s``. Raises NoReplicaAvailable (503) / InsufficientCapacity (429)
-        before anything is stored."""
+        ``config.default_ttl_s``. ``replica``: place it there, not by the policy (a conversation
+        turn is stored where the cache it extends lives). Raises NoReplicaAvailable (503) /
+        InsufficientCapacity (429) before anything is stored."""
         record = SessionRecord.new(session_id or new_session_id(), model=model, context=context, press=press,
                                    now_s=self.clock(), owner=owner, pinned=pinned,
                                    ttl_s=self.config.default_ttl_s if ttl_s is None else ttl_s)
-        decision = self.placement.place(PlacementRequest.for_record(record, estimated_bytes=estimated_bytes), self.view)
+        if replica is not None:
+            view = self.view.find_replica(replica)
+            decision = PlacementDecision(session_id=record.id, replica_id=replica, node=view.node if view else None,
+                                         policy="chain", reason="extends a cache this replica holds")
+        else:
+            decision = self.placement.place(PlacementRequest.for_record(record, estimated_bytes=estimated_bytes),
+                                            self.view)
         record = record.model_copy(update={"replica": decision.replica_id, "node": decision.node})
         self._save(record)
         self.counters["sessions_opened"] += 1
         return record, decision
 
     def mark_loaded(self, session_id: SessionId, *, read_tokens: int, kept_tokens: int, stored_bytes: int,
-                    codec: str = "none", tier: Tier | None = None) -> SessionRecord:
+                    codec: str = "none", tier: Tier | None = None, context: SessionContext | None = None,
+                    response: dict[str, Any] | None = None) -> SessionRecord:
         """The prefill finished and the pool holds the cache (in ``tier``, default the replica's
-        primary tier): LOADING -> READY, or SPILLED if it landed lower. InvalidTransition otherwise."""
+        primary tier): LOADING -> READY, or SPILLED if it landed lower. InvalidTransition otherwise.
+        ``context`` / ``response``: what a stored response's record finally holds (its whole
+        conversation is known only once it has been generated)."""
         record = self.view.session(session_id)
         replica = self.view.find_replica(record.replica) if record.replica else None
         primary = replica.primary_tier if replica else None
         tier = tier or primary or Tier.HOST
+        extra = {k: v for k, v in (("context", context), ("response", response)) if v is not None}
         record = record.transition(resting_state(tier, primary), read_tokens=read_tokens, kept_tokens=kept_tokens,
-                                   stored_bytes=stored_bytes, codec=codec, tier=tier)
+                                   stored_bytes=stored_bytes, codec=codec, tier=tier, **extra)
         self._save(record)
         return record
 

@@ -5,6 +5,7 @@ route class per API:
 | API | routes | folder |
 |---|---|---|
 | OpenAI Chat Completions | ``POST /v1/chat/completions`` | ``chat/`` |
+| OpenAI Responses | ``/v1/responses`` | ``responses/`` |
 | sessions | ``/v1/sessions`` | ``sessions/`` |
 | discovery | ``/health``, ``/v1/models``, ``/v1/presses`` | ``models/`` |
 | admin (LMCache-controller style) | ``/admin/...`` | ``admin/`` |
@@ -37,13 +38,14 @@ from deployments.ingress.models.routes import ModelRoutes
 from deployments.ingress.observability.metrics import IngressMetrics, RequestMetricsMiddleware
 from deployments.ingress.observability.routes import MetricsRoutes
 from deployments.ingress.plain_router import PlainRouter
+from deployments.ingress.responses.routes import ResponseRoutes
 from deployments.ingress.sessions.routes import SessionRoutes
 
 log = logging.getLogger(__name__)
 
 
 @serve.ingress(api)
-class Ingress(ChatRoutes, SessionRoutes, ModelRoutes, AdminRoutes, MetricsRoutes):
+class Ingress(ChatRoutes, ResponseRoutes, SessionRoutes, ModelRoutes, AdminRoutes, MetricsRoutes):
     def __init__(self, config: dict, control: Any, replicas: dict[str, Any]):
         self.config = AppConfig.model_validate(config)
         self.control = control
