@@ -83,6 +83,11 @@ class ResponseRoutes:
                        "unsupported_parameter")
         parent = await self._parent(req, owner)
         turn = await asyncio.to_thread(self._turn, req, parsed, parent)
+        total = (parent.tokens if parent else 0) + len(turn.input_ids)
+        if total > self.config.limits.max_context_tokens:
+            raise APIError(413, f"the conversation has {total} tokens; this server reads at most "
+                                f"{self.config.limits.max_context_tokens} (start a new conversation)",
+                           "context_length_exceeded", param="input")
         sampling = self._responses_sampling(req)
         rid = response_id()
         name, store = await self._place(req, owner, rid, parent, turn, parsed)
@@ -133,7 +138,10 @@ class ResponseRoutes:
             record = await self.control.record.remote(req.session_id, owner, "session")
         else:
             return None
-        if record["state"] == "loading" and record.get("response") is None and record["id"].startswith("resp_"):
+        if record.get("response") is None and record["id"].startswith("resp_"):
+            if record["state"] == "failed":
+                raise APIError(404, f"response {record['id']!r} failed and was not stored: {record.get('failure')}",
+                               "response_not_found", param="previous_response_id")
             raise APIError(409, f"response {record['id']!r} is still being generated; continue from it once it "
                                 "has completed", "response_not_ready", param="previous_response_id")
         return Parent(record)
@@ -234,6 +242,9 @@ class ResponseRoutes:
     async def _stored(self, response_id_: str, owner: str) -> dict:
         record = await self.control.record.remote(response_id_, owner, "response")
         if record.get("response") is None:
+            if record["state"] == "failed":
+                raise APIError(404, f"response {response_id_!r} failed and was not stored: {record.get('failure')}",
+                               "response_not_found")
             if record["id"].startswith("resp_"):
                 raise APIError(409, f"response {response_id_!r} is still being generated", "response_not_ready")
             raise APIError(404, f"{response_id_!r} is a session, not a response; see /v1/sessions",
