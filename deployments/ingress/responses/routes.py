@@ -38,7 +38,7 @@ from deployments.ingress.responses.replies import (
     InputItemList, Response, ResponseDeleted, input_items_page, response_id, skeleton,
 )
 from deployments.ingress.responses.schema import ResponseCreateRequest
-from deployments.ingress.responses.state import Parent, chain_layout, stored_response
+from deployments.ingress.responses.state import Finisher, Parent, chain_layout
 
 
 def _bad(message: str, param: str | None, code: str = "invalid_request") -> APIError:
@@ -101,7 +101,7 @@ class ResponseRoutes:
             try:
                 first = await self._first(stream)  # errors before the first token are HTTP errors
             except BaseException as exc:
-                await finish.failed(exc)
+                await finish.failed(to_api_error(exc).message)
                 raise
             self.metrics.ttft.labels("response").observe(time.perf_counter() - arrived)
             if req.streams:
@@ -193,9 +193,9 @@ class ResponseRoutes:
                 await asyncio.sleep(0.25)
 
     def _finisher(self, req: ResponseCreateRequest, rid: str, parsed: ParsedInput, turn: Turn,
-                  parent: Parent | None, store: dict | None) -> "_Finisher":
+                  parent: Parent | None, store: dict | None) -> Finisher:
         instructions = req.instructions if parent is None else (parent.instructions or req.instructions)
-        return _Finisher(self.control, rid, parsed, turn, instructions, store)
+        return Finisher(self.control, rid, parsed.items, turn.conversation, instructions, store)
 
     async def _events(self, state: ResponseStream, stream: Any, first: dict, finish: Any) -> AsyncIterator[dict]:
         """Every event of the response, in order (the non-streamed reply drains the same sequence)."""
@@ -214,13 +214,13 @@ class ResponseRoutes:
             except StopAsyncIteration:
                 item = None
             except RayServeException as exc:
-                await finish.failed(exc)
+                await finish.failed(to_api_error(exc).message)
                 raise to_api_error(exc) from exc
             except BaseException as exc:
-                await finish.failed(exc)
+                await finish.failed(to_api_error(exc).message)
                 raise
         closing = state.finish()
-        await finish.record(state.response, stored)
+        await finish.record(state.response, stored, state.output_text)
         for event in closing:
             yield event
 
@@ -278,29 +278,3 @@ class ResponseRoutes:
         except ValueError as exc:
             raise _bad(str(exc), "after" if str(exc).startswith("after") else "before") from exc
 
-
-class _Finisher:
-    """What happens to a finished response: with a store plan, its record gets the conversation
-    (READY); a failed one is marked failed (never left loading). Without one, nothing."""
-
-    def __init__(self, control: Any, rid: str, parsed: ParsedInput, turn: Turn, instructions: str | None,
-                 store: dict | None):
-        self.control, self.rid, self.parsed, self.turn = control, rid, parsed, turn
-        self.instructions, self.store = instructions, store
-        self.done = False
-
-    async def record(self, response: dict, stored: dict | None) -> None:
-        if self.store is None:
-            return
-        if stored is None:
-            raise APIError(500, "the replica did not store the response's cache", "internal_error")
-        answer = "".join(p["text"] for item in response["output"] if item["type"] == "message" for p in item["content"])
-        conversation = [*self.turn.conversation, {"role": "assistant", "content": answer}]
-        kept = stored_response(response, self.parsed.items, conversation, self.instructions)
-        await self.control.mark_response_stored.remote(self.rid, stored, self.store["uncompressed_from"], kept)
-        self.done = True
-
-    async def failed(self, exc: BaseException) -> None:
-        if self.store is not None and not self.done:
-            self.done = True
-            await self.control.mark_load_failed.remote(self.rid, to_api_error(exc).message)

@@ -79,3 +79,31 @@ def stored_response(response: dict[str, Any], input_items: list[dict[str, Any]],
     """What a response's record keeps besides its cache (``SessionRecord.response``)."""
     return {"object": response, "input_items": input_items, "conversation": conversation,
             "instructions": instructions}
+
+
+class Finisher:
+    """What happens to a finished response: with a store plan, its record gets the reply object,
+    input items and conversation (READY, ``mark_response_stored``); a failed one is marked failed
+    (never left loading). Without a store plan, nothing. ``control``: the control shell handle."""
+
+    def __init__(self, control: Any, rid: str, input_items: list[dict[str, Any]], conversation: list[dict[str, Any]],
+                 instructions: str | None, store: dict | None):
+        self.control, self.rid, self.input_items, self.conversation = control, rid, input_items, conversation
+        self.instructions, self.store = instructions, store
+        self.done = False
+
+    async def record(self, response: dict[str, Any], stored: dict | None, answer_text: str) -> None:
+        """``answer_text``: the assistant turn exactly as generated (what the stored cache holds)."""
+        if self.store is None:
+            return
+        if stored is None:
+            raise RuntimeError("the replica did not store the response's cache")
+        conversation = [*self.conversation, {"role": "assistant", "content": answer_text}]
+        kept = stored_response(response, self.input_items, conversation, self.instructions)
+        await self.control.mark_response_stored.remote(self.rid, stored, self.store["uncompressed_from"], kept)
+        self.done = True
+
+    async def failed(self, reason: str) -> None:
+        if self.store is not None and not self.done:
+            self.done = True
+            await self.control.mark_load_failed.remote(self.rid, reason)
