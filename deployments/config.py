@@ -90,6 +90,10 @@ class LimitsConfig(ClosedModel):
     max_top_logprobs: int = Field(default=20, ge=0, description="`top_logprobs` per token")
     max_press_nodes: int = Field(default=8, ge=1, description="presses in one press spec, wrappers included")
     max_lookup_token_ids: int = Field(default=32768, ge=1, description="token_ids in POST /admin/lookup")
+    max_tools: int = Field(default=128, ge=0, description="entries of `tools` per request (OpenAI's limit)")
+    max_tool_schema_bytes: int = Field(default=65536, ge=64,
+                                       description="one tool's definition as compact JSON (name, description, "
+                                                   "parameters), before its schema is compiled")
 
 
 class ResponsesConfig(ClosedModel):

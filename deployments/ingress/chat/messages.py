@@ -4,9 +4,9 @@ Source: the OpenAI API reference (Chat Completions, ``messages``: the system, de
 assistant, tool and function message objects and their content parts) and vLLM's request
 models (``ChatCompletionRequest.messages``: ``ChatCompletionMessageParam``). Shapes are checked
 first (HTTP 400, ``param`` like ``messages[0].content``); then shapes that are valid OpenAI but
-that a text-only server without tools cannot serve (image/audio/file parts, tool and function
-messages, assistant ``tool_calls``) are refused with code ``unsupported_parameter`` - never
-silently ignored.
+that a text-only server cannot serve (image/audio/file parts, function messages; tool messages
+and assistant ``tool_calls`` outside chat completions) are refused with code
+``unsupported_parameter`` - never silently ignored.
 
 ``check_messages(value, field) -> list[dict]`` returns the messages unchanged; it raises
 ``InvalidField`` (a ``ValueError``, so pydantic validators may raise it; deployments.ingress.errors reads
@@ -176,12 +176,15 @@ def check_message(message: Any, p: str) -> None:
     _content(_require(message, "content", p), f"{p}.content", role, nullable=role == "function")
 
 
-def unsupported(message: dict, p: str) -> InvalidField | None:
-    """A well-formed message that this text-only server without tools cannot serve, as an error."""
-    if message["role"] in ("tool", "function"):
-        return InvalidField(f"'{p}.role': {message['role']!r} messages are not supported (tools are not "
-                            "supported by this server)", f"{p}.role", "unsupported_parameter")
-    for key in ("tool_calls", "function_call", "audio"):
+def unsupported(message: dict, p: str, tools: bool = False) -> InvalidField | None:
+    """A well-formed message that this text-only server cannot serve, as an error. ``tools``: tool
+    messages and assistant ``tool_calls`` are served (chat completions; deployments/ingress/tools);
+    the deprecated ``function`` role and ``function_call`` never are."""
+    if message["role"] == "function" or (message["role"] == "tool" and not tools):
+        hint = "use 'tool' messages" if tools else "a session's context cannot hold tool-calling turns"
+        return InvalidField(f"'{p}.role': {message['role']!r} messages are not supported here ({hint})",
+                            f"{p}.role", "unsupported_parameter")
+    for key in ("function_call", "audio") if tools else ("tool_calls", "function_call", "audio"):
         if message.get(key):
             return InvalidField(f"'{p}.{key}' is not supported by this server", f"{p}.{key}", "unsupported_parameter")
     content = message.get("content")
@@ -193,8 +196,9 @@ def unsupported(message: dict, p: str) -> InvalidField | None:
     return None
 
 
-def check_messages(value: Any, field: str = "messages") -> list[dict]:
-    """Validate a ``messages`` array (non-empty, each message well-formed and servable)."""
+def check_messages(value: Any, field: str = "messages", tools: bool = False) -> list[dict]:
+    """Validate a ``messages`` array (non-empty, each message well-formed and servable; ``tools``:
+    tool-calling turns allowed)."""
     if not isinstance(value, list):
         raise _type_error(field, "an array", value)
     if not value:
@@ -203,7 +207,7 @@ def check_messages(value: Any, field: str = "messages") -> list[dict]:
     for i, message in enumerate(value):
         check_message(message, f"{field}[{i}]")
     for i, message in enumerate(value):
-        problem = unsupported(message, f"{field}[{i}]")
+        problem = unsupported(message, f"{field}[{i}]", tools)
         if problem is not None:
             raise problem
     return value

@@ -11,11 +11,26 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from deployments.common.schema_base import OpenModel
+from deployments.ingress.tools import ToolChoice, finish_reason, parse_turn, tool_calls
+
+
+class FunctionCall(OpenModel):
+    name: str
+    arguments: str  # JSON text, exactly as generated
+
+
+class ToolCall(OpenModel):
+    id: str
+    type: str = "function"
+    function: FunctionCall
 
 
 class ChatMessage(OpenModel):
+    """``content`` is null when the answer is only tool calls (``tool_calls``, docs/tools.md)."""
+
     role: str
     content: str | None = None
+    tool_calls: list[ToolCall] | None = None
 
 
 class Choice(OpenModel):
@@ -86,10 +101,18 @@ class ChoiceAccumulator:
         if item["finish_reason"]:
             self.finish_reason = "stop" if item["finish_reason"] == "cancelled" else item["finish_reason"]
 
-    def choice(self, with_logprobs: bool) -> Choice:
-        return Choice(index=self.index, message=ChatMessage(role="assistant", content="".join(self.text)),
-                      logprobs={"content": self.logprobs} if with_logprobs else None,
-                      finish_reason=self.finish_reason or "length")
+    def choice(self, with_logprobs: bool, tools: ToolChoice | None = None, call_seed: str = "") -> Choice:
+        """``tools``: read the answer as tool calls of that choice (ids from ``call_seed``)."""
+        text, finish = "".join(self.text), self.finish_reason or "length"
+        message = ChatMessage(role="assistant", content=text)
+        if tools is not None and tools.mode != "none":
+            turn = parse_turn(text, tools)
+            calls = tool_calls(turn, call_seed)
+            message = ChatMessage(role="assistant", content=turn.content,
+                                  **({"tool_calls": calls} if calls else {}))
+            finish = finish_reason(turn, finish)
+        return Choice(index=self.index, message=message,
+                      logprobs={"content": self.logprobs} if with_logprobs else None, finish_reason=finish)
 
 
 def usage(choices: list[ChoiceAccumulator], session_tokens: int) -> dict:
@@ -107,12 +130,14 @@ def _usage(choices: list[ChoiceAccumulator], session_tokens: int) -> Usage:
 
 
 def completion_body(cid: str, model: str, choices: list[ChoiceAccumulator], with_logprobs: bool,
-                    session_tokens: int, session_id: str | None) -> dict:
-    """The ``ChatCompletion`` of a finished request (``session_id`` only when asked on a session)."""
+                    session_tokens: int, session_id: str | None, tools: ToolChoice | None = None,
+                    call_seed: str = "") -> dict:
+    """The ``ChatCompletion`` of a finished request (``session_id`` only when asked on a session;
+    ``tools``: answers are read as calls, ids from ``call_seed`` and the choice index)."""
     extra = {} if session_id is None else {"session_id": session_id}
+    built = [c.choice(with_logprobs, tools, f"{call_seed}:{c.index}") for c in choices]
     reply = ChatCompletion(id=cid, object="chat.completion", created=int(time.time()), model=model,
-                           choices=[c.choice(with_logprobs) for c in choices], usage=_usage(choices, session_tokens),
-                           **extra)
+                           choices=built, usage=_usage(choices, session_tokens), **extra)
     return reply.model_dump(exclude_unset=True)
 
 

@@ -3,7 +3,9 @@
 A question on a stored session (``session_id`` in the body, ``extra_body`` or the
 ``X-Session-Id`` header) goes to the replica that holds it; a plain request goes to the replica
 the plain router picks (longest stored compressed prefix). ``n`` choices are ``n`` streams of
-the replica's token dicts; replies are built by chat/replies.py. Streaming replies are
+the replica's token dicts; replies are built by chat/replies.py. Tools (deployments/ingress/tools)
+are planned before any work: the prompt carries the rendered tools and history, the sampling the
+tool_choice's grammar, and answers are read back as tool calls (streamed as tool-call deltas). Streaming replies are
 server-sent events; when the client disconnects, the replica's streams are cancelled. Errors
 before the first token are HTTP errors; a failure mid-stream is reported in-band, then the
 stream ends.
@@ -12,7 +14,10 @@ stream ends.
 """
 
 import asyncio
+import hashlib
+import json
 import time
+from dataclasses import dataclass
 from typing import Annotated, Any, AsyncIterator
 
 from fastapi import Body, Header, Request
@@ -29,6 +34,19 @@ from deployments.ingress.chat.schema import ChatCompletionRequest
 from deployments.ingress.errors import ERRORS, APIError, error_body, to_api_error
 from deployments.ingress.fastapi_app import api
 from deployments.ingress.sse import SSE_DONE, sse
+from deployments.ingress.tools import ToolChoice, ToolDeltaStream, ToolError, ToolPlan, finish_reason, plan_tools
+
+
+@dataclass(frozen=True)
+class _Calls:
+    """How a request's answers are read: as tool calls of ``choice`` (None: plain text), with ids
+    from ``seed`` and the choice index (the same in streamed and non-streamed replies)."""
+
+    choice: ToolChoice | None
+    seed: str
+
+    def stream(self, index: int) -> ToolDeltaStream | None:
+        return None if self.choice is None else ToolDeltaStream(self.choice, f"{self.seed}:{index}")
 
 
 class ChatRoutes:
@@ -40,14 +58,36 @@ class ChatRoutes:
     control: Any
     replicas: dict[str, Any]
 
-    def _sampling(self, req: ChatCompletionRequest, choice: int) -> dict:
+    def _sampling(self, req: ChatCompletionRequest, choice: int, tools: ToolPlan) -> dict:
         max_tokens = req.max_completion_tokens or req.max_tokens or self.config.limits.max_tokens_default
         seed = None if req.seed is None else req.seed + choice
         temperature = 1.0 if req.temperature is None else req.temperature
+        controls = request_controls(req, self.vocab_size)
+        if tools.guided is not None:  # the tool_choice's constraint (deployments/ingress/tools/grammar.py)
+            if "guided" in controls:
+                raise APIError(400, f"tool_choice {tools.choice.mode!r} constrains the answer to tool calls; it cannot "
+                               "be combined with response_format or another structured output (use tool_choice "
+                               "'none')", "invalid_request", param="tool_choice")
+            if req.ignore_eos:
+                raise APIError(400, "ignore_eos cannot be combined with tool calls (the grammar ends the answer)",
+                               "invalid_request", param="ignore_eos")
+            controls["guided"] = tools.guided.model_dump(mode="json")
         return SamplingParams(max_tokens=max_tokens, temperature=temperature, top_p=req.top_p or 1.0, seed=seed,
                               stop=req.stop_list(), logprobs=req.logprobs, top_logprobs=req.top_logprobs or 0,
-                              ignore_eos=req.ignore_eos,
-                              **request_controls(req, self.vocab_size)).model_dump(mode="json")
+                              ignore_eos=req.ignore_eos, **controls).model_dump(mode="json")
+
+    @staticmethod
+    def _tool_plan(req: ChatCompletionRequest) -> ToolPlan:
+        try:
+            return plan_tools(req.tools, req.tool_choice, req.parallel_tool_calls, req.messages)
+        except ToolError as exc:
+            raise APIError(400, exc.message, exc.code, param=exc.param) from exc
+
+    @staticmethod
+    def _call_seed(req: ChatCompletionRequest, session_id: str | None) -> str:
+        """Per request: the same request, streamed or not, gets the same tool call ids."""
+        body = req.model_dump(mode="json", exclude={"stream", "stream_options"})
+        return hashlib.sha256(json.dumps([body, session_id], sort_keys=True).encode()).hexdigest()
 
     @api.post("/v1/chat/completions", responses={200: {"model": ChatCompletion}, **ERRORS})
     async def chat_completions(self, request: Request,
@@ -63,6 +103,8 @@ class ChatRoutes:
             raise APIError(400, problem, "unsupported_parameter")
         self.limits.check_chat(req)
         session_id = req.session_id or x_session_id
+        tools = self._tool_plan(req)  # after the limits: compiles the tools' schemas
+        messages = tools.prompt_messages(req.messages, "first_user" if session_id else "system")
         if session_id and req.press is not None:
             raise APIError(400, "press applies to plain requests only; a session keeps the press it was loaded with",
                            "invalid_request")
@@ -75,11 +117,12 @@ class ChatRoutes:
             where = await self.control.locate.remote(session_id, owner)
             name, cached_tokens = where["replica"], where["read_tokens"]
         else:
-            await asyncio.to_thread(self.context_limit.check, req.messages)  # the whole prompt is context here
-            name = self.router.pick(req.messages, press, scope).replica_id
-        samplings = [self._sampling(req, i) for i in range(req.n)]
-        streams = [self.replicas[name].options(stream=True).chat.remote(session_id, req.messages, s, press, scope)
+            await asyncio.to_thread(self.context_limit.check, messages)  # the whole prompt is context here
+            name = self.router.pick(messages, press, scope).replica_id
+        samplings = [self._sampling(req, i, tools) for i in range(req.n)]
+        streams = [self.replicas[name].options(stream=True).chat.remote(session_id, messages, s, press, scope)
                    for s in samplings]
+        calls = _Calls(tools.choice if tools.parses else None, self._call_seed(req, session_id))
         kind = "session" if session_id else "plain"
         self.router.started(name)
         streaming = False
@@ -89,8 +132,9 @@ class ChatRoutes:
                 self.metrics.ttft.labels(kind).observe(time.perf_counter() - arrived)
                 streaming = True
                 return StreamingResponse(self._sse(req, streams, first, cached_tokens, kind, request, session_id,
-                                                   lambda: self.router.finished(name)), media_type="text/event-stream")
-            return await self._collect(req, streams, cached_tokens, kind, session_id, arrived)
+                                                   calls, lambda: self.router.finished(name)),
+                                         media_type="text/event-stream")
+            return await self._collect(req, streams, cached_tokens, kind, session_id, arrived, calls)
         finally:
             if not streaming:
                 self.router.finished(name)
@@ -106,7 +150,7 @@ class ChatRoutes:
             raise APIError(500, "the replica returned an empty stream", "internal_error") from None
 
     async def _collect(self, req: ChatCompletionRequest, streams: list, cached: int, kind: str,
-                       session_id: str | None, arrived: float) -> dict:
+                       session_id: str | None, arrived: float, calls: _Calls) -> dict:
         start = time.perf_counter()
         choices = [ChoiceAccumulator(i) for i in range(len(streams))]
 
@@ -122,7 +166,8 @@ class ChatRoutes:
         except RayServeException as exc:
             raise to_api_error(exc) from exc  # as in _first
         self._count_tokens(kind, choices, time.perf_counter() - start)
-        return completion_body(completion_id(), self.model_name, choices, req.logprobs, cached, session_id)
+        return completion_body(completion_id(), self.model_name, choices, req.logprobs, cached, session_id,
+                               calls.choice, calls.seed)
 
     def _count_tokens(self, kind: str, choices: list[ChoiceAccumulator], elapsed_s: float) -> None:
         produced = sum(c.completion_tokens for c in choices)
@@ -132,24 +177,36 @@ class ChatRoutes:
             self.metrics.tokens_per_s.observe(produced / elapsed_s)
 
     async def _sse(self, req: ChatCompletionRequest, streams: list, first: list[dict], cached: int, kind: str,
-                   request: Request, session_id: str | None, done: Any = None) -> AsyncIterator[str]:
+                   request: Request, session_id: str | None, calls: _Calls,
+                   done: Any = None) -> AsyncIterator[str]:
         cid, created, start = completion_id(), int(time.time()), time.perf_counter()
         choices = [ChoiceAccumulator(i) for i in range(len(streams))]
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
         try:
             for i in range(len(streams)):
-                yield sse(chunk(cid, self.model_name, created, {"role": "assistant", "content": ""}, i))
+                opening = {"role": "assistant", "content": None if calls.choice else ""}
+                yield sse(chunk(cid, self.model_name, created, opening, i))
             for i, stream in enumerate(streams):
                 pending = [first[i]]
+                tool_stream = calls.stream(i)
                 while True:
                     for item in pending:
                         choices[i].add(item)
                         logprobs = {"content": choices[i].logprobs[-1:]} if "logprob" in item else None
-                        if item["text"] or logprobs:
-                            yield sse(chunk(cid, self.model_name, created, {"content": item["text"]}, i,
-                                            logprobs=logprobs))
+                        if tool_stream is None:
+                            deltas = [{"content": item["text"]}] if item["text"] or logprobs else []
+                        else:  # tool-call deltas: the same parse as the non-streamed reply
+                            deltas = tool_stream.feed("".join(choices[i].text), final=bool(item["finish_reason"]))
+                        for delta in deltas:
+                            yield sse(chunk(cid, self.model_name, created, delta, i, logprobs=logprobs))
+                            logprobs = None
+                        if logprobs:  # a token with nothing to send yet (e.g. a held-back "<tool")
+                            yield sse(chunk(cid, self.model_name, created, {}, i, logprobs=logprobs))
                         if item["finish_reason"]:
-                            yield sse(chunk(cid, self.model_name, created, {}, i, choices[i].finish_reason))
+                            finish = choices[i].finish_reason
+                            if tool_stream is not None:
+                                finish = finish_reason(tool_stream.turn, finish)
+                            yield sse(chunk(cid, self.model_name, created, {}, i, finish))
                     if choices[i].finish_reason or await request.is_disconnected():
                         break
                     try:

@@ -6,12 +6,13 @@ Fields vLLM's server accepts are either supported or rejected with a clear messa
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from deployments.common.schema_base import StrictModel
 from deployments.ingress.chat.messages import InvalidField, check_messages
+from deployments.ingress.tools.schema import check_history
 from kvpool.press_spec import PressSpec
 
 
@@ -51,9 +52,13 @@ class ChatCompletionRequest(StrictModel):
     guided_choice: list[str] | None = None
     guided_grammar: str | None = None
     structured_outputs: dict[str, Any] | None = None
-    tools: list[dict[str, Any]] | None = None
-    tool_choice: Any = None
-    parallel_tool_calls: bool | None = None
+    tools: list[dict[str, Any]] | None = Field(
+        default=None, description='OpenAI function tools: [{"type": "function", "function": {"name", "description", '
+        '"parameters": <JSON schema>, "strict"}}] (checked by deployments/ingress/tools; docs/tools.md)')
+    tool_choice: Literal["none", "auto", "required"] | dict[str, Any] | None = Field(
+        default=None, description='"none" | "auto" (default with tools) | "required" | '
+        '{"type": "function", "function": {"name": ...}}')
+    parallel_tool_calls: bool | None = Field(default=None, description="false: at most one call per answer")
     ignore_eos: bool = False
     press: PressSpec | None = Field(default=None, description="press for this plain request's prompt")
     cache_salt: str | None = Field(default=None, min_length=1, max_length=1024,
@@ -62,7 +67,7 @@ class ChatCompletionRequest(StrictModel):
     @field_validator("messages", mode="before")
     @classmethod
     def _messages(cls, value: Any) -> Any:
-        return check_messages(value, "messages")
+        return check_messages(value, "messages", tools=True)
 
     @model_validator(mode="after")
     def _consistent(self) -> "ChatCompletionRequest":
@@ -72,6 +77,7 @@ class ChatCompletionRequest(StrictModel):
             raise InvalidField("top_logprobs requires logprobs to be true", "top_logprobs")
         if isinstance(self.stop, list) and len(self.stop) > 4:
             raise InvalidField("stop accepts at most 4 sequences", "stop")
+        check_history(self.messages)  # tool_call_id / arguments JSON (deployments/ingress/tools/schema.py)
         for token, bias in (self.logit_bias or {}).items():
             if not -100 <= bias <= 100:
                 raise InvalidField(f"logit_bias[{token!r}] must be within [-100, 100]", "logit_bias")
@@ -79,8 +85,6 @@ class ChatCompletionRequest(StrictModel):
 
     def unsupported(self) -> str | None:
         """A message naming the first field set to something kvfleet does not implement, else None."""
-        if self.tools or self.tool_choice not in (None, "none"):
-            return "tools / tool_choice are not supported by this server"
         return None
 
     def stop_list(self) -> tuple[str, ...]:

@@ -1,7 +1,7 @@
 """Per-request bounds: every field that multiplies a request's work has a configured maximum.
 
 The same multipliers vLLM's OpenAI server bounds (``n``, ``top_logprobs``, ``max_tokens``, stop
-strings, messages and their content parts) plus kvfleet's own (documents per session, presses in
+strings, messages and their content parts, OpenAI's 128 tools) plus kvfleet's own (documents per session, presses in
 one spec, token ids in an admin lookup). Limits live in ``AppConfig.limits`` (``LimitsConfig``);
 the body size is bounded before parsing by ``deployments.ingress.guards.body_limit`` and the context length
 before full tokenization by ``deployments.ingress.guards.context_limit``.
@@ -13,6 +13,7 @@ the limit (the ``param`` of the OpenAI error is the field).
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from deployments.ingress.errors import APIError
@@ -68,7 +69,7 @@ class RequestLimits:
 
     def check_chat(self, req: Any) -> None:
         """A ``ChatCompletionRequest``: n, max_tokens, messages, content parts, stop strings,
-        top_logprobs, press."""
+        top_logprobs, tools, press."""
         self.check_n(req.n)
         if req.max_completion_tokens or req.max_tokens:
             self.check_max_tokens(req.max_completion_tokens or req.max_tokens)
@@ -78,7 +79,17 @@ class RequestLimits:
         for i, stop in enumerate(stops):
             self._bound(f"stop[{i}]", len(stop), "max_stop_chars")
         self._bound("top_logprobs", req.top_logprobs or 0, "max_top_logprobs")
+        self.check_tools(req.tools)
         self.check_press(req.press)
+
+    def check_tools(self, tools: list[Any] | None, field: str = "tools") -> None:
+        """Tools per request and each tool's size as compact JSON, before any schema is compiled."""
+        if not tools:
+            return
+        self._bound(field, len(tools), "max_tools")
+        for i, tool in enumerate(tools):
+            size = len(json.dumps(tool, separators=(",", ":"), ensure_ascii=False).encode())
+            self._bound(f"{field}[{i}]", size, "max_tool_schema_bytes")
 
     def check_session(self, req: Any) -> None:
         """A ``SessionCreateRequest``: documents, messages and their parts, press."""

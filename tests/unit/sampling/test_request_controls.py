@@ -93,5 +93,5 @@ def test_out_of_range_fields_fail_validation(field, value):
         req(**{field: value})
 
 
-def test_tools_are_still_rejected_by_name():
-    assert "tools" in req(tools=[{"type": "function", "function": {"name": "f"}}]).unsupported()
+def test_tools_are_no_longer_rejected():  # served by deployments/ingress/tools (issue 24)
+    assert req(tools=[{"type": "function", "function": {"name": "f"}}]).unsupported() is None

@@ -1,0 +1,99 @@
+"""Third-party clients, unmodified, calling tools on the live app (pinned in the ``test`` extras):
+LangChain ``ChatOpenAI`` (``bind_tools``, ``with_structured_output`` in its default json_schema
+method and its function_calling method), the OpenAI Agents SDK with ``OpenAIChatCompletionsModel``
+and a function tool, and LiteLLM (``litellm.Router`` through kvfleet's session-affinity client,
+on a session and a plain request). instructor 1.17.0 cannot be installed with the pinned openai
+3.57.0 (it requires jiter<0.15, openai requires jiter>=0.16): docs/tools.md."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # offline: litellm's bundled cost map
+os.environ.setdefault("OPENAI_AGENTS_DISABLE_TRACING", "1")  # no trace export (nothing leaves the machine)
+
+import json
+from typing import Literal
+
+import jsonschema
+import pytest
+from pydantic import BaseModel, Field
+
+from tests.e2e.test_tools import QUESTION, TOOLS, WEATHER
+from tests.serving import MODEL
+
+pytestmark = pytest.mark.e2e
+
+
+class Weather(BaseModel):
+    """Current weather of a city."""
+
+    city: str = Field(max_length=20)
+    unit: Literal["celsius", "fahrenheit"]
+
+
+def test_langchain_bind_tools(app_url):
+    from langchain_openai import ChatOpenAI
+
+    llm = ChatOpenAI(model=MODEL, base_url=f"{app_url}/v1", api_key="unused", temperature=0, max_tokens=64,
+                     max_retries=0)
+    message = llm.bind_tools([Weather], tool_choice="Weather").invoke(QUESTION)
+    assert [call["name"] for call in message.tool_calls] == ["Weather"]
+    Weather.model_validate(message.tool_calls[0]["args"])
+    assert message.tool_calls[0]["id"].startswith("call_")
+    required = llm.bind_tools(TOOLS, tool_choice="any").invoke(QUESTION)  # LangChain's "any" = "required"
+    assert required.tool_calls and not required.invalid_tool_calls
+    auto = llm.bind_tools(TOOLS).invoke(QUESTION)
+    assert auto.tool_calls or isinstance(auto.content, str)
+
+
+@pytest.mark.parametrize("method", ["json_schema", "function_calling"])
+def test_langchain_with_structured_output(app_url, method):
+    from langchain_openai import ChatOpenAI
+
+    llm = ChatOpenAI(model=MODEL, base_url=f"{app_url}/v1", api_key="unused", temperature=0, max_tokens=64,
+                     max_retries=0)
+    weather = llm.with_structured_output(Weather, method=method).invoke(QUESTION)
+    assert isinstance(weather, Weather) and weather.unit in ("celsius", "fahrenheit")
+
+
+def test_openai_agents_sdk_calls_a_function_tool(app_url):
+    from agents import Agent, ModelSettings, OpenAIChatCompletionsModel, Runner, function_tool, set_tracing_disabled
+    from openai import AsyncOpenAI
+
+    set_tracing_disabled(True)
+    seen: list[dict] = []
+
+    @function_tool
+    def get_weather(city: str, unit: Literal["celsius", "fahrenheit"]) -> str:
+        """Current weather of a city."""
+        seen.append({"city": city, "unit": unit})
+        return f"21 degrees {unit} in {city}"
+
+    model = OpenAIChatCompletionsModel(model=MODEL, openai_client=AsyncOpenAI(base_url=f"{app_url}/v1",
+                                                                              api_key="unused", max_retries=0))
+    agent = Agent(name="weather", instructions="Answer with the weather tool.", model=model, tools=[get_weather],
+                  model_settings=ModelSettings(tool_choice="required", temperature=0, max_tokens=64),
+                  tool_use_behavior="stop_on_first_tool")
+    result = Runner.run_sync(agent, QUESTION, max_turns=2)
+    assert len(seen) >= 1 and seen[0]["unit"] in ("celsius", "fahrenheit")
+    assert result.final_output == f"21 degrees {seen[0]['unit']} in {seen[0]['city']}"
+
+
+def test_litellm_router_tool_call_on_a_session_and_a_plain_request(app_url, tmp_path):
+    from deployments.litellm_router import KvfleetRouterClient, KvfleetRouterConfig
+    from tests.e2e.litellm_support import GROUP, litellm_config
+
+    data = litellm_config({"kvfleet-a": f"{app_url}/v1", "kvfleet-b": f"{app_url}/v1"}, tmp_path / "dir.sqlite3")
+    client = KvfleetRouterClient.from_model_list(data["model_list"], data["router_settings"],
+                                                 KvfleetRouterConfig.model_validate(data["kvfleet_router"]))
+    session = client.create_session(GROUP, "The weather service covers Lisbon and Paris.")
+    for session_id in (session["id"], None):
+        reply = client.completion(GROUP, [{"role": "user", "content": QUESTION}], session_id=session_id,
+                                  tools=TOOLS, tool_choice={"type": "function", "function": {"name": "get_weather"}},
+                                  temperature=0, max_tokens=64)
+        call = reply.choices[0].message.tool_calls[0]
+        assert call.function.name == "get_weather" and call.id.startswith("call_")
+        jsonschema.validate(json.loads(call.function.arguments), WEATHER)
+        assert reply.choices[0].finish_reason == "tool_calls"
+    client.delete_session(GROUP, session["id"])
