@@ -44,7 +44,7 @@ def conversations(engine):
 
 def engine_chain(engine, conversations, questions: list[str], instructions: str | None = None) -> list[tuple[str, int]]:
     """The in-process engine answering the same chain, each turn on the WHOLE conversation so far
-    prefilled uncompressed (a plain re-read): (answer, tokens of its prompt) per turn."""
+    prefilled uncompressed (a plain re-read): (answer, tokens of its prompt, finish reason) per turn."""
     from deployments.engine.sampling import SamplingParams
     from tests.e2e.conftest import _torch_threads
 
@@ -55,17 +55,20 @@ def engine_chain(engine, conversations, questions: list[str], instructions: str 
         ids = conversations.first_turn(conversation).input_ids
         with _torch_threads(1):
             ckv = engine.prefill(ids[:-1])
-            text, _, _ = engine.answer(ckv, ids[-1:], SamplingParams(max_tokens=24, temperature=0.0))
+            text, _, finish = engine.answer(ckv, ids[-1:], SamplingParams(max_tokens=24, temperature=0.0))
         conversation.append({"role": "assistant", "content": text})
-        out.append((text, len(ids)))
+        out.append((text, len(ids), finish))
     return out
 
 
 def test_create_answers_like_the_engine(client, engine, conversations):
     reply = client.responses.create(model=MODEL, input=QUESTIONS[0], instructions="Answer briefly.",
                                     temperature=0, max_output_tokens=24)
-    (text, prompt_tokens), = engine_chain(engine, conversations, QUESTIONS[:1], "Answer briefly.")
-    assert reply.id.startswith("resp_") and reply.object == "response" and reply.status == "completed"
+    (text, prompt_tokens, finish), = engine_chain(engine, conversations, QUESTIONS[:1], "Answer briefly.")
+    assert reply.id.startswith("resp_") and reply.object == "response"
+    assert reply.status == {"stop": "completed", "length": "incomplete"}[finish]
+    if finish == "length":
+        assert reply.incomplete_details.reason == "max_output_tokens"
     assert reply.output_text == text and text
     assert reply.output[0].type == "message" and reply.output[0].role == "assistant"
     assert reply.instructions == "Answer briefly." and reply.store is True and reply.error is None
@@ -77,8 +80,8 @@ def test_create_answers_like_the_engine(client, engine, conversations):
 def test_chain_of_five_prefills_only_new_tokens_and_answers_like_a_full_reread(client, engine, conversations):
     chain = turns(client, QUESTIONS)
     expected = engine_chain(engine, conversations, QUESTIONS)
-    assert [r.output_text for r in chain] == [text for text, _ in expected]
-    for before, after, (_, prompt_tokens) in zip(chain, chain[1:], expected[1:]):
+    assert [r.output_text for r in chain] == [text for text, _, _ in expected]
+    for before, after, (_, prompt_tokens, _) in zip(chain, chain[1:], expected[1:]):
         cached = after.usage.input_tokens_details.cached_tokens
         # the previous cache holds the previous prompt + answer + the template's end of turn (2 tokens)
         assert cached == before.usage.input_tokens + before.usage.output_tokens - 1 + 2 or \

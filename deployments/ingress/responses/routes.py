@@ -31,6 +31,7 @@ from deployments.ingress.chat.messages import InvalidField
 from deployments.ingress.chat.schema import ChatCompletionRequest
 from deployments.ingress.errors import ERRORS, APIError, to_api_error
 from deployments.ingress.fastapi_app import api
+from deployments.ingress.responses import function_tools
 from deployments.ingress.responses.conversation import ConversationRenderer, Turn
 from deployments.ingress.responses.events import ResponseStream, frame
 from deployments.ingress.responses.items import ParsedInput, parse_input
@@ -39,6 +40,7 @@ from deployments.ingress.responses.replies import (
 )
 from deployments.ingress.responses.schema import ResponseCreateRequest
 from deployments.ingress.responses.state import Finisher, Parent, chain_layout
+from deployments.ingress.tools import ToolError, ToolPlan, render_history, with_tools
 
 
 def _bad(message: str, param: str | None, code: str = "invalid_request") -> APIError:
@@ -71,31 +73,28 @@ class ResponseRoutes:
         unserved = req.unserved()
         if unserved:
             raise _bad(unserved[0], unserved[1], "unsupported_parameter")
-        if req.tools and req.tool_choice != "none":
-            raise _bad("function tools are not served yet (they arrive with the tools package)", "tools",
-                       "unsupported_parameter")
         try:
             parsed = parse_input(req.input)
         except InvalidField as exc:
             raise _bad(exc.message, exc.param) from exc
-        if parsed.has_tool_items:
-            raise _bad("function_call items need function tools, which are not served yet", "input",
-                       "unsupported_parameter")
+        self.limits.check_tools(req.tools)
         parent = await self._parent(req, owner)
-        turn = await asyncio.to_thread(self._turn, req, parsed, parent)
+        tools = self._tool_plan(req, parsed, parent)
+        turn = await asyncio.to_thread(self._turn, req, parsed, parent, tools)
         total = (parent.tokens if parent else 0) + len(turn.input_ids)
         if total > self.config.limits.max_context_tokens:
             raise APIError(413, f"the conversation has {total} tokens; this server reads at most "
                                 f"{self.config.limits.max_context_tokens} (start a new conversation)",
                            "context_length_exceeded", param="input")
-        sampling = self._responses_sampling(req)
+        sampling = self._responses_sampling(req, tools)
         rid = response_id()
         name, store = await self._place(req, owner, rid, parent, turn, parsed)
         stream = self.replicas[name].options(stream=True).respond.remote(
             parent.id if parent else None, turn.input_ids, sampling, store)
         self.router.started(name)
-        state = ResponseStream(skeleton(rid, req, self.model_name), parent.tokens if parent else 0, req.logprobs())
-        finish = self._finisher(req, rid, parsed, turn, parent, store)
+        state = ResponseStream(skeleton(rid, req, self.model_name), parent.tokens if parent else 0, req.logprobs(),
+                               text_events=not tools.parses)
+        finish = self._finisher(req, rid, parsed, turn, parent, store, tools)
         streaming = False
         try:
             try:
@@ -115,20 +114,30 @@ class ResponseRoutes:
             if not streaming:
                 self.router.finished(name)
 
-    def _responses_sampling(self, req: ResponseCreateRequest) -> dict:
+    def _responses_sampling(self, req: ResponseCreateRequest, tools: ToolPlan) -> dict:
         """Sampling params through Chat Completions' path (penalties off, ``text.format`` as
-        ``response_format``: the same structured-output grammars)."""
+        ``response_format``: the same structured-output grammars; the tool_choice's grammar)."""
         try:
             chat = ChatCompletionRequest(
                 model=req.model, messages=[{"role": "user", "content": "-"}], max_tokens=req.max_output_tokens,
                 temperature=req.temperature, top_p=req.top_p, logprobs=req.logprobs(), top_logprobs=req.top_logprobs,
                 response_format=req.text.response_format() if req.text is not None else None)
             self.limits.check_chat(chat)
-            return self._sampling(chat, 0)
+            return self._sampling(chat, 0, tools)
         except APIError as exc:
             if exc.param in ("response_format", "max_tokens", "max_completion_tokens"):
                 exc.param = "text.format" if exc.param == "response_format" else "max_output_tokens"
             raise
+
+    @staticmethod
+    def _tool_plan(req: ResponseCreateRequest, parsed: ParsedInput, parent: Parent | None) -> ToolPlan:
+        """Function tools through the tool-calling package; the history check also sees the calls
+        of the response this turn continues (its function_call_output items answer them)."""
+        previous = function_tools.previous_calls(parent.record["response"]["object"]) if parent and parent.is_response else []
+        try:
+            return function_tools.plan(req.tools, req.tool_choice, req.parallel_tool_calls, previous + parsed.messages)
+        except ToolError as exc:
+            raise _bad(exc.message, exc.param, exc.code) from exc
 
     async def _parent(self, req: ResponseCreateRequest, owner: str) -> Parent | None:
         """The stored cache this turn continues (a response or a session record), or None."""
@@ -146,18 +155,24 @@ class ResponseRoutes:
                                 "has completed", "response_not_ready", param="previous_response_id")
         return Parent(record)
 
-    def _turn(self, req: ResponseCreateRequest, parsed: ParsedInput, parent: Parent | None) -> Turn:
+    def _turn(self, req: ResponseCreateRequest, parsed: ParsedInput, parent: Parent | None, tools: ToolPlan) -> Turn:
+        """The turn's tokens. Tools and tool history are rendered as text (deployments/ingress/tools/
+        render.py): the tools block goes in the system message of a first turn; a continuation whose
+        chain already holds the same block adds none, else it goes before this turn's first user text."""
         messages = list(parsed.messages)
         if parent is None:
             if req.instructions:
                 messages.insert(0, {"role": "system", "content": req.instructions})
-            return self.conversations.first_turn(messages)
+            return self.conversations.first_turn(tools.prompt_messages(messages, "system"))
         if req.instructions and req.instructions != parent.instructions:
             # the chain's cache already holds the instructions it started with; new ones join at this turn
             messages.insert(0, {"role": "system", "content": req.instructions})
+        if parent.is_response and function_tools.block(tools) == parent.tools_block:
+            return self.conversations.after_response(parent.conversation, render_history(messages))
+        plain = with_tools(messages, tools.tools, tools.choice, tools.parallel, "first_user")
         if parent.is_response:
-            return self.conversations.after_response(parent.conversation, messages)
-        return self.conversations.after_session(parent.record["context"], messages)
+            return self.conversations.after_response(parent.conversation, plain)
+        return self.conversations.after_session(parent.record["context"], plain)
 
     async def _place(self, req: ResponseCreateRequest, owner: str, rid: str, parent: Parent | None, turn: Turn,
                      parsed: ParsedInput) -> tuple[str, dict | None]:
@@ -193,9 +208,12 @@ class ResponseRoutes:
                 await asyncio.sleep(0.25)
 
     def _finisher(self, req: ResponseCreateRequest, rid: str, parsed: ParsedInput, turn: Turn,
-                  parent: Parent | None, store: dict | None) -> Finisher:
+                  parent: Parent | None, store: dict | None, tools: ToolPlan) -> Finisher:
         instructions = req.instructions if parent is None else (parent.instructions or req.instructions)
-        return Finisher(self.control, rid, parsed.items, turn.conversation, instructions, store)
+        block = function_tools.block(tools)
+        if parent is not None and parent.is_response and parent.tools_block and not block:
+            block = parent.tools_block  # the chain's cache still holds it
+        return Finisher(self.control, rid, parsed.items, turn.conversation, instructions, store, block, tools)
 
     async def _events(self, state: ResponseStream, stream: Any, first: dict, finish: Any) -> AsyncIterator[dict]:
         """Every event of the response, in order (the non-streamed reply drains the same sequence)."""
@@ -219,7 +237,11 @@ class ResponseRoutes:
             except BaseException as exc:
                 await finish.failed(to_api_error(exc).message)
                 raise
-        closing = state.finish()
+        if finish.tools.parses:
+            content, calls = function_tools.read_answer(finish.tools, state.output_text, finish.rid)
+            closing = state.finish(calls=calls, content=content)
+        else:
+            closing = state.finish()
         await finish.record(state.response, stored, state.output_text)
         for event in closing:
             yield event

@@ -55,6 +55,11 @@ class Parent:
     def instructions(self) -> str | None:
         return self.record["response"].get("instructions") if self.is_response else None
 
+    @property
+    def tools_block(self) -> str:
+        """The tools text its cache holds ("" for none; deployments/ingress/tools/render.py)."""
+        return self.record["response"].get("tools_block", "") if self.is_response else ""
+
 
 @dataclass(frozen=True)
 class ChainLayout:
@@ -75,10 +80,10 @@ def chain_layout(parent: Parent | None, compress_after_tokens: int) -> ChainLayo
 
 
 def stored_response(response: dict[str, Any], input_items: list[dict[str, Any]],
-                    conversation: list[dict[str, Any]], instructions: str | None) -> dict[str, Any]:
+                    conversation: list[dict[str, Any]], instructions: str | None, tools_block: str = "") -> dict[str, Any]:
     """What a response's record keeps besides its cache (``SessionRecord.response``)."""
     return {"object": response, "input_items": input_items, "conversation": conversation,
-            "instructions": instructions}
+            "instructions": instructions, "tools_block": tools_block}
 
 
 class Finisher:
@@ -87,9 +92,9 @@ class Finisher:
     (never left loading). Without a store plan, nothing. ``control``: the control shell handle."""
 
     def __init__(self, control: Any, rid: str, input_items: list[dict[str, Any]], conversation: list[dict[str, Any]],
-                 instructions: str | None, store: dict | None):
+                 instructions: str | None, store: dict | None, tools_block: str = "", tools: Any = None):
         self.control, self.rid, self.input_items, self.conversation = control, rid, input_items, conversation
-        self.instructions, self.store = instructions, store
+        self.instructions, self.store, self.tools_block, self.tools = instructions, store, tools_block, tools
         self.done = False
 
     async def record(self, response: dict[str, Any], stored: dict | None, answer_text: str) -> None:
@@ -99,7 +104,7 @@ class Finisher:
         if stored is None:
             raise RuntimeError("the replica did not store the response's cache")
         conversation = [*self.conversation, {"role": "assistant", "content": answer_text}]
-        kept = stored_response(response, self.input_items, conversation, self.instructions)
+        kept = stored_response(response, self.input_items, conversation, self.instructions, self.tools_block)
         await self.control.mark_response_stored.remote(self.rid, stored, self.store["uncompressed_from"], kept)
         self.done = True
 

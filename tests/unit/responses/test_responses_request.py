@@ -161,3 +161,27 @@ def test_chain_layout_compresses_history_past_the_threshold_newest_turn_whole():
     assert big.uncompressed_from == 300 and big.recompress  # 220 whole tokens: press all before this turn
     session = Parent({"id": "sess_1", "read_tokens": 500, "response": None, "context": {"text": "doc"}})
     assert chain_layout(session, 100).uncompressed_from == 500  # a session's context went through its press
+
+
+def test_function_tools_convert_to_the_tool_package_and_back():
+    from deployments.ingress.responses import function_tools
+    from deployments.ingress.tools import ToolError
+
+    weather = {"type": "function", "name": "get_weather", "parameters": {"type": "object", "properties": {
+        "city": {"type": "string"}}, "required": ["city"]}, "strict": True, "description": None}
+    plan = function_tools.plan([weather], {"type": "function", "name": "get_weather"}, None,
+                               [{"role": "user", "content": "hi"}])
+    assert plan.choice.mode == "named" and plan.tools[0].name == "get_weather" and plan.guided is not None
+    content, calls = function_tools.read_answer(plan, '{"city": "Oslo"}', "resp_1")
+    assert content is None and calls == [{"call_id": calls[0]["call_id"], "name": "get_weather",
+                                          "arguments": '{"city": "Oslo"}'}]
+    assert function_tools.read_answer(plan, '{"city": "Oslo"}', "resp_1") == (content, calls)  # ids: same seed
+    with pytest.raises(ToolError) as caught:
+        function_tools.plan([{**weather, "name": "bad name"}], None, None, [])
+    assert caught.value.param == "tools[0].name"
+    with pytest.raises(ToolError) as caught:  # a tool output must answer a call of the turn before
+        function_tools.plan([weather], None, None, [{"role": "tool", "tool_call_id": "c9", "content": "x"}])
+    assert caught.value.param.startswith("input")
+    previous = function_tools.previous_calls({"output": [{"type": "function_call", "call_id": "c9", "name": "get_weather",
+                                                          "arguments": "{}"}]})
+    function_tools.plan([weather], None, None, previous + [{"role": "tool", "tool_call_id": "c9", "content": "x"}])
