@@ -16,6 +16,12 @@ CHAT: dict[str, Any] = {
     "sampled": {"summary": "sampling, two choices, logprobs, a stop string", "value": {
         "model": EMBEDDED_MODEL_ID, "messages": _USER, "max_tokens": 4, "temperature": 0.7, "top_p": 0.9,
         "seed": 7, "n": 2, "logprobs": True, "top_logprobs": 2, "stop": ["\n\n"]}},
+    "tools": {"summary": "a tool call (docs/tools.md)", "value": {
+        "model": EMBEDDED_MODEL_ID, "messages": [{"role": "user", "content": "Weather in Lisbon?"}], "max_tokens": 32,
+        "temperature": 0, "tool_choice": "required", "tools": [{"type": "function", "function": {
+            "name": "get_weather", "description": "Current weather of a city", "parameters": {
+                "type": "object", "properties": {"city": {"type": "string", "maxLength": 20}}, "required": ["city"],
+                "additionalProperties": False}}}]}},
     "streamed": {"summary": "streaming with usage", "value": {
         "model": EMBEDDED_MODEL_ID, "messages": _USER, "max_tokens": 4, "stream": True,
         "stream_options": {"include_usage": True}}},

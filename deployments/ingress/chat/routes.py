@@ -103,7 +103,7 @@ class ChatRoutes:
             raise APIError(400, problem, "unsupported_parameter")
         self.limits.check_chat(req)
         session_id = req.session_id or x_session_id
-        tools = self._tool_plan(req)  # after the limits: compiles the tools' schemas
+        tools = await asyncio.to_thread(self._tool_plan, req)  # after the limits: compiles the tools' schemas
         messages = tools.prompt_messages(req.messages, "first_user" if session_id else "system")
         if session_id and req.press is not None:
             raise APIError(400, "press applies to plain requests only; a session keeps the press it was loaded with",
