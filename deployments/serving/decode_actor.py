@@ -93,14 +93,13 @@ class DecodeActor(TransferEndpoint):
                 "read_tokens": ckv.meta.original_tokens, "kept_tokens": round(ckv.meta.kept_tokens),
                 "codec": info.codec}
 
-    def store_extended(self, session_id: str, base: CompressedKV | str, new_ids: list[int],
-                       pinned: bool = False) -> dict:
+    async def store_extended(self, session_id: str, base: CompressedKV | str, new_ids: list[int],
+                             pinned: bool = False) -> dict:
         """Store ``base`` (a cache, or the id of a session this pool holds) followed by ``new_ids``
-        as ``session_id``'s cache (deployments/engine/extend.py); a trailing end-of-sequence id in
-        ``new_ids`` right before the chat template's own closing tokens is the caller's business.
-        Returns what ``store`` returns plus ``token_ids`` (every token the new cache covers)."""
+        as ``session_id``'s cache (deployments/engine/extend.py). Returns what ``store`` returns plus ``token_ids`` (every token the new cache covers)."""
         ckv = self._cache(base) if isinstance(base, str) else base
-        extended = extend_cache(self.engine, ckv, list(new_ids)) if new_ids else ckv
+        # off the event loop: the forward takes the engine's lock between other requests' decode steps
+        extended = await asyncio.to_thread(extend_cache, self.engine, ckv, list(new_ids)) if new_ids else ckv
         stored = self.store(session_id, extended, pinned)
         stored["token_ids"] = list(extended.meta.token_ids)
         return stored
