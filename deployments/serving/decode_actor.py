@@ -96,7 +96,8 @@ class DecodeActor(TransferEndpoint):
     async def store_extended(self, session_id: str, base: CompressedKV | str, new_ids: list[int],
                              pinned: bool = False) -> dict:
         """Store ``base`` (a cache, or the id of a session this pool holds) followed by ``new_ids``
-        as ``session_id``'s cache (deployments/engine/extend.py). Returns what ``store`` returns plus ``token_ids`` (every token the new cache covers)."""
+        as ``session_id``'s cache (deployments/engine/extend.py). Returns what ``store`` returns plus
+        ``token_ids`` (every token the new cache covers)."""
         ckv = self._cache(base) if isinstance(base, str) else base
         # off the event loop: the forward takes the engine's lock between other requests' decode steps
         extended = await asyncio.to_thread(extend_cache, self.engine, ckv, list(new_ids)) if new_ids else ckv
