@@ -6,7 +6,7 @@ import hashlib
 import json
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class SessionContext(BaseModel):
@@ -21,6 +21,9 @@ class SessionContext(BaseModel):
     token_ids: tuple[int, ...] | None = None
     text: str | None = None
     messages: tuple[dict[str, Any], ...] | None = None
+    uncompressed_from: int | None = Field(
+        default=None, ge=0, description="a conversation chain (a stored response): token_ids[:n] are prefilled "
+                                        "under the press, the rest kept whole; only with token_ids")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> "SessionContext":
@@ -30,7 +33,17 @@ class SessionContext(BaseModel):
                 "a session context needs exactly one of token_ids, text or messages; "
                 f"got {', '.join(given) or 'none'}"
             )
+        if self.uncompressed_from is not None and (self.token_ids is None or self.uncompressed_from > len(self.token_ids)):
+            raise ValueError("uncompressed_from needs token_ids and must be at most their count")
         return self
+
+    def prefill_input(self) -> Any:
+        """What ``Replica.load_session`` re-prefills: a chain dict, token ids, messages or text."""
+        if self.uncompressed_from is not None:
+            return {"token_ids": list(self.token_ids or ()), "uncompressed_from": self.uncompressed_from}
+        if self.token_ids is not None:
+            return list(self.token_ids)
+        return [dict(m) for m in self.messages] if self.messages is not None else self.text
 
     def canonical_json(self) -> str:
         """Stable JSON of the one field that is set (equal contexts give equal strings)."""

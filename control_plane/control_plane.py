@@ -94,30 +94,33 @@ class ControlPlane:
     def open_session(self, *, model: str, context: SessionContext, press: PressSpec = NO_PRESS,
                      owner: str = ANONYMOUS_OWNER, ttl_s: float | None = None, pinned: bool = False,
                      estimated_bytes: int = 0, session_id: SessionId | None = None,
-                     ) -> tuple[SessionRecord, PlacementDecision]:
+                     replica: ReplicaId | None = None) -> tuple[SessionRecord, PlacementDecision]:
         """Place a new session and store it LOADING on the chosen replica; the shell then prefills
         there and calls ``mark_loaded`` (or ``mark_load_failed``). ``ttl_s`` defaults to
-        ``config.default_ttl_s``. Raises NoReplicaAvailable (503) / InsufficientCapacity (429)
-        before anything is stored."""
+        ``config.default_ttl_s``; ``replica``: put it there (a turn stays with the cache it extends).
+        Raises NoReplicaAvailable (503) / InsufficientCapacity (429) before anything is stored."""
         record = SessionRecord.new(session_id or new_session_id(), model=model, context=context, press=press,
                                    now_s=self.clock(), owner=owner, pinned=pinned,
                                    ttl_s=self.config.default_ttl_s if ttl_s is None else ttl_s)
-        decision = self.placement.place(PlacementRequest.for_record(record, estimated_bytes=estimated_bytes), self.view)
+        decision = (PlacementDecision(record.id, replica, getattr(self.view.find_replica(replica), "node", None),
+                                      "chain", "extends a cache this replica holds") if replica is not None else
+                    self.placement.place(PlacementRequest.for_record(record, estimated_bytes=estimated_bytes), self.view))
         record = record.model_copy(update={"replica": decision.replica_id, "node": decision.node})
         self._save(record)
         self.counters["sessions_opened"] += 1
         return record, decision
 
     def mark_loaded(self, session_id: SessionId, *, read_tokens: int, kept_tokens: int, stored_bytes: int,
-                    codec: str = "none", tier: Tier | None = None) -> SessionRecord:
+                    codec: str = "none", tier: Tier | None = None, **final: Any) -> SessionRecord:
         """The prefill finished and the pool holds the cache (in ``tier``, default the replica's
-        primary tier): LOADING -> READY, or SPILLED if it landed lower. InvalidTransition otherwise."""
+        primary tier): LOADING -> READY, or SPILLED if lower; ``final``: a stored response's
+        ``context`` and ``response`` (known once generated). InvalidTransition otherwise."""
         record = self.view.session(session_id)
         replica = self.view.find_replica(record.replica) if record.replica else None
         primary = replica.primary_tier if replica else None
         tier = tier or primary or Tier.HOST
         record = record.transition(resting_state(tier, primary), read_tokens=read_tokens, kept_tokens=kept_tokens,
-                                   stored_bytes=stored_bytes, codec=codec, tier=tier)
+                                   stored_bytes=stored_bytes, codec=codec, tier=tier, **final)
         self._save(record)
         return record
 

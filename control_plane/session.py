@@ -29,6 +29,8 @@ class SessionRecord(BaseModel):
       tokens prefilled and kept after the press.
     - ``ttl_s``: idle time-to-live counted from ``last_used_s``; None never expires.
     - ``pinned``: exempt from TTL expiry and from pressure migrations.
+    - ``response``: set when the session is a stored Responses API response (its reply object,
+      input items and conversation as text; deployments/ingress/responses/state.py); None otherwise.
     - ``version``: bumped on every change.
     """
 
@@ -54,6 +56,7 @@ class SessionRecord(BaseModel):
     pinned: bool = False
     codec: str = "none"
     failure: str | None = None
+    response: dict[str, Any] | None = None
     version: int = Field(default=0, ge=0)
 
     @classmethod

@@ -97,6 +97,21 @@ class LimitsConfig(ClosedModel):
     max_prompts: int = Field(default=32, ge=1, description="choices (prompts x n) in one POST /v1/completions")
 
 
+class ResponsesConfig(ClosedModel):
+    """The Responses API's conversation state (deployments/ingress/responses/, docs/responses.md)."""
+
+    compress_after_tokens: int = Field(
+        default=1024, ge=1,
+        description="a chain whose uncompressed history (everything before the newest turn that the press has not "
+                    "read yet) reaches this many tokens is re-prefilled under its press when the next response is "
+                    "stored; the newest turn stays whole")
+    ttl_s: float | None = Field(default=None, gt=0,
+                                description="idle TTL of a stored response; None: control.default_ttl_s")
+    ready_wait_s: float = Field(default=60.0, gt=0,
+                                description="how long a continuation waits for a previous response being rebuilt "
+                                            "or moved before answering 409")
+
+
 class AppConfig(ClosedModel):
     """The whole application: model, default press, replicas, control plane, limits, security."""
 
@@ -111,6 +126,7 @@ class AppConfig(ClosedModel):
     plain: PlainRequestConfig = PlainRequestConfig()
     security: SecurityConfig = SecurityConfig()
     limits: LimitsConfig = LimitsConfig()
+    responses: ResponsesConfig = ResponsesConfig()
     presses: PressPolicyConfig = PressPolicyConfig()
     transfer: TransferConfig = TransferConfig()
     batching: BatchConfig = Field(default_factory=BatchConfig,

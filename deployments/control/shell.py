@@ -24,7 +24,7 @@ from control_plane.context import SessionContext
 from control_plane.control_plane import ControlPlane
 from control_plane.ids import ReplicaId, SessionId
 from control_plane.replica import ReplicaStats, Tier
-from control_plane.errors import SessionNotReady
+from control_plane.errors import SessionNotReady, UnknownSession
 from control_plane.session_listing import page_sessions
 from control_plane.states import SessionState
 from deployments.control.admin_actions import AdminActions
@@ -182,6 +182,40 @@ class ControlShell:
                 await asyncio.wait_for(self.replicas[entry.replica_id].free.remote(entry.session_id),
                                        timeout=_CALL_TIMEOUT_S)
         return record.model_dump(mode="json")
+
+    # ---- stored responses (the Responses API: each is a session whose context is a chain) ------
+    async def open_response(self, *, response_id: str, owner: str, model: str, token_ids: list[int],
+                            uncompressed_from: int, press: dict, ttl_s: float | None,
+                            replica: str | None) -> dict:
+        """A LOADING record for a response about to be generated (its prompt as the context for
+        now), on ``replica`` (where the cache it extends lives) or placed by the policy."""
+        await self.ready()
+        ctx = SessionContext(token_ids=tuple(token_ids), uncompressed_from=min(uncompressed_from, len(token_ids)))
+        record, decision = self.cp.open_session(model=model, context=ctx, press=PressSpec.model_validate(press),
+                                                owner=owner, ttl_s=ttl_s, session_id=SessionId(response_id),
+                                                replica=ReplicaId(replica) if replica else None)
+        return {"session": record.model_dump(mode="json"), "replica": decision.replica_id}
+
+    async def mark_response_stored(self, response_id: str, stored: dict, uncompressed_from: int,
+                                   response: dict) -> dict:
+        """The response's conversation cache is in the pool: READY with its whole token ids."""
+        ctx = SessionContext(token_ids=tuple(stored["token_ids"]), uncompressed_from=uncompressed_from)
+        tiers = primary_tier_map(["host", "disk"] if stored["tier"] != "device" else ["device", "host", "disk"])
+        record = self.cp.mark_loaded(SessionId(response_id), read_tokens=stored["read_tokens"],
+                                     kept_tokens=stored["kept_tokens"], stored_bytes=stored["stored_bytes"],
+                                     codec=stored["codec"], tier=tiers[stored["tier"]], context=ctx, response=response)
+        return {"id": record.id, "state": record.state.value}
+
+    async def record(self, session_id: str, owner: str | None, kind: str = "session") -> dict:
+        """The live record; a deleted or expired one is a 404 that says so (its tombstone is read
+        from the store), another owner's a plain 404 (UnknownSession)."""
+        try:
+            return self.cp.session(SessionId(session_id), owner=owner).model_dump(mode="json")
+        except UnknownSession:
+            tomb = self.cp.store.get(SessionId(session_id))
+            if tomb is not None and (owner is None or tomb.owner == owner) and tomb.state is SessionState.DELETED:
+                raise UnknownSession(f"{kind} {session_id!r} was {tomb.failure or 'deleted'} and is gone") from None
+            raise UnknownSession(f"no {kind} {session_id!r} for this API key") from None
 
     async def replica_ids(self) -> list[str]:
         return list(self.replicas)

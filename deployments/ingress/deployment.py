@@ -6,6 +6,7 @@ route class per API:
 |---|---|---|
 | OpenAI Chat Completions | ``POST /v1/chat/completions`` | ``chat/`` |
 | OpenAI (legacy) Completions | ``POST /v1/completions`` | ``completions/`` |
+| OpenAI Responses | ``/v1/responses`` | ``responses/`` |
 | sessions | ``/v1/sessions`` | ``sessions/`` |
 | discovery | ``/health``, ``/v1/models``, ``/v1/presses`` | ``models/`` |
 | admin (LMCache-controller style) | ``/admin/...`` | ``admin/`` |
@@ -40,6 +41,7 @@ from deployments.ingress.models.routes import ModelRoutes
 from deployments.ingress.observability.metrics import IngressMetrics, RequestMetricsMiddleware
 from deployments.ingress.observability.routes import MetricsRoutes
 from deployments.ingress.plain_router import PlainRouter
+from deployments.ingress.responses.routes import ResponseRoutes
 from deployments.ingress.sessions.routes import SessionRoutes
 from deployments.ingress.tokenizer.routes import TokenizerRoutes
 
@@ -47,7 +49,8 @@ log = logging.getLogger(__name__)
 
 
 @serve.ingress(api)
-class Ingress(ChatRoutes, CompletionRoutes, SessionRoutes, ModelRoutes, AdminRoutes, MetricsRoutes, TokenizerRoutes):
+class Ingress(ChatRoutes, CompletionRoutes, ResponseRoutes, SessionRoutes, ModelRoutes, AdminRoutes, MetricsRoutes,
+              TokenizerRoutes):
     def __init__(self, config: dict, control: Any, replicas: dict[str, Any]):
         self.config = AppConfig.model_validate(config)
         self.control = control

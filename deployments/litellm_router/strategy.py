@@ -7,6 +7,9 @@ kind="healthy")`` (deployments not in cooldown), as LiteLLM's own LAR-1 strategy
 
 Decisions:
 
+- ``previous_response_id`` (Responses API): the deployment that answered that response (LiteLLM
+  encodes it in the response ids it returns; response_affinity.py) - its conversation cache
+  lives there; NoDeploymentError (503) when it is down;
 - no ``session_id`` (or a model group not served by kvfleet): round-robin over the healthy
   deployments, skipping one this request already failed on;
 - ``session_id``: its home deployment (directory, else asked of each deployment), when LiteLLM
@@ -35,6 +38,7 @@ from deployments.litellm_router.config import KvfleetRouterConfig
 from deployments.litellm_router.directory import SessionRoute
 from deployments.litellm_router.endpoint import KvfleetEndpoint
 from deployments.litellm_router.errors import NoDeploymentError, SessionLostError, UnknownSessionError
+from deployments.litellm_router.response_affinity import response_home
 from deployments.litellm_router.session_id import find_session_id, set_session_id
 from deployments.litellm_router.sessions import SessionService
 
@@ -66,13 +70,27 @@ class SessionAffinityStrategy(CustomRoutingStrategyBase):
             raise NoDeploymentError(f"no deployment of {model!r} is available (all in cooldown); retry later")
         picked = _picked(request)
         session_id = find_session_id(request)
-        if session_id is None or not self.config.serves(model):
+        chain = response_home(request) if self.config.serves(model) else None
+        if chain is not None:
+            choice = self._chain_pick(model, chain, candidates)
+        elif session_id is None or not self.config.serves(model):
             fresh = [d for d in candidates if deployment_id(d) not in picked] or candidates
             choice = self._rr.pick(model, fresh)
         else:
             choice = await self._session_pick(model, session_id, candidates, picked, request)
         picked.append(deployment_id(choice))
         return choice
+
+    @staticmethod
+    def _chain_pick(model: str, chain: tuple[str, str], candidates: list[Mapping[str, Any]]) -> Mapping[str, Any]:
+        """The deployment that answered ``previous_response_id``: its conversation cache lives there."""
+        previous, home = chain
+        for deployment in candidates:
+            if deployment_id(deployment) == home:
+                return deployment
+        raise NoDeploymentError(f"previous_response_id {previous!r} was answered by deployment {home!r} of {model!r}, "
+                                "which is not available now; its conversation state lives there - retry when it "
+                                "is back, or start a new conversation")
 
     def get_available_deployment(self, model: str, messages: list[dict[str, str]] | None = None,
                                  input: str | list[object] | None = None, specific_deployment: bool | None = False,

@@ -21,6 +21,7 @@ from typing import Any, AsyncIterator
 
 from deployments.config import PlainRequestConfig
 from deployments.engine.decode import BatchConfig, DecodeLoop, unsupported_reason
+from deployments.engine.extend import extend_cache
 from deployments.engine.model_loader import ModelConfig
 from deployments.engine.presses import install_press_policy
 from deployments.engine.presses.press_stats import PressStatsTotals
@@ -96,6 +97,25 @@ class DecodeActor(TransferEndpoint):
         return {"handle": handle.id, "stored_bytes": info.nbytes, "tier": info.tier.value,
                 "read_tokens": ckv.meta.original_tokens, "kept_tokens": round(ckv.meta.kept_tokens),
                 "codec": info.codec, "press_stats": ckv.meta.press_stats}
+
+    async def store_extended(self, session_id: str, base: CompressedKV | str, new_ids: list[int],
+                             pinned: bool = False) -> dict:
+        """Store ``base`` (a cache, or the id of a session this pool holds) followed by ``new_ids``
+        as ``session_id``'s cache (deployments/engine/extend.py). Returns what ``store`` returns plus
+        ``token_ids`` (every token the new cache covers)."""
+        ckv = self._cache(base) if isinstance(base, str) else base
+        # off the event loop: the forward takes the engine's lock between other requests' decode steps
+        extended = await asyncio.to_thread(extend_cache, self.engine, ckv, list(new_ids)) if new_ids else ckv
+        stored = self.store(session_id, extended, pinned)
+        stored["token_ids"] = list(extended.meta.token_ids)
+        return stored
+
+    def cache_tokens(self, session_id: str) -> list[int]:
+        """The token ids a stored session's cache covers (``meta.token_ids``)."""
+        return list(self._cache(session_id, decoded=False).meta.token_ids)
+
+    def eos_ids(self) -> list[int]:
+        return sorted(self.engine.eos_ids)
 
     def export(self, session_id: str) -> PackedKV:
         """Pack a session's cache for a transfer (the stored entry stays until ``free``)."""

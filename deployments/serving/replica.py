@@ -29,6 +29,7 @@ from deployments.serving.decode_actor import DecodeActor
 from deployments.common.plain_prompt import PlainPromptPlanner
 from deployments.engine.prompt import PromptError
 from deployments.serving.prefill_actor import PrefillActor
+from kvpool.press_spec import NO_PRESS
 
 log = logging.getLogger(__name__)
 _ACTOR_DEATH = (ActorDiedError, ActorUnavailableError)
@@ -97,20 +98,90 @@ class Replica:
 
     # ---- sessions ----------------------------------------------------------------------------
     async def load_session(self, session_id: str, context: Any, press: dict, pinned: bool = False) -> dict:
-        """Prefill ``context`` under ``press`` and store it in this replica's pool."""
+        """Prefill ``context`` under ``press`` and store it in this replica's pool.
+
+        ``context`` may also be a conversation chain ``{"token_ids": [...], "uncompressed_from": n}``
+        (a stored response, deployments/ingress/responses/): the first ``n`` tokens are prefilled
+        under ``press``, the rest appended whole - the layout the chain had when it was stored."""
         self.loads_in_flight += 1
         try:
             start = time.perf_counter()
-            pressure = None  # cache_aware presses (moe_router) read the pool's pressure at load time
-            if wants_pool_pressure(press):
-                pressure = pool_pressure_of((await self.decode_actor.stats.remote())["tiers"])
-            ckv_ref = self.prefill_actor.prefill.remote(context, press, pressure)
-            stored = await self.decode_actor.store.remote(session_id, ckv_ref, pinned)
+            if isinstance(context, dict):
+                stored = await self._load_chain(session_id, context["token_ids"], context["uncompressed_from"],
+                                                press, pinned)
+            else:
+                pressure = None  # cache_aware presses (moe_router) read the pool's pressure at load time
+                if wants_pool_pressure(press):
+                    pressure = pool_pressure_of((await self.decode_actor.stats.remote())["tiers"])
+                ckv_ref = self.prefill_actor.prefill.remote(context, press, pressure)
+                stored = await self.decode_actor.store.remote(session_id, ckv_ref, pinned)
             stored["load_s"] = time.perf_counter() - start
             stored["replica"] = self.replica_id
             return stored
         finally:
             self.loads_in_flight -= 1
+
+    async def _load_chain(self, session_id: str, token_ids: list[int], uncompressed_from: int, press: dict,
+                          pinned: bool = False) -> dict:
+        """Store ``token_ids[:uncompressed_from]`` prefilled under ``press`` + the rest appended whole."""
+        if uncompressed_from <= 0:
+            base = self.prefill_actor.prefill.remote(token_ids, NO_PRESS.model_dump(mode="json"))
+            return await self.decode_actor.store_extended.remote(session_id, base, [], pinned)
+        base = self.prefill_actor.prefill.remote(token_ids[:uncompressed_from], press)
+        return await self.decode_actor.store_extended.remote(session_id, base, token_ids[uncompressed_from:], pinned)
+
+    async def respond(self, parent: str | None, input_ids: list[int], sampling: dict,
+                      store: dict | None = None) -> AsyncIterator[dict]:
+        """One turn of a conversation (the Responses API, deployments/ingress/responses/).
+
+        ``parent``: the session/response id whose stored cache this turn continues (None: a first
+        turn, whose prompt is read uncompressed); ``input_ids``: the turn's new tokens (the whole
+        prompt on a first turn). Streams the decode actor's token dicts. With ``store``
+        (``{"key", "closing_ids", "uncompressed_from", "recompress", "press", "pinned"}``), the
+        conversation so far - parent cache + ``input_ids`` + the output (its end-of-sequence id
+        dropped) + ``closing_ids`` (the chat template's end of an assistant turn) - is stored as
+        ``key``'s cache, and one last dict ``{"stored": {...store() reply, "token_ids"}}`` follows.
+        With ``recompress`` the tokens before ``uncompressed_from`` are re-prefilled under ``press``
+        and the rest appended whole; otherwise the new tokens are appended to the parent's cache.
+        """
+        self.streams_in_flight += 1
+        stream = None
+        try:
+            generate = self.decode_actor.generate.options(num_returns="streaming")
+            if parent is None:
+                base: Any = self.prefill_actor.prefill.remote(input_ids[:-1], NO_PRESS.model_dump(mode="json"))
+                fed = input_ids[-1:]
+                stream = generate.remote(None, fed, sampling, base)
+            else:
+                base, fed = parent, input_ids
+                stream = generate.remote(parent, fed, sampling)
+            output: list[int] = []
+            async for ref in stream:
+                item = await ref
+                if item["token_id"] is not None:
+                    output.append(item["token_id"])
+                yield item
+            if store is not None:
+                yield {"stored": await self._store_turn(base, fed, output, store)}
+        except _ACTOR_DEATH:
+            asyncio.get_running_loop().create_task(self._restart_if_dead())
+            raise
+        finally:
+            self.streams_in_flight -= 1
+            if stream is not None:
+                ray.cancel(stream)
+
+    async def _store_turn(self, base: Any, fed: list[int], output: list[int], store: dict) -> dict:
+        eos = set(await self.decode_actor.eos_ids.remote())
+        if output and output[-1] in eos:
+            output = output[:-1]  # the template's closing tokens carry the end of the turn
+        new_ids = list(fed) + output + list(store["closing_ids"])
+        if not store.get("recompress"):
+            return await self.decode_actor.store_extended.remote(store["key"], base, new_ids, store.get("pinned", False))
+        before = (await self.decode_actor.cache_tokens.remote(base) if isinstance(base, str)
+                  else list((await base).meta.token_ids))
+        return await self._load_chain(store["key"], before + new_ids, store["uncompressed_from"], store["press"],
+                                      store.get("pinned", False))
 
     async def chat(self, session_id: str | None, question: Any, sampling: dict,
                    press: dict | None = None, scope: str = "") -> AsyncIterator[dict]:
