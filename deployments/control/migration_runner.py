@@ -83,7 +83,7 @@ class MigrationRunner:
             ctx = record.context
             context = list(ctx.token_ids) if ctx.token_ids is not None else (
                 [dict(m) for m in ctx.messages] if ctx.messages is not None else ctx.text)
-            stored = await target.load_session.remote(session, context, record.press, record.pinned)
+            stored = await target.load_session.remote(session, context, record.press, record.pinned, record.owner)
             self.counters["rebuilds"] += 1
             return f"rebuilt {stored['stored_bytes']} bytes"
         if step is MigrationStep.DISCARD_TARGET:
