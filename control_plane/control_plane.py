@@ -26,7 +26,6 @@ from control_plane.migration import (
 from control_plane.migration.per_tick import plan_tick_migrations
 from control_plane.migration_jobs import MigrationJobs
 from control_plane.placement import PlacementDecision, PlacementPolicy, PlacementRequest, make_placement_policy
-from control_plane.migration.orphans import is_orphan
 from control_plane.recovery import recover_records
 from control_plane.recovery_queue import RecoveryQueue
 from control_plane.replica import ReplicaStats, ReplicaView, resting_state
@@ -70,7 +69,7 @@ class ControlPlane:
         self._touched: dict[SessionId, None] = {}
         self.sweep = TransientSweep(config.transient_timeout_s)  # counts into sessions_repaired (exported at 0)
         self.counters["sessions_repaired"] = 0
-        self.recovery = RecoveryQueue(config.recovery, clock)
+        self.recovery = RecoveryQueue(config.recovery, clock)  # lost sessions, fed and drained by the shell
         self._recover()
 
     def _recover(self) -> None:
@@ -176,7 +175,6 @@ class ControlPlane:
             self.jobs.abort(job.job_id, f"session {reason}")
         deleted = record.transition(SessionState.DELETED, failure=reason)
         self._save(deleted)
-        self.recovery.forget(session_id)
         self.counters[f"sessions_{reason}"] += 1
         return deleted, entries
 
@@ -245,33 +243,8 @@ class ControlPlane:
         return [repair.after for repair in repairs]
 
     def _plans(self) -> list[MigrationPlan]:
-        return plan_tick_migrations(self.view, self.config,
-                                    lambda s: self.jobs.for_session(s) is not None or s in self.recovery)
-
-    # ---- recovery of lost sessions (control_plane.recovery_queue) ----------------------------
-
-    def queue_orphans(self) -> int:
-        """Hand every session that lost all its copies to the recovery queue (instead of the
-        tick's one-by-one orphan rebuilds); returns how many are queued or running now."""
-        for record in self.view.sessions():
-            if is_orphan(self.view, record) and self.jobs.for_session(record.id) is None:
-                self.recovery.add(record)
-        return self.recovery.snapshot()["waiting"] + self.recovery.snapshot()["running"]
-
-    def demand_recovery(self, session_id: SessionId) -> bool:
-        """A request waits for this session: move it to the front of the recovery queue. False if
-        it is not an orphan with no job (ready, loading, failed, or a migration already drives it)."""
-        record = self.view.session(session_id)
-        if self.jobs.for_session(session_id) is not None or not is_orphan(self.view, record):
-            return False
-        self.recovery.demand(record)
-        return True
-
-    def next_recoveries(self, live_work: dict[ReplicaId, int]) -> list[MigrationPlan]:
-        """Recovery plans to start now (see RecoveryQueue.next_plans); start each with
-        ``start_migration`` and report its end with ``recovery.finished``."""
-        return self.recovery.next_plans(self.view, self.config, live_work,
-                                        lambda s: self.jobs.for_session(s) is not None)
+        # orphans the shell handed to the recovery queue (RecoveryQueue.add_orphans) are its to plan
+        return plan_tick_migrations(self.view, self.config, lambda s: self.jobs.has(s) or s in self.recovery)
 
     def flush(self) -> None:
         """Persist the idle-TTL refreshes ``locate`` made since the last flush."""

@@ -101,6 +101,24 @@ class RecoveryQueue:
         if waiting.demanded_at_s is None:
             waiting.demanded_at_s = self.clock()
 
+    def add_orphans(self, view: ClusterView, busy: Callable[[SessionId], bool]) -> int:
+        """Queue every session that lost all its copies and no job drives (the shell calls this
+        before each tick, so the tick's one-by-one orphan rebuilds never see them); returns the
+        backlog (waiting + running)."""
+        for record in view.sessions():
+            if is_orphan(view, record) and not busy(record.id):
+                self.add(record)
+        return len(self._waiting) + len(self._running)
+
+    def demand_orphan(self, view: ClusterView, session_id: SessionId, busy: Callable[[SessionId], bool]) -> bool:
+        """``demand`` the session if it is an orphan no job drives; False otherwise (ready,
+        loading, failed, or a migration already brings it back). UnknownSession if unknown."""
+        record = view.session(session_id)
+        if busy(session_id) or not is_orphan(view, record):
+            return session_id in self._running
+        self.demand(record)
+        return True
+
     def forget(self, session_id: SessionId) -> None:
         """Drop a waiting session (deleted, or back without help)."""
         self._waiting.pop(session_id, None)

@@ -152,18 +152,18 @@ def test_estimate_grows_with_the_queue_and_learns_durations():
 
 def test_control_plane_hands_orphans_to_the_queue_not_to_tick():
     from control_plane import ControlPlane
-    from control_plane.ids import NodeId
     from tests.unit.control_plane.cp_factories import stats
 
     cp = ControlPlane(config())
     cp.heartbeat(ReplicaId("r1"), stats())
     for rec in lost(cp.view, 3):
         cp.store.upsert(rec)
-    assert cp.queue_orphans() == 3
+    assert cp.recovery.add_orphans(cp.view, cp.jobs.has) == 3
     assert all(p.session_id not in {"s0", "s1", "s2"} for p in cp.tick().plans)
-    assert cp.demand_recovery(SessionId("s0"))
-    plans = cp.next_recoveries({ReplicaId("r1"): 5})  # live work: only the demanded one starts
+    assert cp.recovery.demand_orphan(cp.view, SessionId("s0"), cp.jobs.has)
+    plans = cp.recovery.next_plans(cp.view, cp.config, {ReplicaId("r1"): 5}, cp.jobs.has)  # only the demanded one
     assert [p.session_id for p in plans] == ["s0"]
     job = cp.start_migration(plans[0])
     assert job.plan.read_persisted is False and cp.stats()["recovery"]["running"] == 1
-    assert NodeId  # imported for the factories' types
+    assert cp.recovery.demand_orphan(cp.view, SessionId("s1"), cp.jobs.has)  # waiting: demanded now
+    assert cp.recovery.order()[0] == "s1"
