@@ -12,14 +12,17 @@ stream ends.
 """
 
 import asyncio
+import logging
 import time
 from typing import Annotated, Any, AsyncIterator
 
 from fastapi import Body, Header, Request
 from fastapi.responses import StreamingResponse
+from ray.exceptions import RayActorError
 from ray.serve.exceptions import RayServeException
 
 from deployments.common.prefix_scope import prefix_scope
+from deployments.common.replica_errors import MissingCache
 from deployments.engine.presses import resolve
 from deployments.engine.sampling import SamplingParams
 from deployments.ingress.chat.controls import request_controls
@@ -29,6 +32,8 @@ from deployments.ingress.chat.schema import ChatCompletionRequest
 from deployments.ingress.errors import ERRORS, APIError, error_body, to_api_error
 from deployments.ingress.fastapi_app import api
 from deployments.ingress.sse import SSE_DONE, sse
+
+log = logging.getLogger(__name__)
 
 
 class ChatRoutes:
@@ -71,29 +76,52 @@ class ChatRoutes:
         press = req.press.model_dump(mode="json") if req.press else None
         scope = prefix_scope(owner, req.cache_salt, self.config.plain.share_prefixes_across_owners)
         cached_tokens = 0
+        samplings = [self._sampling(req, i) for i in range(req.n)]
+        first = None
         if session_id:
-            where = await self.control.locate.remote(session_id, owner)
-            name, cached_tokens = where["replica"], where["read_tokens"]
+            name, cached_tokens, streams, first = await self._session_streams(session_id, owner, req, samplings)
         else:
             await asyncio.to_thread(self.context_limit.check, req.messages)  # the whole prompt is context here
             name = self.router.pick(req.messages, press, scope).replica_id
-        samplings = [self._sampling(req, i) for i in range(req.n)]
-        streams = [self.replicas[name].options(stream=True).chat.remote(session_id, req.messages, s, press, scope)
-                   for s in samplings]
+            streams = [self.replicas[name].options(stream=True).chat.remote(None, req.messages, s, press, scope)
+                       for s in samplings]
         kind = "session" if session_id else "plain"
         self.router.started(name)
         streaming = False
         try:
             if req.stream:
-                first = [await self._first(s) for s in streams]  # errors before streaming become HTTP errors
+                first = first or [await self._first(s) for s in streams]  # errors before streaming: HTTP errors
                 self.metrics.ttft.labels(kind).observe(time.perf_counter() - arrived)
                 streaming = True
                 return StreamingResponse(self._sse(req, streams, first, cached_tokens, kind, request, session_id,
                                                    lambda: self.router.finished(name)), media_type="text/event-stream")
-            return await self._collect(req, streams, cached_tokens, kind, session_id, arrived)
+            return await self._collect(req, streams, cached_tokens, kind, session_id, arrived, first)
         finally:
             if not streaming:
                 self.router.finished(name)
+
+    async def _session_streams(self, session_id: str, owner: str, req: ChatCompletionRequest,
+                               samplings: list[dict]) -> tuple[str, int, list, list[dict]]:
+        """Locate the session (the control plane waits for it if it is being recovered), open its
+        streams and take their first items. If the replica turns out not to hold the cache (its
+        decode actor died or restarted before a heartbeat told the control plane), report it - the
+        session then recovers first - and try once more."""
+        for attempt in (1, 2):
+            where = await self.control.locate.remote(session_id, owner)
+            name = where["replica"]
+            streams = [self.replicas[name].options(stream=True).chat.remote(session_id, req.messages, s, None, "")
+                       for s in samplings]
+            try:
+                return name, where["read_tokens"], streams, [await self._first(s) for s in streams]
+            except (MissingCache, RayActorError) as exc:
+                for stream in streams:
+                    stream.cancel()
+                if attempt == 2:
+                    raise
+                log.warning("session=%s: %s lost its cache (%s); recovering it", session_id, name,
+                            type(exc).__name__)
+                await self.control.report_missing.remote(session_id, owner, name)
+        raise AssertionError("unreachable")
 
     async def _first(self, stream: Any) -> dict:
         try:
@@ -106,13 +134,19 @@ class ChatRoutes:
             raise APIError(500, "the replica returned an empty stream", "internal_error") from None
 
     async def _collect(self, req: ChatCompletionRequest, streams: list, cached: int, kind: str,
-                       session_id: str | None, arrived: float) -> dict:
+                       session_id: str | None, arrived: float, first: list[dict] | None = None) -> dict:
         start = time.perf_counter()
         choices = [ChoiceAccumulator(i) for i in range(len(streams))]
+        for i, item in enumerate(first or ()):  # items taken already (session requests)
+            if i == 0:
+                self.metrics.ttft.labels(kind).observe(time.perf_counter() - arrived)
+            choices[i].add(item)
 
         async def drain(i: int) -> None:
+            if choices[i].finish_reason:
+                return
             async for item in streams[i]:
-                if not choices[i].text and i == 0:
+                if first is None and not choices[i].text and i == 0:
                     self.metrics.ttft.labels(kind).observe(time.perf_counter() - arrived)
                 choices[i].add(item)
 
