@@ -197,7 +197,11 @@ class ControlShell:
         record = self.cp.session(SessionId(session_id), owner=owner)
         if record.replica != replica_id or not record.servable:
             return
-        holds = await asyncio.wait_for(self.replicas[replica_id].holds.remote(), timeout=_CALL_TIMEOUT_S)
+        try:
+            holds = await asyncio.wait_for(self.replicas[replica_id].holds.remote(), timeout=_CALL_TIMEOUT_S)
+        except Exception as exc:  # its decode actor is dead: whatever it held is gone
+            log.warning("holds() of %s failed (%s): its caches are gone", replica_id, type(exc).__name__)
+            holds = {}
         if session_id not in holds:
             log.warning("session=%s is not held by %s (reported by a request); recovering it first", session_id,
                         replica_id)

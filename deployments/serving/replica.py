@@ -155,7 +155,9 @@ class Replica:
 
     async def restore_session(self, session_id: str, expect: dict, pinned: bool = False) -> dict:
         """Read a session's persisted cache back into the pool (DecodeActor.restore); raises
-        PersistedCacheError (reason missing / corrupt / mismatch) when it cannot be used."""
+        PersistedCacheError (reason missing / corrupt / mismatch) when it cannot be used. Dead
+        actors are restarted first (recovery often follows an actor's death)."""
+        await self._restart_if_dead()
         start = time.perf_counter()
         stored = await self.decode_actor.restore.remote(session_id, expect, pinned)
         return {**stored, "load_s": time.perf_counter() - start, "replica": self.replica_id}
