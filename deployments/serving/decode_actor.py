@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import os
 from collections import deque
 from typing import Any, AsyncIterator
 
@@ -216,6 +217,7 @@ class DecodeActor(TransferEndpoint):
         snapshot["tokens_generated"] = self.tokens_generated
         snapshot["session_count"] = len(self.sessions)
         snapshot["durable"] = self.durable.stats() if self.durable is not None else {"enabled": False}
+        snapshot["pid"] = os.getpid()  # for operators (and the SIGKILL e2e test)
         snapshot["prefix_cache"] = self.prefixes.stats()
         snapshot["batch"] = (self.decode_loop.snapshot() if self.decode_loop is not None
                              else {"enabled": False, "reason": self.batching_off_reason})
