@@ -80,7 +80,14 @@ def _measure(args: dict, port: int, durable: bool, answers: dict[str, str], load
             "reads": recovery["done"].get("read", 0), "rebuilds": recovery["done"].get("rebuild", 0)}
 
 
-def run(sizes: list[int], port: int) -> dict:
+def _write(result: dict) -> None:
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    (RESULTS_DIR / "restart_recovery.json").write_text(json.dumps(result, indent=2))
+    if result["rows"]:
+        plot(result, RESULTS_DIR / "restart_recovery.png")
+
+
+def run(sizes: list[int], port: int, head: dict) -> dict:
     args = small_args()
     rows = []
     answers: dict[str, str] = {}
@@ -99,7 +106,8 @@ def run(sizes: list[int], port: int) -> dict:
             row["speedup"] = round(row["recomputed"]["all_answered_s"] / row["persisted"]["all_answered_s"], 2)
             rows.append(row)
             print(json.dumps(row), flush=True)
-    return {"rows": rows}
+            _write({**head, "rows": rows, "complete": len(rows) == len(sizes)})  # a cut-short run keeps its rows
+    return {**head, "rows": rows, "complete": True}
 
 
 def plot(result: dict, path: Path) -> None:
@@ -137,11 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8327)
     options = parser.parse_args(argv)
     sizes = sorted(int(s) for s in options.sizes.split(","))
-    result = {"provenance": provenance({"sizes": sizes, "press": "knorm 0.5", "replicas": 2}), **run(sizes, options.port)}
-    result["command"] = "python benchmarks/restart_recovery.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    (RESULTS_DIR / "restart_recovery.json").write_text(json.dumps(result, indent=2))
-    plot(result, RESULTS_DIR / "restart_recovery.png")
+    head = {"provenance": provenance({"sizes": sizes, "press": "knorm 0.5", "replicas": 2}),
+            "command": "python benchmarks/restart_recovery.py " + " ".join(argv if argv is not None else sys.argv[1:])}
+    _write(run(sizes, options.port, head))
     return 0
 
 
