@@ -54,6 +54,9 @@ class PersistedCacheError(KVFleetError):
         super().__init__(message)
         self.reason = reason
 
+    def __reduce__(self) -> tuple:  # crosses Ray process boundaries: rebuilt with both arguments
+        return (type(self), (self.reason, str(self)))
+
 
 @dataclass(frozen=True)
 class PersistedInfo:

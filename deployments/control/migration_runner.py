@@ -111,8 +111,8 @@ class MigrationRunner:
         try:
             stored = await target.restore_session.remote(plan.session_id, {"owner": record.owner,
                                                                            "press": record.press}, record.pinned)
-        except (PersistedCacheError, CapacityError) as exc:
-            reason = getattr(exc, "reason", "no_room")
+        except Exception as exc:  # any failure of the read falls back to the re-prefill (logged, counted)
+            reason = _read_failure(exc)
             self.read_fallbacks[plan.session_id] = reason
             self.counters["cache_read_fallbacks"] += 1
             self.counters[f"cache_read_fallbacks_{reason}"] += 1
@@ -138,3 +138,13 @@ class MigrationRunner:
         self.counters["transfer_bytes"] += status.bytes_moved
         self.counters["transfers_done"] += 1
         return f"{status.backend}: {status.bytes_moved} bytes in {status.elapsed_s:.3f} s"
+
+
+def _read_failure(exc: BaseException) -> str:
+    """Why a read-back failed, as a counter suffix: PersistedCacheError's reason (missing, corrupt,
+    mismatch), ``no_room`` for a full pool, else the exception's class name."""
+    if isinstance(exc, PersistedCacheError):
+        return exc.reason
+    if isinstance(exc, CapacityError):
+        return "no_room"
+    return type(getattr(exc, "cause", None) or exc).__name__

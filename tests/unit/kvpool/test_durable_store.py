@@ -112,3 +112,11 @@ def test_torn_files_are_dropped_at_start(tmp_path):
     (tmp_path / "x.kv.tmp").write_bytes(b"tmp")
     DurableStore(tmp_path, 1 << 30, background=False)
     assert not list(tmp_path.iterdir())
+
+
+def test_the_error_survives_pickling():
+    """It crosses Ray process boundaries (decode actor -> replica -> control shell)."""
+    import pickle
+
+    error = pickle.loads(pickle.dumps(PersistedCacheError("corrupt", "checksum mismatch")))
+    assert (error.reason, str(error)) == ("corrupt", "checksum mismatch")
