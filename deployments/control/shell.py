@@ -96,14 +96,15 @@ class ControlShell:
                 self.cp.apply_pool_event(ReplicaId(replica_id), {**event, "tier": tiers[event["tier"]].value})
         self._announce(ReplicaId(replica_id), beat["holds"], tiers)
         self._reconcile(ReplicaId(replica_id), set(beat["holds"]), versions)
-        self.cp.recovery.note_persisted(ReplicaId(replica_id), beat.get("persisted", {}))
+        persisted = beat.get("persisted", {})
+        stale = await self._drop_stale_copies(ReplicaId(replica_id), persisted)
+        self.cp.recovery.note_persisted(ReplicaId(replica_id), {s: c for s, c in persisted.items() if s not in stale})
         self.recovery.note_heartbeat(ReplicaId(replica_id), beat)
-        await self._drop_stale_copies(ReplicaId(replica_id), beat.get("persisted", {}))
 
-    async def _drop_stale_copies(self, replica_id: ReplicaId, persisted: dict[str, dict]) -> None:
+    async def _drop_stale_copies(self, replica_id: ReplicaId, persisted: dict[str, dict]) -> list[str]:
         """Durable copies of sessions that are gone (deleted while this replica was down) or now
-        answered by another replica are deleted; they would only hold budget and stale data."""
-        stale = []
+        answered by another replica are deleted (returned); they would only hold budget and stale data."""
+        stale: list[str] = []
         for session_id in persisted:
             record = self.cp.view.find_session(SessionId(session_id))
             if record is None or (record.servable and record.replica != replica_id):
@@ -111,6 +112,7 @@ class ControlShell:
         if stale:
             log.info("%s: deleting %d stale durable copies", replica_id, len(stale))
             await asyncio.wait_for(self.replicas[replica_id].drop_persisted.remote(stale), timeout=_CALL_TIMEOUT_S)
+        return stale
 
     def _announce(self, replica_id: ReplicaId, holds: dict[str, dict], tiers: dict[str, Tier]) -> None:
         """Replicas re-announce what they hold: entries the view does not know yet (after a control
