@@ -13,6 +13,29 @@ VictimOrderName = Literal["lru", "largest"]
 test keeps them equal), so this config never imports the policies it names."""
 
 
+class RecoveryConfig(BaseModel):
+    """How sessions that lost their cache (restart, dead actor, eviction) come back
+    (control_plane.recovery_queue, docs/durability.md).
+
+    - ``max_concurrent``: background recoveries running at once, fleet-wide; they start only on
+      replicas with no live loads or decodes.
+    - ``max_concurrent_demanded``: further slots for sessions a request is waiting for; those
+      start at once, live traffic or not.
+    - ``max_wait_s``: how long a request for a recovering session waits for it before a 409 with
+      ``Retry-After`` (keep it below ``limits.request_timeout_s``).
+    - ``read_estimate_s`` / ``rebuild_estimate_s``: first guesses of one read-back / one re-prefill,
+      replaced by measured averages once recoveries have run (they feed ``Retry-After``).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_concurrent: int = Field(default=2, ge=1)
+    max_concurrent_demanded: int = Field(default=4, ge=1)
+    max_wait_s: float = Field(default=60.0, gt=0)
+    read_estimate_s: float = Field(default=0.5, gt=0)
+    rebuild_estimate_s: float = Field(default=20.0, gt=0)
+
+
 class ControlPlaneConfig(BaseModel):
     """Settings of the control plane; ``AppConfig`` composes it. Unknown keys are an error.
 
@@ -33,6 +56,7 @@ class ControlPlaneConfig(BaseModel):
     - ``transient_timeout_s``: a session unchanged this long in LOADING, MIGRATING or REBUILDING
       without a job driving it is repaired by the tick (control_plane.transient_sweep); keep it
       above the ingress's ``limits.load_timeout_s``.
+    - ``recovery``: order and concurrency of recoveries (RecoveryConfig).
     - ``disk_copies_survive_replica_death``: a dead replica's disk-tier entries are readable
       (node-local disk or shared volume) and are transferred instead of re-prefilled.
     """
@@ -56,6 +80,7 @@ class ControlPlaneConfig(BaseModel):
     default_ttl_s: float | None = Field(default=3600.0, gt=0)
     disk_copies_survive_replica_death: bool = True
     transient_timeout_s: float = Field(default=1200.0, gt=0)
+    recovery: RecoveryConfig = RecoveryConfig()
 
     @field_validator("placement_policy", "affinity_fallback", "victim_order", mode="before")
     @classmethod

@@ -27,6 +27,7 @@ from control_plane.migration.per_tick import plan_tick_migrations
 from control_plane.migration_jobs import MigrationJobs
 from control_plane.placement import PlacementDecision, PlacementPolicy, PlacementRequest, make_placement_policy
 from control_plane.recovery import recover_records
+from control_plane.recovery_queue import RecoveryQueue
 from control_plane.replica import ReplicaStats, ReplicaView, resting_state
 from control_plane.session import SessionRecord
 from control_plane.states import SessionState
@@ -68,6 +69,7 @@ class ControlPlane:
         self._touched: dict[SessionId, None] = {}
         self.sweep = TransientSweep(config.transient_timeout_s)  # counts into sessions_repaired (exported at 0)
         self.counters["sessions_repaired"] = 0
+        self.recovery = RecoveryQueue(config.recovery, clock)  # lost sessions, fed and drained by the shell
         self._recover()
 
     def _recover(self) -> None:
@@ -244,7 +246,8 @@ class ControlPlane:
         return [repair.after for repair in repairs]
 
     def _plans(self) -> list[MigrationPlan]:
-        return plan_tick_migrations(self.view, self.config, lambda s: self.jobs.for_session(s) is not None)
+        # orphans the shell handed to the recovery queue (RecoveryQueue.add_orphans) are its to plan
+        return plan_tick_migrations(self.view, self.config, lambda s: self.jobs.has(s) or s in self.recovery)
 
     def flush(self) -> None:
         """Persist the idle-TTL refreshes ``locate`` made since the last flush."""
@@ -291,7 +294,7 @@ class ControlPlane:
             "held_bytes": vars(r.held_bytes), "capacity_bytes": vars(r.capacity_bytes),
         } for r in self.view.replicas()}
         return {"sessions": dict(states), "replicas": replicas, "migrations_in_flight": len(self.jobs),
-                "counters": dict(self.counters)}
+                "counters": dict(self.counters), "recovery": self.recovery.snapshot()}
 
     def close(self) -> None:
         """Persist pending TTL refreshes and close the store."""

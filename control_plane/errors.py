@@ -21,7 +21,10 @@ class UnknownSession(ControlPlaneError, LookupError):
 
 
 class SessionNotReady(ControlPlaneError):
-    """The session exists but cannot answer right now, e.g. it is loading or rebuilding (HTTP 409)."""
+    """The session exists but cannot answer right now, e.g. it is loading or rebuilding (HTTP 409).
+    ``retry_after_s``: when set, the seconds a client should wait (the HTTP ``Retry-After``)."""
+
+    retry_after_s: int | None = None
 
 
 class UnknownReplica(ControlPlaneError, LookupError):

@@ -51,6 +51,10 @@ class MigrationJobs:
         job_id = self._by_session.get(session_id)
         return self._jobs[job_id] if job_id else None
 
+    def has(self, session_id: SessionId) -> bool:
+        """A job drives this session now."""
+        return session_id in self._by_session
+
     def start(self, plan: MigrationPlan) -> MigrationJob:
         """Begin carrying out ``plan``: the record moves to MIGRATING or REBUILDING and is saved.
 

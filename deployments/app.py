@@ -32,8 +32,9 @@ def build_app(args: dict[str, Any] | None = None) -> serve.Application:
         if i < len(rc.node_resources):
             options["ray_actor_options"] = {**options["ray_actor_options"], "resources": rc.node_resources[i]}
         replicas[name] = serve.deployment(Replica, name=name, num_replicas=1, **options).bind(config_json, name)
-    control = serve.deployment(ControlShell, name="control", num_replicas=1,
-                               ray_actor_options={"num_cpus": 0}).bind(config_json, replicas)
+    control = serve.deployment(ControlShell, name="control", num_replicas=1, ray_actor_options={"num_cpus": 0},
+                               max_ongoing_requests=1000,  # requests wait in locate() for recovering sessions
+                               ).bind(config_json, replicas)
     ingress = serve.deployment(Ingress, name="ingress", num_replicas=1,
                                ray_actor_options={"num_cpus": 0}, max_ongoing_requests=1000
                                ).bind(config_json, control, replicas)

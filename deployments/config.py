@@ -17,7 +17,7 @@ from deployments.engine.model_loader import ModelConfig
 from deployments.ingress.auth.config import SecurityConfig
 from deployments.engine.decode.config import BatchConfig
 from deployments.engine.presses.policy import PressPolicyConfig
-from kvpool.config import KVPoolConfig
+from kvpool.config import DurableConfig, KVPoolConfig
 from kvpool.press_spec import PressSpec
 
 
@@ -31,6 +31,8 @@ class ReplicaConfig(ClosedModel):
     max_ongoing_requests: int = Field(default=32, ge=1)
     max_queued_requests: int = Field(default=64, ge=0, description="beyond this, requests get 429")
     pool: KVPoolConfig = KVPoolConfig()
+    durable: DurableConfig = Field(default_factory=DurableConfig,
+                                   description="session caches kept on the node's disk across restarts")
     node_resources: list[dict[str, float]] = Field(
         default_factory=list, description="custom Ray resources per replica index, to pin replicas to nodes")
 

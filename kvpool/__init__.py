@@ -9,6 +9,7 @@ ray, ray.serve, kvpress or transformers. The engine plugs in through ``Recompres
   (``kvpool.events``), access statistics (``kvpool.stats``, CLI ``kvpool.stats_cli``).
 - ``CompressedPrefixIndex``: longest stored compressed prefix of a prompt.
 - ``cast_dtype``: a cache in another model dtype (``KVPool(dtype=...)`` converts on ``put``).
+- ``kvpool.durable_store``: session caches kept as checksummed files across restarts (write-behind).
 - ``kvpool.codecs``: int8 / fp8 storage codecs; ``decode(ckv)`` before handing a cache to the engine.
 - ``kvpool.synthetic``: random caches with real shapes, for tests, demos and benchmarks.
 """

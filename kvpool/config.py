@@ -38,6 +38,26 @@ class RecompressConfig(BaseModel):
         return name
 
 
+class DurableConfig(BaseModel):
+    """Durable caches (kvpool.durable_store, docs/durability.md): every stored session cache is also
+    written, behind the request, to ``dir`` on the replica's node, so that a restart or a dead actor
+    reads it back instead of re-prefilling. ``dir`` is relative to the process's working directory
+    unless absolute; each application and replica gets its own sub-directory. ``budget_bytes`` caps
+    the bytes of cache files kept there (a session that does not fit is not persisted: it is
+    recomputed after a restart, logged and counted)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = True
+    dir: Path = Path("kvfleet-caches")
+    budget_bytes: int = Field(default=4 << 30, ge=0, description="bytes of cache files kept on disk")
+
+    @field_validator("budget_bytes", mode="before")
+    @classmethod
+    def _parse_size(cls, value: object) -> object:
+        return parse_bytes(value) if isinstance(value, str) else value
+
+
 class KVPoolConfig(BaseModel):
     """Budgets are bytes of tensor data actually held (``CompressedKV.nbytes``); sizes may be written
     as ``"512MiB"``. Tiers, fastest first: ``device`` (only when ``device`` names a CUDA device),

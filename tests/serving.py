@@ -25,16 +25,18 @@ MODEL = "embedded:smollm2-135m-instruct"
 
 
 def small_args(**overrides: Any) -> dict:
-    """App args for tests: 2 replicas, 1 torch thread, a fresh SQLite file, fast control ticks,
-    knorm at 0.5 as the default press (cheaper to prefill than the app default, kvgrad, which
-    tests/e2e/test_readme_defaults.py exercises), and the model in float32 whatever ``auto`` picks
-    on the machine, as the in-process reference engine (tests/conftest.py ``engine``) that answers
-    are compared with (the bfloat16 app: tests/e2e/test_serving_bfloat16.py)."""
-    store = Path(tempfile.mkdtemp(prefix="kvfleet-test-")) / "control.sqlite3"
+    """App args for tests: 2 replicas, 1 torch thread, a fresh SQLite file and durable-cache directory,
+    fast control ticks, knorm at 0.5 as the default press (cheaper to prefill than the app default,
+    which tests/e2e/test_readme_defaults.py exercises), and the model in float32 whatever ``auto``
+    picks on the machine, as the in-process reference engine (tests/conftest.py ``engine``) that
+    answers are compared with (the bfloat16 app: tests/e2e/test_serving_bfloat16.py)."""
+    scratch = Path(tempfile.mkdtemp(prefix="kvfleet-test-"))
+    store = scratch / "control.sqlite3"
     args: dict[str, Any] = {
         "model": {"dtype": "float32"},
         "default_press": {"name": "knorm", "compression_ratio": 0.5},
-        "replicas": {"count": 2, "torch_threads": 1, "pool": {"host_budget_bytes": "512MiB"}},
+        "replicas": {"count": 2, "torch_threads": 1, "pool": {"host_budget_bytes": "512MiB"},
+                     "durable": {"dir": str(scratch / "caches")}},
         "control": {"store_path": str(store), "heartbeat_timeout_s": 30},
         "control_tick_s": 0.5,
     }

@@ -30,6 +30,8 @@ class MigrationPlan:
     - REBUILD: re-prefill on ``target``; ``source`` is the old owner, if any, for the record.
     - ``free_source``: after the flip, the source's copy must be freed (it is alive and holds one).
     - ``stored_bytes``: size of the cache being moved (the estimate for a rebuild).
+    - ``read_persisted``: REBUILD by reading the target's durable copy back (kvpool.durable_store)
+      before re-prefilling; the re-prefill stays the fallback (control_plane.recovery_queue).
     """
 
     session_id: SessionId
@@ -41,3 +43,4 @@ class MigrationPlan:
     source_tier: Tier | None = None
     free_source: bool = False
     detail: str = ""
+    read_persisted: bool = False

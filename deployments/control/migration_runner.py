@@ -23,6 +23,8 @@ from control_plane.errors import InvalidMigration
 from control_plane.migration import MigrationPlan
 from control_plane.migration.job import MigrationStep, StepResult
 from deployments.config import AppConfig
+from kvpool.durable_store import PersistedCacheError
+from kvpool.errors import CapacityError
 from transfer import Fault, KVExpectation, make_backend, start_transfer
 
 log = logging.getLogger(__name__)
@@ -37,6 +39,8 @@ class MigrationRunner:
         self.expect = KVExpectation(model_id=config.model.name)
         self.faults = [_FAULTS[name]() for name in config.transfer.faults]
         self.counters: Counter[str] = Counter()
+        self.recovered_by: dict[str, str] = {}    # session -> "read" | "rebuild" (RecoveryRunner pops it)
+        self.read_fallbacks: dict[str, str] = {}  # session -> why its durable copy was not used
 
     async def run_all(self, plans: list[MigrationPlan]) -> list[dict]:
         """Run plans one after another; a plan that can't start (e.g. its session already has a
@@ -80,9 +84,14 @@ class MigrationRunner:
             return f"imported {held['nbytes']} bytes"
         if step is MigrationStep.PREFILL:
             record = self.cp.view.session(session)
+            if plan.read_persisted and session not in self.read_fallbacks:
+                read = await self._read_back(target, plan, record)
+                if read is not None:
+                    return read
             stored = await target.load_session.remote(session, record.context.prefill_input(), record.press,
-                                                      record.pinned)
+                                                      record.pinned, record.owner)
             self.counters["rebuilds"] += 1
+            self.recovered_by[session] = "rebuild"
             return f"rebuilt {stored['stored_bytes']} bytes"
         if step is MigrationStep.DISCARD_TARGET:
             await target.free.remote(session)
@@ -92,6 +101,25 @@ class MigrationRunner:
                 await self.replicas[plan.source].free.remote(session)
             return "source freed"
         raise ValueError(f"the shell does not perform step {step.value!r}")
+
+    async def _read_back(self, target: Any, plan: MigrationPlan, record: Any) -> str | None:
+        """Read the session's durable copy back on the target; None (logged, counted) when it
+        cannot be used - missing, corrupt, another owner/press/model/dtype, or no room - and the
+        caller re-prefills instead."""
+        try:
+            stored = await target.restore_session.remote(plan.session_id, {"owner": record.owner,
+                                                                           "press": record.press}, record.pinned)
+        except Exception as exc:  # any failure of the read falls back to the re-prefill (logged, counted)
+            reason = _read_failure(exc)
+            self.read_fallbacks[plan.session_id] = reason
+            self.counters["cache_read_fallbacks"] += 1
+            self.counters[f"cache_read_fallbacks_{reason}"] += 1
+            log.warning("session=%s: durable copy on %s not used (%s: %s); re-prefilling it", plan.session_id,
+                        plan.target, reason, str(exc).splitlines()[0])
+            return None
+        self.counters["cache_reads"] += 1
+        self.recovered_by[plan.session_id] = "read"
+        return f"read back {stored['stored_bytes']} bytes from the durable copy in {stored['load_s']:.3f} s"
 
     async def _transfer(self, plan: MigrationPlan) -> str:
         source = await self.replicas[plan.source].decode_endpoint.remote()
@@ -108,3 +136,13 @@ class MigrationRunner:
         self.counters["transfer_bytes"] += status.bytes_moved
         self.counters["transfers_done"] += 1
         return f"{status.backend}: {status.bytes_moved} bytes in {status.elapsed_s:.3f} s"
+
+
+def _read_failure(exc: BaseException) -> str:
+    """Why a read-back failed, as a counter suffix: PersistedCacheError's reason (missing, corrupt,
+    mismatch), ``no_room`` for a full pool, else the exception's class name."""
+    if isinstance(exc, PersistedCacheError):
+        return exc.reason
+    if isinstance(exc, CapacityError):
+        return "no_room"
+    return type(getattr(exc, "cause", None) or exc).__name__

@@ -30,6 +30,8 @@ from control_plane.states import SessionState
 from deployments.control.admin_actions import AdminActions
 from deployments.config import AppConfig
 from deployments.control.migration_runner import MigrationRunner
+from deployments.control.recovery_runner import RecoveryRunner
+from control_plane.recovery_queue import retry_after_s
 from kvpool.press_spec import PressSpec
 
 log = logging.getLogger(__name__)
@@ -54,6 +56,7 @@ class ControlShell:
         self.lost_sessions = 0
         self.runner = MigrationRunner(self.cp, self.replicas, self.config)
         self.admin = AdminActions(self.cp, self.replicas, self.runner)
+        self.recovery = RecoveryRunner(self.cp, self.runner)
         self._started = asyncio.Event()
         self._loop_task = asyncio.get_event_loop().create_task(self._loop())
 
@@ -79,6 +82,7 @@ class ControlShell:
                 log.warning("heartbeat of %s failed: %s", replica_id, result)
 
     async def _heartbeat(self, replica_id: str) -> None:
+        versions = {r.id: r.version for r in self.cp.view.sessions_on(ReplicaId(replica_id))}
         beat = await asyncio.wait_for(self.replicas[replica_id].heartbeat.remote(), timeout=_CALL_TIMEOUT_S)
         tiers = primary_tier_map(list(beat["tiers"]))
         stats = ReplicaStats(
@@ -91,7 +95,24 @@ class ControlShell:
             if event["kind"] in ("stored", "spilled", "promoted", "recompressed", "evicted", "freed"):
                 self.cp.apply_pool_event(ReplicaId(replica_id), {**event, "tier": tiers[event["tier"]].value})
         self._announce(ReplicaId(replica_id), beat["holds"], tiers)
-        self._reconcile(ReplicaId(replica_id), set(beat["holds"]))
+        self._reconcile(ReplicaId(replica_id), set(beat["holds"]), versions)
+        persisted = beat.get("persisted", {})
+        stale = await self._drop_stale_copies(ReplicaId(replica_id), persisted)
+        self.cp.recovery.note_persisted(ReplicaId(replica_id), {s: c for s, c in persisted.items() if s not in stale})
+        self.recovery.note_heartbeat(ReplicaId(replica_id), beat)
+
+    async def _drop_stale_copies(self, replica_id: ReplicaId, persisted: dict[str, dict]) -> list[str]:
+        """Durable copies of sessions that are gone (deleted while this replica was down) or now
+        answered by another replica are deleted (returned); they would only hold budget and stale data."""
+        stale: list[str] = []
+        for session_id in persisted:
+            record = self.cp.view.find_session(SessionId(session_id))
+            if record is None or (record.servable and record.replica != replica_id):
+                stale.append(session_id)
+        if stale:
+            log.info("%s: deleting %d stale durable copies", replica_id, len(stale))
+            await asyncio.wait_for(self.replicas[replica_id].drop_persisted.remote(stale), timeout=_CALL_TIMEOUT_S)
+        return stale
 
     def _announce(self, replica_id: ReplicaId, holds: dict[str, dict], tiers: dict[str, Tier]) -> None:
         """Replicas re-announce what they hold: entries the view does not know yet (after a control
@@ -103,15 +124,18 @@ class ControlShell:
                                                       "session_id": session_id, "tier": tiers[held["tier"]].value,
                                                       "nbytes": held["nbytes"]})
 
-    def _reconcile(self, replica_id: ReplicaId, holds: set[str]) -> None:
+    def _reconcile(self, replica_id: ReplicaId, holds: set[str], versions: dict[SessionId, int]) -> None:
         """Sessions the records place on this replica but its pool does not hold are lost (e.g. its
-        decode actor restarted, or the control plane restarted meanwhile) and must be rebuilt.
+        decode actor restarted, or the control plane restarted meanwhile) and must be recovered.
 
-        A session must be missing from two consecutive heartbeats: one snapshot may have been
-        taken just before a load finished storing it."""
+        A snapshot may have been taken just before a load finished storing a session, so a missing
+        session whose record changed since the heartbeat was asked for (``versions``) must be
+        missing from the next heartbeat too; one unchanged since (e.g. every session after a
+        restart) is lost at once."""
         missing = {r.id for r in self.cp.view.sessions_on(replica_id)
                    if r.id not in holds and r.state in (SessionState.READY, SessionState.SPILLED)}
-        confirmed = missing & self._missing.get(replica_id, set())
+        unchanged = {s for s in missing if versions.get(s) == self.cp.view.session(s).version}
+        confirmed = missing & (self._missing.get(replica_id, set()) | unchanged)
         self._missing[replica_id] = missing - confirmed
         for session_id in confirmed:
             log.warning("session=%s is not held by %s any more; it will be rebuilt", session_id, replica_id)
@@ -122,11 +146,13 @@ class ControlShell:
                                                       "session_id": session_id, "tier": "device", "nbytes": 0})
 
     async def run_tick(self) -> None:
+        self.cp.recovery.add_orphans(self.cp.view, self.cp.jobs.has)  # lost sessions: the recovery queue's
         report = self.cp.tick()
         for entry in report.to_free:
             handle = self.replicas.get(entry.replica_id)
             if handle is not None and entry.session_id is not None:
                 await asyncio.wait_for(handle.free.remote(entry.session_id), timeout=_CALL_TIMEOUT_S)
+        self.recovery.pump()
         await self.runner.run_all(report.plans)
 
     # ---- sessions (called by the ingress) ----------------------------------------------------
@@ -149,9 +175,44 @@ class ControlShell:
         return self.cp.mark_load_failed(SessionId(session_id), reason).model_dump(mode="json")
 
     async def locate(self, session_id: str, owner: str) -> dict:
-        """Where to send a question: ``{"replica", "read_tokens"}``; 404 / 409 errors as typed."""
-        replica = self.cp.locate(SessionId(session_id), owner=owner)
-        return {"replica": replica, "read_tokens": self.cp.view.session(SessionId(session_id)).read_tokens}
+        """Where to send a question: ``{"replica", "read_tokens"}``; 404 / 409 errors as typed.
+
+        A session being recovered is put first in the recovery queue and waited for, at most
+        ``control.recovery.max_wait_s``; if it is still not back, SessionNotReady carries
+        ``retry_after_s``, the queue's estimate."""
+        await self.ready()
+        sid = SessionId(session_id)
+        try:
+            replica = self.cp.locate(sid, owner=owner)
+        except SessionNotReady as exc:
+            if not await self.recovery.wait_for(sid, self.config.control.recovery.max_wait_s):
+                if self.cp.view.session(sid).state is not SessionState.FAILED:  # failed: retrying won't help
+                    exc.retry_after_s = retry_after_s(self.cp.recovery.estimate_s(sid))
+                raise
+            replica = self.cp.locate(sid, owner=owner)
+        return {"replica": replica, "read_tokens": self.cp.view.session(sid).read_tokens}
+
+    async def report_missing(self, session_id: str, owner: str, replica_id: str) -> None:
+        """The ingress found ``replica_id`` without the session's cache (its decode actor died or
+        restarted before a heartbeat said so): if the replica confirms it, the session is lost now
+        and recovers first, instead of waiting for the next heartbeats."""
+        record = self.cp.session(SessionId(session_id), owner=owner)
+        if record.replica != replica_id or not record.servable:
+            return
+        try:
+            holds = await asyncio.wait_for(self.replicas[replica_id].holds.remote(), timeout=_CALL_TIMEOUT_S)
+        except Exception as exc:  # its decode actor is dead: whatever it held is gone
+            log.warning("holds() of %s failed (%s): its caches are gone", replica_id, type(exc).__name__)
+            holds = {}
+        if session_id not in holds:
+            log.warning("session=%s is not held by %s (reported by a request); recovering it first", session_id,
+                        replica_id)
+            self.lost_sessions += 1
+            for handle in [e.handle for e in self.cp.view.copies_of(record.id) if e.replica_id == replica_id] or [
+                    f"lost-{session_id}"]:
+                self.cp.apply_pool_event(ReplicaId(replica_id), {"kind": "evicted", "handle": handle,
+                                                                 "session_id": session_id, "tier": "device",
+                                                                 "nbytes": 0})
 
     async def session(self, session_id: str, owner: str | None) -> dict:
         return self.cp.session(SessionId(session_id), owner=owner).model_dump(mode="json")
@@ -226,7 +287,16 @@ class ControlShell:
                               "capacity_bytes": r.capacity_bytes.__dict__,
                               "sessions": self.cp.view.session_count(r.replica_id)}
                              for r in self.cp.view.replicas()],
-                "counters": dict(self.cp.counters) | self.runner.counters | {"lost_sessions": self.lost_sessions}, "time_s": time.time()}
+                "counters": dict(self.cp.counters) | self.runner.counters | self._recovery_counters()
+                | {"lost_sessions": self.lost_sessions}, "time_s": time.time()}
+
+    def _recovery_counters(self) -> dict[str, int]:
+        """Recovery backlog and outcomes as flat counters (exported by /metrics)."""
+        snap = self.cp.recovery.snapshot()
+        done = snap["done"]
+        return {"recovery_backlog": snap["waiting"] + snap["running"], "recovery_running": snap["running"],
+                "recovered_by_read": done.get("read", 0), "recovered_by_rebuild": done.get("rebuild", 0),
+                "recovery_failed": done.get("failed", 0)}
 
     # ---- admin (each returns an event id to poll, except the read-only ones) ------------------
     async def admin_action(self, action: str, **kwargs: Any) -> dict:
@@ -260,4 +330,4 @@ class ControlShell:
         # Serve names its replica actors in its own namespace, not the job's
         actor = {"id": context.get_actor_id(), "name": context.get_actor_name(), "namespace": SERVE_NAMESPACE}
         return self.cp.stats() | {"runner": dict(self.runner.counters), "lost_sessions": self.lost_sessions,
-                                  "actor": actor}
+                                  "actor": actor, "recovery": self.recovery.snapshot()}

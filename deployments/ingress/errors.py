@@ -29,9 +29,10 @@ log = logging.getLogger(__name__)
 class APIError(KVFleetError):
     """An error raised by the API layer itself with an explicit status."""
 
-    def __init__(self, status: int, message: str, code: str, type_: str | None = None, param: str | None = None):
+    def __init__(self, status: int, message: str, code: str, type_: str | None = None, param: str | None = None,
+                 headers: dict[str, str] | None = None):
         super().__init__(message)
-        self.status, self.message, self.code, self.param = status, message, code, param
+        self.status, self.message, self.code, self.param, self.headers = status, message, code, param, headers
         self.type = type_ or _TYPES.get(status, "server_error")
 
 
@@ -80,7 +81,7 @@ def to_api_error(exc: BaseException) -> APIError:
         return validation_error(exc.errors())  # 422 invalid_press when every error is inside ``press``
     for rule in _RULES:
         if isinstance(exc, rule.exc):
-            return APIError(rule.status, _message(exc), rule.code)
+            return APIError(rule.status, _message(exc), rule.code, headers=_retry_after(exc))
     if isinstance(exc, BackPressureError):
         return APIError(429, "server is at capacity (request queue full), retry later", "over_capacity")
     if isinstance(exc, (TimeoutError, GetTimeoutError)):
@@ -91,6 +92,13 @@ def to_api_error(exc: BaseException) -> APIError:
         return APIError(400, _message(exc), "invalid_request")
     log.exception("unexpected error", exc_info=exc)
     return APIError(500, "internal error; see the server log", "internal_error")
+
+
+def _retry_after(exc: BaseException) -> dict[str, str] | None:
+    """``Retry-After`` (whole seconds) when the error carries an estimate (SessionNotReady of a
+    recovering session: control_plane.recovery_queue); Ray keeps it on the wrapped ``cause``."""
+    seconds = getattr(exc, "retry_after_s", None) or getattr(getattr(exc, "cause", None), "retry_after_s", None)
+    return {"Retry-After": str(int(seconds))} if seconds else None
 
 
 def _message(exc: BaseException) -> str:

@@ -66,6 +66,6 @@ for _expected in (KVFleetError, ValidationError, TimeoutError, RayActorError):
 
 
 def error_response(error: APIError) -> JSONResponse:
-    return JSONResponse(error_body(error), status_code=error.status)
+    return JSONResponse(error_body(error), status_code=error.status, headers=getattr(error, "headers", None))
 
 

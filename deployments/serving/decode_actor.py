@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import os
 from collections import deque
 from typing import Any, AsyncIterator
 
@@ -33,11 +34,13 @@ from deployments.serving.model_process import start_engine
 from kvpool import codecs
 from kvpool.compressed_kv import CompressedKV
 from kvpool.config import KVPoolConfig
+from kvpool.durable_store import DurableStore, PersistedCacheError
 from kvpool.errors import KVFleetError, UnknownHandleError
 from deployments.common.replica_errors import MissingCache
 from kvpool.handles import KVHandle
 from kvpool.packing import PackedKV, pack, unpack
 from kvpool.pool import KVPool
+from kvpool.press_spec import PressSpec
 from kvpool.recompress import recompressor_for
 from transfer import TransferEndpoint, transfer_actor
 
@@ -50,7 +53,7 @@ class DecodeActor(TransferEndpoint):
     to another replica's DecodeActor with the configured backend, keyed by session id."""
 
     def __init__(self, model: dict, torch_threads: int, pool: dict, plain: dict | None = None,
-                 batching: dict | None = None, presses: dict | None = None):
+                 batching: dict | None = None, presses: dict | None = None, durable: dict | None = None):
         install_press_policy(presses)  # AppConfig.presses (the plain-request prefix cache prefills too)
         self.engine = start_engine(ModelConfig.model_validate(model), torch_threads)
         batch = BatchConfig.model_validate(batching or {})
@@ -61,16 +64,19 @@ class DecodeActor(TransferEndpoint):
         self.decode_loop = DecodeLoop(self.engine, batch) if batch.enabled and not unsupported else None
         self.batching_off_reason = unsupported or (None if batch.enabled else "batching.enabled is false")
         self.token_bytes = TokenBytes(self.engine.tokenizer)
-        self._init_storage(KVPoolConfig.model_validate(pool), PlainRequestConfig.model_validate(plain or {}),
+        self._init_storage(KVPoolConfig.model_validate(pool), PlainRequestConfig.model_validate(plain or {}), durable,
                            dtype=self.engine.dtype)
         self.active_streams = 0
         self.tokens_generated = 0
         self.press_totals = PressStatsTotals()  # loads whose press reports statistics (moe_router)
 
-    def _init_storage(self, pool: KVPoolConfig, plain: PlainRequestConfig, dtype: str | None = None) -> None:
-        """The pool, its session table and the prefix cache (split out so that tests can drive the
-        storage paths of a real DecodeActor without loading a model). ``dtype``: the model's; the
-        pool converts caches of another dtype (a migration from a replica that runs another one)."""
+    def _init_storage(self, pool: KVPoolConfig, plain: PlainRequestConfig, durable: dict | None = None,
+                      dtype: str | None = None) -> None:
+        """The pool, its session table, the prefix cache and the durable store (``{"dir",
+        "budget_bytes"}``, None: off) - split out so that tests can drive the storage paths of a
+        real DecodeActor without loading a model. ``dtype``: the model's; the pool converts caches
+        of another dtype (a migration from a replica that runs another one)."""
+        self.durable = DurableStore(durable["dir"], durable["budget_bytes"]) if durable else None
         self.pool = KVPool(pool, recompressor=recompressor_for(pool.recompress.press), dtype=dtype)
         self.plain = plain
         self.prefixes = PrefixCache(self.pool, self.engine, self.plain)
@@ -90,10 +96,35 @@ class DecodeActor(TransferEndpoint):
             self.sessions.forget(data["session_id"], event.handle)
 
     # ---- storage ----------------------------------------------------------------------------
-    def store(self, session_id: str, ckv: CompressedKV, pinned: bool = False) -> dict:
-        """Put a session's cache in the pool (replacing an older one); returns what was stored."""
+    def store(self, session_id: str, ckv: CompressedKV, pinned: bool = False, owner: str | None = None,
+              press: dict | None = None) -> dict:
+        """Put a session's cache in the pool (replacing an older one) and schedule its durable copy
+        (recording ``owner`` and ``press`` when known); returns what was stored."""
         handle, info = self.sessions.store(session_id, ckv, pinned)
         self.press_totals.add(ckv.meta.press_stats)
+        self._persist(session_id, ckv, owner, press)
+        return self._stored(ckv, handle, info)
+
+    def _persist(self, session_id: str, ckv: CompressedKV, owner: str | None, press: dict | None) -> None:
+        if self.durable is not None:
+            spec = PressSpec.model_validate(press).model_dump(mode="json") if press is not None else None
+            self.durable.persist(session_id, ckv, owner=owner, press=spec)
+
+    def restore(self, session_id: str, expect: dict, pinned: bool = False) -> dict:
+        """Read ``session_id``'s persisted cache back into the pool, checking it against ``expect``
+        (``owner``, ``press``) and this engine (model id, dtype). Raises PersistedCacheError
+        (``reason`` missing / corrupt / mismatch), or CapacityError if the pool has no room."""
+        if self.durable is None:
+            raise PersistedCacheError("missing", "durable caches are disabled on this replica")
+        dtype = str(self.engine.model.dtype).removeprefix("torch.")
+        spec = PressSpec.model_validate(expect["press"]).model_dump(mode="json") if expect.get("press") else None
+        ckv = self.durable.read(session_id, owner=expect.get("owner"), press=spec,
+                                model_id=self.engine.model_name, dtype=dtype)
+        handle, info = self.sessions.store(session_id, ckv, pinned)
+        return self._stored(ckv, handle, info) | {"source": "persisted"}
+
+    @staticmethod
+    def _stored(ckv: CompressedKV, handle: KVHandle, info: Any) -> dict:
         return {"handle": handle.id, "stored_bytes": info.nbytes, "tier": info.tier.value,
                 "read_tokens": ckv.meta.original_tokens, "kept_tokens": round(ckv.meta.kept_tokens),
                 "codec": info.codec, "press_stats": ckv.meta.press_stats}
@@ -122,7 +153,20 @@ class DecodeActor(TransferEndpoint):
         return pack(self._cache(session_id, decoded=False))
 
     def free(self, session_id: str) -> int:
+        """Free the session's pool entry and delete its durable copy."""
+        if self.durable is not None:
+            self.durable.delete(session_id)
         return self.sessions.free(session_id)
+
+    def persisted(self) -> dict[str, dict]:
+        """The durable copies on this node: ``{session_id: {"nbytes", "owner", "press", "model_id", "dtype"}}``."""
+        return self.durable.listing() if self.durable is not None else {}
+
+    def drop_persisted(self, session_ids: list[str]) -> int:
+        """Delete the durable copies of ``session_ids`` (sessions the control plane no longer knows)."""
+        if self.durable is None:
+            return 0
+        return sum(self.durable.delete(s) for s in session_ids)
 
     def holds(self) -> dict[str, dict]:
         """Every session this pool holds: ``{session_id: {"handle", "tier", "nbytes"}}``."""
@@ -150,7 +194,7 @@ class DecodeActor(TransferEndpoint):
         return self.export(key)
 
     def transfer_import(self, key: str, packed: PackedKV) -> None:
-        self.store(key, unpack(packed))
+        self.store(key, unpack(packed))  # owner and press unknown here: the durable copy records None
 
     # ---- admin ------------------------------------------------------------------------------
     def set_pinned(self, session_id: str, pinned: bool) -> None:
@@ -159,15 +203,25 @@ class DecodeActor(TransferEndpoint):
 
     def quantize(self, session_id: str, codec: str) -> dict:
         info = self.pool.quantize(self._handle(session_id), codec)
+        self._repersist(session_id)
         return {"stored_bytes": info.nbytes, "codec": codec}
 
     def dequantize(self, session_id: str) -> dict:
         info = self.pool.dequantize(self._handle(session_id))
+        self._repersist(session_id)
         return {"stored_bytes": info.nbytes, "codec": "none"}
 
     def recompress(self, session_id: str, compression_ratio: float) -> dict:
         info = self.pool.recompress(self._handle(session_id), compression_ratio)
+        self._repersist(session_id)
         return {"stored_bytes": info.nbytes}
+
+    def _repersist(self, session_id: str) -> None:
+        """The cache changed in place: its durable copy follows (same owner and press as recorded)."""
+        if self.durable is not None:
+            recorded = self.durable.listing().get(session_id, {})
+            self.durable.persist(session_id, self.pool.get(self._handle(session_id), decoded=False),
+                                 owner=recorded.get("owner"), press=recorded.get("press"))
 
     def _handle(self, session_id: str) -> KVHandle:
         handle = self.sessions.get(session_id)
@@ -189,6 +243,8 @@ class DecodeActor(TransferEndpoint):
         snapshot["tokens_generated"] = self.tokens_generated
         snapshot["session_count"] = len(self.sessions)
         snapshot["press_stats"] = self.press_totals.snapshot()
+        snapshot["durable"] = self.durable.stats() if self.durable is not None else {"enabled": False}
+        snapshot["pid"] = os.getpid()  # for operators (and the SIGKILL e2e test)
         snapshot["prefix_cache"] = self.prefixes.stats()
         snapshot["batch"] = (self.decode_loop.snapshot() if self.decode_loop is not None
                              else {"enabled": False, "reason": self.batching_off_reason})

@@ -64,10 +64,18 @@ class Replica:
         self.decode_actor = DecodeActor.options(**options, name=f"{prefix}.decode", max_concurrency=1000).remote(
             model, cfg.replicas.torch_threads, cfg.replicas.pool.model_dump(mode="json"),
             cfg.plain.model_dump(mode="json"), cfg.batching.model_dump(mode="json"),
-            cfg.presses.model_dump(mode="json"))
+            cfg.presses.model_dump(mode="json"), self._durable())
         ray.get([self.prefill_actor.ready.remote(), self.decode_actor.ready.remote()])
         self.incarnation += 1
         log.info("%s: actors started (incarnation %d)", self.replica_id, self.incarnation)
+
+    def _durable(self) -> dict | None:
+        """The decode actor's durable-cache settings: one directory per application and replica."""
+        durable = self.config.replicas.durable
+        if not durable.enabled:
+            return None
+        return {"dir": str(durable.dir.absolute() / self.app_name / self.replica_id),
+                "budget_bytes": durable.budget_bytes}
 
     async def _restart_if_dead(self) -> bool:
         """Restart both actors if one of them died; True if it did. A slow ``ready`` is not death:
@@ -97,8 +105,10 @@ class Replica:
         await self._restart_if_dead()
 
     # ---- sessions ----------------------------------------------------------------------------
-    async def load_session(self, session_id: str, context: Any, press: dict, pinned: bool = False) -> dict:
-        """Prefill ``context`` under ``press`` and store it in this replica's pool.
+    async def load_session(self, session_id: str, context: Any, press: dict, pinned: bool = False,
+                           owner: str | None = None) -> dict:
+        """Prefill ``context`` under ``press`` and store it in this replica's pool (and, behind the
+        reply, in its durable store, recording ``owner`` and ``press``).
 
         ``context`` may also be a conversation chain ``{"token_ids": [...], "uncompressed_from": n}``
         (a stored response, deployments/ingress/responses/): the first ``n`` tokens are prefilled
@@ -114,7 +124,7 @@ class Replica:
                 if wants_pool_pressure(press):
                     pressure = pool_pressure_of((await self.decode_actor.stats.remote())["tiers"])
                 ckv_ref = self.prefill_actor.prefill.remote(context, press, pressure)
-                stored = await self.decode_actor.store.remote(session_id, ckv_ref, pinned)
+                stored = await self.decode_actor.store.remote(session_id, ckv_ref, pinned, owner, press)
             stored["load_s"] = time.perf_counter() - start
             stored["replica"] = self.replica_id
             return stored
@@ -255,8 +265,21 @@ class Replica:
             return generate.remote(None, found["suffix_ids"], sampling, None, handle)
         return generate.remote(None, found["suffix_ids"], sampling, cache)
 
+    async def restore_session(self, session_id: str, expect: dict, pinned: bool = False) -> dict:
+        """Read a session's persisted cache back into the pool (DecodeActor.restore); raises
+        PersistedCacheError (reason missing / corrupt / mismatch) when it cannot be used. Dead
+        actors are restarted first (recovery often follows an actor's death)."""
+        await self._restart_if_dead()
+        start = time.perf_counter()
+        stored = await self.decode_actor.restore.remote(session_id, expect, pinned)
+        return {**stored, "load_s": time.perf_counter() - start, "replica": self.replica_id}
+
     async def free(self, session_id: str) -> int:
         return await self.decode_actor.free.remote(session_id)
+
+    async def drop_persisted(self, session_ids: list[str]) -> int:
+        """Delete persisted caches of sessions the control plane no longer knows."""
+        return await self.decode_actor.drop_persisted.remote(session_ids)
 
     async def decode_endpoint(self) -> Any:
         """The DecodeActor handle: the transfer endpoint migrations read from and write to."""
@@ -275,12 +298,14 @@ class Replica:
     async def heartbeat(self) -> dict:
         """What the control plane needs: node, pool usage, queue depth, held sessions, events."""
         restarted = await self._restart_if_dead()
-        stats, holds, events = await asyncio.gather(self.decode_actor.stats.remote(),
-                                                    self.decode_actor.holds.remote(),
-                                                    self.decode_actor.drain_events.remote())
+        stats, holds, events, persisted = await asyncio.gather(self.decode_actor.stats.remote(),
+                                                               self.decode_actor.holds.remote(),
+                                                               self.decode_actor.drain_events.remote(),
+                                                               self.decode_actor.persisted.remote())
         return {"replica_id": self.replica_id, "node": self.node_id, "incarnation": self.incarnation,
                 "restarted": restarted, "queue_depth": self.loads_in_flight + self.streams_in_flight,
-                "tiers": stats["tiers"], "holds": holds, "events": events, "stats": stats}
+                "loads_in_flight": self.loads_in_flight, "streams_in_flight": self.streams_in_flight,
+                "tiers": stats["tiers"], "holds": holds, "events": events, "persisted": persisted, "stats": stats}
 
     async def stats(self) -> dict:
         stats = await self.decode_actor.stats.remote()

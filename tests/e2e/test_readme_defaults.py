@@ -66,3 +66,22 @@ def test_presses_route_lists_every_press_and_an_artifact_press_without_its_path_
         assert reply.status_code == 422, reply.text
         error = reply.json()["error"]
         assert "model_path" in error["message"] and "never downloads" in error["message"]
+
+
+def test_readme_first_python_example_prints_the_output_it_shows(defaults_url):
+    """Issue 27: the README's first Python example (default press, a contract and questions about
+    it) run as written against an app with the default config prints exactly the output shown
+    under it (temperature 0, one torch thread: deterministic on one machine)."""
+    import subprocess
+    import sys
+
+    from tests.doc_blocks import blocks_in
+
+    blocks = blocks_in(README.read_text(), "README.md")
+    example = next(b for b in blocks if b.lang == "python")
+    shown = next(b for b in blocks if b.lang == "text" and b.line > example.line)
+    assert '"press"' not in example.code and "http://127.0.0.1:8000" in example.code
+    code = example.code.replace("http://127.0.0.1:8000", defaults_url)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout == shown.code, f"the README shows\n{shown.code}\nthe example printed\n{done.stdout}"

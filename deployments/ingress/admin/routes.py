@@ -3,7 +3,7 @@ keys are configured. Mutating actions return ``{"event_id"}``; poll ``GET /admin
 
 | route | action |
 |---|---|
-| GET  /admin/health | replicas alive/draining, control-plane counters |
+| GET  /admin/health | replicas alive/draining, control-plane counters, recovery backlog and progress |
 | GET  /admin/stats | per replica (pool usage, per-session/per-layer access stats) and cluster counters |
 | GET  /admin/stats/{replica} | one replica's pool snapshot (``kvfleet stats http://.../admin/stats/replica-0``) |
 | POST /admin/lookup | where a session (``session_id``) or a token prefix (``token_ids``) lives |
@@ -46,7 +46,8 @@ class AdminRoutes:
         self.auth.require_admin(authorization, x_api_key)
         stats = await self.control.stats.remote()
         return {"status": "ok", "replicas": [{"replica_id": rid, **info} for rid, info in stats["replicas"].items()],
-                "sessions": stats["sessions"], "counters": stats["counters"]}
+                "sessions": stats["sessions"], "counters": stats["counters"] | stats["runner"],
+                "recovery": stats["recovery"]}
 
     @api.get("/admin/stats", responses=ERRORS)
     async def admin_stats(self, authorization: str | None = Header(None), x_api_key: str | None = Header(None)) -> dict:

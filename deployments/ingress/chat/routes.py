@@ -19,16 +19,19 @@ prepends the final assistant message.
 import asyncio
 import hashlib
 import json
+import logging
 import time
 from dataclasses import dataclass
 from typing import Annotated, Any, AsyncIterator
 
 from fastapi import Body, Header, Request
 from fastapi.responses import StreamingResponse
+from ray.exceptions import RayActorError
 from ray.serve.exceptions import RayServeException
 
 from deployments.common.prefix_scope import prefix_scope
 from deployments.engine.engine import ContextTooLongError
+from deployments.common.replica_errors import MissingCache
 from deployments.engine.presses import resolve
 from deployments.engine.prompt import normalize_messages
 from deployments.engine.sampling import SamplingParams
@@ -53,6 +56,8 @@ class _Calls:
 
     def stream(self, index: int) -> ToolDeltaStream | None:
         return None if self.choice is None else ToolDeltaStream(self.choice, f"{self.seed}:{index}")
+
+log = logging.getLogger(__name__)
 
 
 class ChatRoutes:
@@ -123,32 +128,32 @@ class ChatRoutes:
         scope = prefix_scope(owner, req.cache_salt, self.config.plain.share_prefixes_across_owners)
         prompt_ids = await self._own_prompt_ids(req, messages, session_id)  # vLLM's template options (chat_template.py)
         cached_tokens = 0
+        samplings = [self._sampling(req, i, tools) for i in range(req.n)]
+        first = None
         if session_id:
-            where = await self.control.locate.remote(session_id, owner)
-            name, cached_tokens = where["replica"], where["read_tokens"]
+            name, cached_tokens, streams, first = await self._session_streams(session_id, owner, messages, samplings)
         else:
             await asyncio.to_thread(self.context_limit.check, messages)  # the whole prompt is context here
             name = self.router.pick(messages, press, scope).replica_id
-        samplings = [self._sampling(req, i, tools) for i in range(req.n)]
-        if prompt_ids is not None:  # rendered here: served as a raw token-id prompt
-            streams = [self.replicas[name].options(stream=True).complete.remote(None, prompt_ids, s, press, scope)
-                       for s in samplings]
-        else:
-            streams = [self.replicas[name].options(stream=True).chat.remote(session_id, messages, s, press, scope)
-                       for s in samplings]
+            if prompt_ids is not None:  # rendered here: served as a raw token-id prompt
+                streams = [self.replicas[name].options(stream=True).complete.remote(None, prompt_ids, s, press, scope)
+                           for s in samplings]
+            else:
+                streams = [self.replicas[name].options(stream=True).chat.remote(None, messages, s, press, scope)
+                           for s in samplings]
         calls = _Calls(tools.choice if tools.parses else None, self._call_seed(req, session_id))
         kind = "session" if session_id else "plain"
         self.router.started(name)
         streaming = False
         try:
             if req.stream:
-                first = [await self._first(s) for s in streams]  # errors before streaming become HTTP errors
+                first = first or [await self._first(s) for s in streams]  # errors before streaming: HTTP errors
                 self.metrics.ttft.labels(kind).observe(time.perf_counter() - arrived)
                 streaming = True
                 return StreamingResponse(self._sse(req, streams, first, cached_tokens, kind, request, session_id,
                                                    calls, lambda: self.router.finished(name)),
                                          media_type="text/event-stream")
-            return await self._collect(req, streams, cached_tokens, kind, session_id, arrived, calls)
+            return await self._collect(req, streams, cached_tokens, kind, session_id, arrived, calls, first)
         finally:
             if not streaming:
                 self.router.finished(name)
@@ -184,6 +189,28 @@ class ChatRoutes:
         if not req.echo or last.get("role") != "assistant":
             return ""
         return normalize_messages([last])[0]["content"]
+    async def _session_streams(self, session_id: str, owner: str, messages: list[dict[str, Any]],
+                               samplings: list[dict]) -> tuple[str, int, list, list[dict]]:
+        """Locate the session (the control plane waits for it if it is being recovered), open its
+        streams and take their first items. If the replica turns out not to hold the cache (its
+        decode actor died or restarted before a heartbeat told the control plane), report it - the
+        session then recovers first - and try once more."""
+        for attempt in (1, 2):
+            where = await self.control.locate.remote(session_id, owner)
+            name = where["replica"]
+            streams = [self.replicas[name].options(stream=True).chat.remote(session_id, messages, s, None, "")
+                       for s in samplings]
+            try:
+                return name, where["read_tokens"], streams, [await self._first(s) for s in streams]
+            except (MissingCache, RayActorError) as exc:
+                for stream in streams:
+                    stream.cancel()
+                if attempt == 2:
+                    raise
+                log.warning("session=%s: %s lost its cache (%s); recovering it", session_id, name,
+                            type(exc).__name__)
+                await self.control.report_missing.remote(session_id, owner, name)
+        raise AssertionError("unreachable")
 
     async def _first(self, stream: Any) -> dict:
         try:
@@ -196,15 +223,21 @@ class ChatRoutes:
             raise APIError(500, "the replica returned an empty stream", "internal_error") from None
 
     async def _collect(self, req: ChatCompletionRequest, streams: list, cached: int, kind: str,
-                       session_id: str | None, arrived: float, calls: _Calls) -> dict:
+                       session_id: str | None, arrived: float, calls: _Calls, first: list[dict] | None = None) -> dict:
         start = time.perf_counter()
         choices = [ChoiceAccumulator(i) for i in range(len(streams))]
         for choice in choices:
             choice.text.append(self._echo_text(req))
+        for i, item in enumerate(first or ()):  # items taken already (session requests)
+            if i == 0:
+                self.metrics.ttft.labels(kind).observe(time.perf_counter() - arrived)
+            choices[i].add(item)
 
         async def drain(i: int) -> None:
+            if choices[i].finish_reason:
+                return
             async for item in streams[i]:
-                if not choices[i].completion_tokens and i == 0:
+                if first is None and not choices[i].completion_tokens and i == 0:
                     self.metrics.ttft.labels(kind).observe(time.perf_counter() - arrived)
                 choices[i].add(item)
 

@@ -79,13 +79,15 @@ class SessionRoutes:
             opened_future.set_exception(exc)
             raise
         opened_future.set_result(opened)
-        return await self._load(opened["session"]["id"], opened["replica"], req.context_value(), press, req.pinned)
+        return await self._load(opened["session"]["id"], opened["replica"], req.context_value(), press, req.pinned,
+                                owner)
 
-    async def _load(self, session_id: str, replica_id: str, context: Any, press: dict, pinned: bool) -> dict:
+    async def _load(self, session_id: str, replica_id: str, context: Any, press: dict, pinned: bool,
+                    owner: str | None = None) -> dict:
         start = time.perf_counter()
         try:
             stored = await asyncio.wait_for(
-                self.replicas[replica_id].load_session.remote(session_id, context, press, pinned),
+                self.replicas[replica_id].load_session.remote(session_id, context, press, pinned, owner),
                 timeout=self.config.limits.load_timeout_s)
         except BaseException as exc:
             await self.control.mark_load_failed.remote(session_id, to_api_error(exc).message)

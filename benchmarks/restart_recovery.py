@@ -1,0 +1,161 @@
+"""Restart benchmark (issue 27): time until every session answers after a restart of the whole
+application, by number of sessions, with durable caches read back vs recomputed - same run.
+
+    python benchmarks/restart_recovery.py [--sizes 5,20,50] [--port 8327]
+
+One Ray cluster, one application (2 replicas, knorm at 0.5 as tests/serving.small_args has it),
+restarted again and again on the same SQLite store and cache directory. Sessions accumulate:
+load up to the next size, then restart with ``replicas.durable.enabled: false`` (every session is
+re-prefilled: "recomputed") and again with it on (every session is read back: "persisted").
+After each restart, from the moment ``/v1/models`` answers, every session is asked at once
+(temperature 0) and the time until the last answer is taken; answers must equal the ones before
+the restarts. A session load runs during each recovery and is compared to a load on a just
+restarted application with nothing to recover (both run on freshly started replicas; the ratio,
+not the seconds, is the figure to compare across machines).
+
+Writes benchmarks/results/restart_recovery.json and .png. Run it under the e2e lock, nice'd.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.provenance import RESULTS_DIR, provenance  # noqa: E402
+from tests.conftest import document  # noqa: E402
+from tests.e2e.test_restart_recovery import answering, ask_all, wait_for  # noqa: E402
+from tests.serving import create_session, ray_cluster, serve_app, small_args  # noqa: E402
+
+NAME = "restartbench"
+
+
+def _context(i: int) -> str:
+    return document(6 + i % 10) + f" (copy {i})"
+
+
+def _timed_load(base: str, i: int) -> float:
+    start = time.perf_counter()
+    create_session(base, _context(10_000 + i))
+    return time.perf_counter() - start
+
+
+def _restart(args: dict, port: int, durable: bool) -> tuple[str, float]:
+    from ray import serve
+
+    from deployments.app import build_app
+
+    args = copy.deepcopy(args)
+    args["replicas"]["durable"]["enabled"] = durable
+    base = f"http://127.0.0.1:{port}/{NAME}"
+    serve.delete(NAME)
+    wait_for(lambda: not answering(base), 120, "the old application to go")
+    serve.run(build_app(args), name=NAME, route_prefix=f"/{NAME}", blocking=False)
+    wait_for(lambda: answering(base), 900, "/v1/models after the restart")
+    return base, time.monotonic()
+
+
+def _measure(args: dict, port: int, durable: bool, answers: dict[str, str], load_index: int) -> dict:
+    """Restart, then ask every session at once while one new session loads."""
+    from tests.e2e.test_restart_recovery import health
+
+    base, models_at = _restart(args, port, durable)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        load = pool.submit(_timed_load, base, load_index)
+        replies = ask_all(base, list(answers))
+        all_answered_s = time.monotonic() - models_at
+        load_s = load.result()
+    codes = [r.status_code for r in replies.values()]
+    same = sum(r.status_code == 200 and r.json()["choices"][0]["message"]["content"] == answers[s]
+               for s, r in replies.items())
+    recovery = health(base)["recovery"]
+    return {"all_answered_s": round(all_answered_s, 3), "load_during_recovery_s": round(load_s, 3),
+            "same_answers": same, "status_409": codes.count(409), "errors": sum(c != 200 for c in codes),
+            "reads": recovery["done"].get("read", 0), "rebuilds": recovery["done"].get("rebuild", 0)}
+
+
+def _write(result: dict) -> None:
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    (RESULTS_DIR / "restart_recovery.json").write_text(json.dumps(result, indent=2))
+    if result["rows"]:
+        plot(result, RESULTS_DIR / "restart_recovery.png")
+
+
+def run(sizes: list[int], port: int, head: dict) -> dict:
+    args = small_args()
+    rows = []
+    answers: dict[str, str] = {}
+    with ray_cluster(num_cpus=4), serve_app(port, args, name=NAME, route_prefix=f"/{NAME}", timeout_s=900) as base:
+        # the baseline a load during recovery is compared with: a load on a just-restarted app with
+        # nothing to recover (a fresh app's first loads are slower than later ones on a warm one)
+        _restart(args, port, True)
+        cold_idle_load_s = _timed_load(base, 0)
+        for size in sizes:
+            for i in range(len(answers), size):
+                session = create_session(base, _context(i))
+                reply = ask_all(base, [session["id"]])[session["id"]]
+                answers[session["id"]] = reply.json()["choices"][0]["message"]["content"]
+            idle_load_s = _timed_load(base, 2 * size)
+            time.sleep(3.0)  # write-behind: let the last caches reach the disk
+            row = {"sessions": size, "warm_idle_load_s": round(idle_load_s, 3),
+                   "cold_idle_load_s": round(cold_idle_load_s, 3)}
+            for mode, durable in (("recomputed", False), ("persisted", True)):
+                row[mode] = _measure(args, port, durable, answers, 2 * size + int(durable) + 1)
+                row[mode]["load_ratio"] = round(row[mode]["load_during_recovery_s"] / cold_idle_load_s, 2)
+            row["speedup"] = round(row["recomputed"]["all_answered_s"] / row["persisted"]["all_answered_s"], 2)
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+            _write({**head, "rows": rows, "complete": len(rows) == len(sizes)})  # a cut-short run keeps its rows
+    return {**head, "rows": rows, "complete": True}
+
+
+def plot(result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = result["rows"]
+    sizes = [r["sessions"] for r in rows]
+    fig, ax = plt.subplots(1, 2, figsize=(10, 3.8))
+    for mode, marker in (("recomputed", "o"), ("persisted", "s")):
+        ax[0].plot(sizes, [r[mode]["all_answered_s"] for r in rows], marker=marker, label=mode)
+    ax[0].set_xlabel("sessions")
+    ax[0].set_ylabel("s from /v1/models to every answer")
+    ax[0].set_title("restart: every session answers again")
+    ax[0].legend()
+    width = 0.35
+    xs = range(len(rows))
+    ax[1].bar([x - width / 2 for x in xs], [r["recomputed"]["load_ratio"] for r in rows], width, label="recomputed")
+    ax[1].bar([x + width / 2 for x in xs], [r["persisted"]["load_ratio"] for r in rows], width, label="persisted")
+    ax[1].axhline(1.0, color="grey", linewidth=0.8)
+    ax[1].set_xticks(list(xs), [str(s) for s in sizes])
+    ax[1].set_xlabel("sessions recovering")
+    ax[1].set_ylabel("load time / load on an idle fresh app")
+    ax[1].set_title("a new load during recovery")
+    ax[1].legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="5,20,50", help="session counts, ascending, comma-separated")
+    parser.add_argument("--port", type=int, default=8327)
+    options = parser.parse_args(argv)
+    sizes = sorted(int(s) for s in options.sizes.split(","))
+    head = {"provenance": provenance({"sizes": sizes, "press": "knorm 0.5", "replicas": 2}),
+            "command": "python benchmarks/restart_recovery.py " + " ".join(argv if argv is not None else sys.argv[1:])}
+    _write(run(sizes, options.port, head))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""The control shell after a restart, without Ray: fake replica handles that answer like Replica
+(heartbeat, holds, restore_session, load_session ...) in front of the real ControlShell,
+ControlPlane, RecoveryQueue, RecoveryRunner and MigrationRunner. Sessions stored READY before the
+restart are lost at the first heartbeat, read back where a durable copy is, re-prefilled where it
+is corrupt, and a question waits for its session instead of a 409."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from control_plane import SessionContext
+from control_plane.errors import SessionNotReady
+from control_plane.store.memory import MemorySessionStore
+from kvpool.durable_store import PersistedCacheError
+from kvpool.press_spec import PressSpec
+
+PRESS = PressSpec(name="knorm", compression_ratio=0.5).model_dump(mode="json")
+
+
+class Method:
+    def __init__(self, fn):
+        self.fn = fn
+
+    def remote(self, *args, **kwargs):
+        return self.fn(*args, **kwargs)
+
+
+class FakeReplica:
+    """Holds nothing in memory (it just restarted) but has durable copies of ``persisted``."""
+
+    def __init__(self, name: str, persisted: set[str], corrupt: set[str] = frozenset()) -> None:
+        self.name, self.persisted, self.corrupt = name, set(persisted), set(corrupt)
+        self.held: dict[str, dict] = {}
+        self.reads, self.prefills = [], []
+        for method in ("heartbeat", "holds", "restore_session", "load_session", "free", "drop_persisted"):
+            setattr(self, method, Method(getattr(self, f"_{method}")))
+
+    async def _heartbeat(self):
+        return {"node": "node-a", "queue_depth": 0, "loads_in_flight": 0, "streams_in_flight": 0,
+                "tiers": {"host": {"budget_bytes": 1 << 30, "held_bytes": sum(h["nbytes"] for h in self.held.values())}},
+                "events": [], "holds": dict(self.held),
+                "persisted": {s: {"owner": "anonymous", "press": PRESS} for s in self.persisted}}
+
+    async def _holds(self):
+        return dict(self.held)
+
+    async def _restore_session(self, session_id, expect, pinned=False):
+        await asyncio.sleep(0.01)
+        if session_id not in self.persisted:
+            raise PersistedCacheError("missing", f"no persisted cache for {session_id}")
+        if session_id in self.corrupt:
+            raise PersistedCacheError("corrupt", "checksum mismatch")
+        self.reads.append(session_id)
+        self.held[session_id] = {"handle": f"h-{session_id}", "tier": "host", "nbytes": 1000}
+        return {"stored_bytes": 1000, "load_s": 0.01}
+
+    async def _load_session(self, session_id, context, press, pinned=False, owner=None):
+        await asyncio.sleep(0.05)
+        self.prefills.append(session_id)
+        self.held[session_id] = {"handle": f"h2-{session_id}", "tier": "host", "nbytes": 1000}
+        self.persisted.add(session_id)
+        self.corrupt.discard(session_id)
+        return {"stored_bytes": 1000}
+
+    async def _free(self, session_id):
+        self.held.pop(session_id, None)
+        self.persisted.discard(session_id)
+        return 1000
+
+    async def _drop_persisted(self, session_ids):
+        self.persisted -= set(session_ids)
+        return len(session_ids)
+
+
+def restarted_shell(monkeypatch, sessions: int, corrupt: set[str]):
+    """A store holding ``sessions`` READY sessions on replica-0 (as before a restart), and a shell
+    started on it whose replica-0 holds none of them in memory but all on disk."""
+    from control_plane import ControlPlane
+    from deployments.config import AppConfig
+    from deployments.control import shell as shell_module
+
+    store = MemorySessionStore()
+    config = AppConfig.model_validate({"replicas": {"count": 1}, "control": {"store": "memory"},
+                                       "control_tick_s": 0.05, "transfer": {"backend": "fake"}})
+    before = ControlPlane(config.control, store=store)
+    from control_plane import ReplicaId, ReplicaStats, Tier
+
+    before.heartbeat(ReplicaId("replica-0"), ReplicaStats(node="node-a", capacity_bytes={Tier.HOST: 1 << 30}))
+    ids = []
+    for i in range(sessions):
+        record, _ = before.open_session(model="m", context=SessionContext(text=f"doc {i}"),
+                                        press=PressSpec.model_validate(PRESS))
+        before.mark_loaded(record.id, read_tokens=10, kept_tokens=5, stored_bytes=1000)
+        ids.append(record.id)
+    monkeypatch.setattr(shell_module, "ControlPlane", lambda cfg: ControlPlane(cfg, store=store))
+    replica = FakeReplica("replica-0", set(ids), corrupt)
+    shell = shell_module.ControlShell(config.model_dump(mode="json"), {"replica-0": replica})
+    return shell, replica, ids
+
+
+def test_after_a_restart_every_session_is_read_back_and_a_corrupt_one_rebuilt(monkeypatch):
+    async def scenario():
+        shell, replica, ids = restarted_shell(monkeypatch, 6, corrupt=set())
+        replica.corrupt = {ids[2]}
+        where = await asyncio.wait_for(asyncio.gather(*(shell.locate(s, "anonymous") for s in ids)), 20)
+        assert [w["replica"] for w in where] == ["replica-0"] * 6
+        assert sorted(replica.reads) == sorted(set(ids) - {ids[2]}) and replica.prefills == [ids[2]]
+        counters = (await shell.cluster())["counters"]
+        assert counters["recovered_by_read"] == 5 and counters["recovered_by_rebuild"] == 1, counters
+        assert counters["cache_read_fallbacks_corrupt"] == 1, counters
+        shell._loop_task.cancel()
+    asyncio.run(scenario())
+
+
+def test_a_request_that_cannot_wait_gets_retry_after(monkeypatch):
+    async def scenario():
+        shell, replica, ids = restarted_shell(monkeypatch, 2, corrupt=set())
+        replica.persisted.clear()  # nothing on disk: re-prefill, slower than the request may wait
+
+        async def slow_load(*args, **kwargs):
+            await asyncio.sleep(5)
+            return {"stored_bytes": 1000}
+
+        replica.load_session = Method(slow_load)
+        shell.config = shell.config.model_copy(update={"control": shell.config.control.model_copy(update={
+            "recovery": shell.config.control.recovery.model_copy(update={"max_wait_s": 0.3})})})
+        with pytest.raises(SessionNotReady) as error:
+            await shell.locate(ids[0], "anonymous")
+        assert error.value.retry_after_s is not None and error.value.retry_after_s >= 1
+        shell._loop_task.cancel()
+    asyncio.run(scenario())
+
+
+def test_nothing_to_recover_when_the_replica_still_holds_its_sessions(monkeypatch):
+    async def scenario():
+        shell, replica, ids = restarted_shell(monkeypatch, 3, corrupt=set())
+        replica.held = {s: {"handle": f"h-{s}", "tier": "host", "nbytes": 1000} for s in ids}  # a control-plane restart
+        await shell.ready()
+        await shell.locate(ids[0], "anonymous")
+        assert replica.reads == [] and replica.prefills == []
+        shell._loop_task.cancel()
+    asyncio.run(scenario())
+
+
