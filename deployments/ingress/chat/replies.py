@@ -108,7 +108,7 @@ class ChoiceAccumulator:
         if tools is not None and tools.mode != "none":
             turn = parse_turn(text, tools)
             calls = tool_calls(turn, call_seed)
-            message = ChatMessage(role="assistant", content=turn.content,
+            message = ChatMessage(role="assistant", content=turn.content or None,  # as streamed: no text, null
                                   **({"tool_calls": calls} if calls else {}))
             finish = finish_reason(turn, finish)
         return Choice(index=self.index, message=message,
