@@ -136,7 +136,8 @@ class MoERouterPress(ScorerPress):
     def _record(self, layer: int, weights: torch.Tensor, k_len: int) -> None:
         names = self.gate.experts
         kept = compute_n_kept(k_len, self.compression_ratio)
-        rows = [[(names[e], round(float(w[e]), 4)) for e in torch.nonzero(w).flatten().tolist()] for w in weights]
+        rows = [[(names[e], round(float(w[e]), 4)) for e in range(len(names)) if round(float(w[e]), 4) > 0]
+                for w in weights]  # experts whose weight shows at 4 decimals
         self.layer_stats[layer] = {"layer": layer, "experts": [[n for n, _ in row] for row in rows],
                                    "weights": [[w for _, w in row] for row in rows],
                                    "tokens_kept": [kept] * weights.shape[0]}

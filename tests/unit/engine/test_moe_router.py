@@ -193,7 +193,7 @@ def test_it_is_an_expert_inside_an_allowlisted_custom_press(engine):
 @pytest.mark.parametrize("options,field", [
     ({"router_type": "random"}, "router_type"), ({"top_k": 9}, "top_k"), ({"router_type": "pikv", "top_k": 2}, "top_k"),
     ({"capacity_factor": 2.0}, "capacity_factor"), ({"router_type": "eplb", "capacity_factor": 0.5}, "capacity_factor"),
-    ({"importance_threshold": 0.3}, "importance_threshold"),
+    ({"router_type": "pikv", "importance_threshold": 0.3}, "importance_threshold"),
     ({"router_type": "adaptive", "importance_threshold": 1.5}, "importance_threshold"),
     ({"router_type": "eplb", "adaptive_top_k": True}, "adaptive_top_k"), ({"num_experts": 8}, "num_experts"),
     ({"dropout": 1.5}, "dropout"), ({"top_k": "two"}, "top_k"), ({"temperature": 1.0}, "temperature"),
