@@ -261,7 +261,7 @@ def merge(parts: list[Path], out: Path) -> None:
             if key not in keys:
                 keys.add(key)
                 result["jobs"].append(job)
-        result["parts"].append({"path": str(path), "config": part.get("config"), "provenance": part.get("provenance")})
+        result["parts"].append({"path": str(path), "config": part.get("config"), "runs": part.get("runs")})
         result["cost_runs"] = result.get("cost_runs", []) + part.get("cost_runs", [])
         if part.get("short_contexts"):
             result.setdefault("short_contexts", part["short_contexts"])

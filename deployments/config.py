@@ -43,7 +43,10 @@ class PlainRequestConfig(ClosedModel):
     prefix_cache: bool = True
     compression_threshold_tokens: int = Field(default=1024, ge=1,
                                               description="prompts at least this long are compressed")
-    press: PressSpec = PressSpec(name="knorm", compression_ratio=0.5)
+    press: PressSpec = Field(
+        default=PressSpec(name="kvzip", compression_ratio=0.5),
+        description="press of long plain prompts: the quality benchmark's choice, as for sessions "
+                    "(benchmarks/results/ruler_quality.json; min_tokens is compression_threshold_tokens)")
     block_tokens: int = Field(default=16, ge=1, description="block size of the compressed-prefix index")
     max_prefix_entries: int = Field(default=64, ge=0, description="stored plain-request prefixes per replica")
     routing: PlainRoutingConfig = PlainRoutingConfig()
@@ -120,9 +123,10 @@ class AppConfig(ClosedModel):
     name: str = "kvfleet"
     model: ModelConfig = ModelConfig()
     default_press: PressSpec = Field(
-        default=PressSpec(name="kvgrad", compression_ratio=0.5, min_tokens=115),
-        description="press of sessions that give none: the quality benchmark's best query-agnostic press at r=0.5 "
-                    "(benchmarks/results/press_quality.json); contexts under min_tokens are stored uncompressed")
+        default=PressSpec(name="kvzip", compression_ratio=0.5, min_tokens=115),
+        description="press of sessions that give none: the quality benchmark's choice, made on half its seeds "
+                    "(benchmarks/results/ruler_quality.json, docs/presses.md); contexts under min_tokens are "
+                    "stored uncompressed")
     replicas: ReplicaConfig = ReplicaConfig()
     control: ControlPlaneConfig = ControlPlaneConfig()
     plain: PlainRequestConfig = PlainRequestConfig()

@@ -23,7 +23,7 @@ class RecompressConfig(BaseModel):
                               description="added to an entry's compression ratio at each re-prune")
     max_compression_ratio: float = Field(default=0.9, gt=0.0, lt=1.0,
                                          description="floor: never drop more than this fraction of the original tokens")
-    press: str = Field(default="knorm", description="cache-only scorer that re-prunes (kvpool.recompress."
+    press: str = Field(default="keydiff", description="cache-only scorer that re-prunes (kvpool.recompress."
                        "RECOMPRESS_SCORERS); default: the one the committed quality benchmark ranks best "
                        "(benchmarks/results/ruler_quality.json)")
 
