@@ -84,3 +84,20 @@ def test_agents_sdk_runs_an_agent_with_a_function_tool(app_url):
     assert isinstance(result.final_output, str) and result.final_output
     kinds = [item.type for item in result.new_items]
     assert "tool_call_item" in kinds and "tool_call_output_item" in kinds and kinds[-1] == "message_output_item"
+
+
+def test_litellm_router_responses_chain_stays_on_its_deployment(app_url, tmp_path):
+    """``Router.aresponses`` through kvfleet's strategy: a continuation goes back to the deployment
+    that answered (LiteLLM encodes it in the response id) and reads its stored cache."""
+    from deployments.litellm_router import KvfleetRouterClient, KvfleetRouterConfig
+    from tests.e2e.litellm_support import GROUP, litellm_config
+
+    data = litellm_config({"kvfleet-a": f"{app_url}/v1", "kvfleet-b": f"{app_url}/v1"}, tmp_path / "dir.sqlite3")
+    client = KvfleetRouterClient.from_model_list(data["model_list"], data["router_settings"],
+                                                 KvfleetRouterConfig.model_validate(data["kvfleet_router"]))
+    first = client.run(client.router.aresponses(model=GROUP, input="Name a primary color.", temperature=0,
+                                                max_output_tokens=16))
+    second = client.run(client.router.aresponses(model=GROUP, input="Name another one.", temperature=0,
+                                                 max_output_tokens=16, previous_response_id=first.id))
+    assert second.usage.input_tokens_details.cached_tokens >= first.usage.input_tokens
+    assert second.usage.input_tokens - second.usage.input_tokens_details.cached_tokens < 30
