@@ -195,7 +195,8 @@ def test_top_k_and_min_p_are_honoured(client):
 def test_response_format_constrains_a_completion(client):
     reply = client.completions.create(model=MODEL, prompt="A colour:", max_tokens=48, temperature=0,
                                       extra_body={"response_format": {"type": "json_schema", "json_schema": {
-                                          "name": "c", "schema": {"type": "object", "properties": {
+                                          "name": "c", "schema": {"type": "object", "additionalProperties": False,
+                                                                  "properties": {
                                               "colour": {"type": "string", "enum": ["red", "blue"]}},
                                               "required": ["colour"]}}}})
     assert json.loads(reply.choices[0].text)["colour"] in ("red", "blue")

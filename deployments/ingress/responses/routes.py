@@ -79,7 +79,7 @@ class ResponseRoutes:
             raise _bad(exc.message, exc.param) from exc
         self.limits.check_tools(req.tools)
         parent = await self._parent(req, owner)
-        tools = self._tool_plan(req, parsed, parent)
+        tools = self._responses_tool_plan(req, parsed, parent)
         turn = await asyncio.to_thread(self._turn, req, parsed, parent, tools)
         total = (parent.tokens if parent else 0) + len(turn.input_ids)
         if total > self.config.limits.max_context_tokens:
@@ -105,9 +105,9 @@ class ResponseRoutes:
             self.metrics.ttft.labels("response").observe(time.perf_counter() - arrived)
             if req.streams:
                 streaming = True
-                return StreamingResponse(self._sse(state, stream, first, finish, request, lambda: self.router.finished(name)),
+                return StreamingResponse(self._responses_sse(state, stream, first, finish, request, lambda: self.router.finished(name)),
                                          media_type="text/event-stream")
-            async for _ in self._events(state, stream, first, finish):
+            async for _ in self._responses_events(state, stream, first, finish):
                 pass
             return state.response
         finally:
@@ -130,7 +130,7 @@ class ResponseRoutes:
             raise
 
     @staticmethod
-    def _tool_plan(req: ResponseCreateRequest, parsed: ParsedInput, parent: Parent | None) -> ToolPlan:
+    def _responses_tool_plan(req: ResponseCreateRequest, parsed: ParsedInput, parent: Parent | None) -> ToolPlan:
         """Function tools through the tool-calling package; the history check also sees the calls
         of the response this turn continues (its function_call_output items answer them)."""
         previous = function_tools.previous_calls(parent.record["response"]["object"]) if parent and parent.is_response else []
@@ -215,7 +215,7 @@ class ResponseRoutes:
             block = parent.tools_block  # the chain's cache still holds it
         return Finisher(self.control, rid, parsed.items, turn.conversation, instructions, store, block, tools)
 
-    async def _events(self, state: ResponseStream, stream: Any, first: dict, finish: Any) -> AsyncIterator[dict]:
+    async def _responses_events(self, state: ResponseStream, stream: Any, first: dict, finish: Any) -> AsyncIterator[dict]:
         """Every event of the response, in order (the non-streamed reply drains the same sequence)."""
         for event in state.start():
             yield event
@@ -246,10 +246,10 @@ class ResponseRoutes:
         for event in closing:
             yield event
 
-    async def _sse(self, state: ResponseStream, stream: Any, first: dict, finish: Any, request: Request,
+    async def _responses_sse(self, state: ResponseStream, stream: Any, first: dict, finish: Any, request: Request,
                    done: Any) -> AsyncIterator[str]:
         try:
-            async for event in self._events(state, stream, first, finish):
+            async for event in self._responses_events(state, stream, first, finish):
                 yield frame(event)
                 if await request.is_disconnected():
                     break
