@@ -80,7 +80,8 @@ def test_readme_first_python_example_prints_the_output_it_shows(defaults_url):
     blocks = blocks_in(README.read_text(), "README.md")
     example = next(b for b in blocks if b.lang == "python")
     shown = next(b for b in blocks if b.lang == "text" and b.line > example.line)
-    assert '"press"' not in example.code and "http://127.0.0.1:8000" in example.code
+    assert '"press":' not in example.code, "the first example must use the default press (no press in the request)"
+    assert "http://127.0.0.1:8000" in example.code
     code = example.code.replace("http://127.0.0.1:8000", defaults_url)
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
