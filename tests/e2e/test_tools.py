@@ -34,8 +34,8 @@ MAX_TOKENS = 64
 def ask(client: openai.OpenAI, session_id: str | None, **fields):
     extra = {"session_id": session_id} if session_id else {}
     fields.setdefault("messages", user(QUESTION))
-    return client.chat.completions.create(model=MODEL, tools=TOOLS, temperature=0, max_tokens=MAX_TOKENS,
-                                          extra_body=extra, **fields)
+    fields.setdefault("max_tokens", MAX_TOKENS)
+    return client.chat.completions.create(model=MODEL, tools=TOOLS, temperature=0, extra_body=extra, **fields)
 
 
 def assert_calls(message, names: set[str] | None = None) -> list:

@@ -14,6 +14,8 @@ decode step like any structured output.
   schema (key ``arguments``). So ``auto`` is text or valid calls, never a broken call.
 - ``none``: no constraint (the tools are not shown and nothing is parsed).
 
+Objects that declare ``properties`` without ``additionalProperties`` are closed (``closed``).
+
 ``check_compiles(tools)`` compiles each tool's schema and raises ``ToolError`` (code
 ``unsupported_schema``) naming ``tools[i].function.parameters`` and what llguidance cannot do.
 """
@@ -31,8 +33,24 @@ from deployments.ingress.tools.schema import FunctionTool, ToolChoice, ToolError
 _TEXT = "/(?s:.*)/ & ~/(?s:.*)<tool_call>(?s:.*)/"  # any text without the call tag (llguidance's & and ~)
 
 
+def closed(schema: Any) -> Any:
+    """``schema`` with ``additionalProperties: false`` on every object that declares ``properties``
+    and says nothing about extra ones (pydantic's default output): a call's arguments are the declared
+    parameters only (OpenAI's strict mode rule) - otherwise a small model may add keys until
+    ``max_tokens`` cuts the call."""
+    if isinstance(schema, list):
+        return [closed(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: (v if k in ("enum", "const", "default", "examples") else closed(v)) for k, v in schema.items()}
+    if isinstance(schema.get("properties"), dict):
+        out["properties"] = {k: closed(v) for k, v in schema["properties"].items()}
+        out.setdefault("additionalProperties", False)
+    return out
+
+
 def _json_spec(schema: dict[str, Any]) -> GuidedSpec:
-    return GuidedSpec(kind="json_schema", spec=json.dumps(schema))
+    return GuidedSpec(kind="json_schema", spec=json.dumps(closed(schema)))
 
 
 def check_compiles(tools: tuple[FunctionTool, ...], param: str = "tools") -> None:
@@ -72,7 +90,7 @@ def _required(tools: tuple[FunctionTool, ...], parallel: bool) -> dict[str, Any]
 
 
 def _auto(tools: tuple[FunctionTool, ...], parallel: bool) -> str:
-    body = json.dumps(call_schema(tools, "arguments"))
+    body = json.dumps(closed(call_schema(tools, "arguments")))
     calls = 'call ("\\n" call)*' if parallel else "call"
     return (f"start: calls | TEXT\nTEXT: {_TEXT}\ncalls: {calls}\n"
             f"call: {json.dumps(CALL_OPEN)} call_json {json.dumps(CALL_CLOSE)}\ncall_json: %json {body}\n")

@@ -93,3 +93,14 @@ def test_conflicting_defs_are_refused():
     from deployments.ingress.tools import guided_spec
     with pytest.raises(ToolError, match="Zone"):
         guided_spec(tools, ToolChoice("required"))
+
+
+def test_declared_objects_are_closed_and_free_ones_stay_open():
+    from deployments.ingress.tools.grammar import closed
+
+    schema = {"type": "object", "properties": {"a": {"type": "object", "properties": {"b": {"type": "string"}}},
+                                               "c": {"type": "object"}, "d": {"enum": [{"properties": 1}]}}}
+    out = closed(schema)
+    assert out["additionalProperties"] is False and out["properties"]["a"]["additionalProperties"] is False
+    assert "additionalProperties" not in out["properties"]["c"] and out["properties"]["d"] == schema["properties"]["d"]
+    assert closed({**schema, "additionalProperties": True})["additionalProperties"] is True
