@@ -24,7 +24,7 @@ ASK = "What is the weather in Oslo? Use the tool."
 
 def test_required_tool_call_and_its_output_round_trip(client):
     call = client.responses.create(model=MODEL, input=ASK, tools=[WEATHER], tool_choice="required", temperature=0,
-                                   max_output_tokens=48)
+                                   max_output_tokens=48, parallel_tool_calls=False)
     calls = [item for item in call.output if item.type == "function_call"]
     assert calls and calls[0].name == "get_weather" and calls[0].call_id.startswith("call_")
     assert set(json.loads(calls[0].arguments)) == {"city"}
@@ -78,7 +78,8 @@ def test_agents_sdk_runs_an_agent_with_a_function_tool(app_url):
                                                                              api_key="unused", max_retries=0))
     agent = agents.Agent(name="weather", instructions="Answer weather questions with the get_weather tool.",
                          tools=[get_weather], model=model,
-                         model_settings=agents.ModelSettings(temperature=0, tool_choice="required", max_tokens=48))
+                         model_settings=agents.ModelSettings(temperature=0, tool_choice="required", max_tokens=200,
+                                                             parallel_tool_calls=False))
     result = agents.Runner.run_sync(agent, ASK, max_turns=4)
     assert seen, "the agent never called the tool"
     assert isinstance(result.final_output, str) and result.final_output

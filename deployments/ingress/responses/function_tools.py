@@ -78,6 +78,8 @@ def read_answer(tool_plan: ToolPlan, text: str, seed: str) -> tuple[str | None, 
     """``(content, calls)`` of a finished answer: calls ``{"call_id", "name", "arguments"}`` with ids
     ``call_id(seed, k)``; content the text around them (None when the answer is calls only)."""
     turn = parse_turn(text, tool_plan.choice, final=True)
+    # a call cut off by max_output_tokens (arguments not complete JSON) is left out: sent back as
+    # history it could not be parsed (the response says why: status incomplete)
     calls = [{"call_id": call_id(seed, k), "name": c.name, "arguments": c.arguments}
-             for k, c in enumerate(turn.calls) if c.name is not None]
+             for k, c in enumerate(turn.calls) if c.name is not None and c.complete]
     return turn.content, calls
