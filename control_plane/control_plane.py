@@ -92,7 +92,6 @@ class ControlPlane:
         self._touched.pop(record.id, None)
 
     # ---- sessions -------------------------------------------------------------------------
-
     def open_session(self, *, model: str, context: SessionContext, press: PressSpec = NO_PRESS,
                      owner: str = ANONYMOUS_OWNER, ttl_s: float | None = None, pinned: bool = False,
                      estimated_bytes: int = 0, session_id: SessionId | None = None,
@@ -182,7 +181,6 @@ class ControlPlane:
         return deleted, entries
 
     # ---- facts from the shell -------------------------------------------------------------
-
     def heartbeat(self, replica_id: ReplicaId, stats: ReplicaStats) -> ReplicaView:
         return self.view.heartbeat(replica_id, stats, self.clock())
 
@@ -214,7 +212,6 @@ class ControlPlane:
         return plan_admin_move(self.view, session_id, self.config, target, method)
 
     # ---- periodic decisions -----------------------------------------------------------------
-
     def tick(self, now_s: float | None = None) -> TickReport:
         """Run the periodic decisions at ``now_s`` (default: the clock): expire silent replicas
         and idle sessions, list strays to free, and plan recovery, drains and pressure relief
@@ -256,7 +253,6 @@ class ControlPlane:
         self._touched.clear()
 
     # ---- migrations -------------------------------------------------------------------------
-
     def start_migration(self, plan: MigrationPlan) -> MigrationJob:
         """Begin carrying out a plan; drive it with ``job.next_step()`` and ``report_step``."""
         return self.jobs.start(plan)
@@ -266,7 +262,6 @@ class ControlPlane:
         return self.jobs.report(job_id, result)
 
     # ---- admin events -----------------------------------------------------------------------
-
     def begin_admin_event(self, action: str, **detail: Any) -> AdminEvent:
         """Record a PENDING admin action and return it; poll it by ``event_id``."""
         event = AdminEvent.new(action, self.clock(), detail)

@@ -68,7 +68,6 @@ class DecodeActor(TransferEndpoint):
                            dtype=self.engine.dtype)
         self.active_streams = 0
         self.tokens_generated = 0
-        self.press_totals = PressStatsTotals()  # loads whose press reports statistics (moe_router)
 
     def _init_storage(self, pool: KVPoolConfig, plain: PlainRequestConfig, durable: dict | None = None,
                       dtype: str | None = None) -> None:
@@ -77,6 +76,7 @@ class DecodeActor(TransferEndpoint):
         real DecodeActor without loading a model. ``dtype``: the model's; the pool converts caches
         of another dtype (a migration from a replica that runs another one)."""
         self.durable = DurableStore(durable["dir"], durable["budget_bytes"]) if durable else None
+        self.press_totals = PressStatsTotals()  # loads whose press reports statistics (moe_router)
         self.pool = KVPool(pool, recompressor=recompressor_for(pool.recompress.press), dtype=dtype)
         self.plain = plain
         self.prefixes = PrefixCache(self.pool, self.engine, self.plain)
