@@ -142,6 +142,7 @@ def test_mixed_rows_joining_at_different_steps_match_one_row_decode(engine, cach
 
 
 def test_same_session_asked_eight_times_at_once(engine, caches, loop):
+    skip_packed_joiners_in_bfloat16(engine)  # eight joiners submitted at once share their first forward
     ckv = caches["knorm"]
     questions = ["What is the secret code?", "Where was Alice born?", "When is the meeting?", "Summarize.",
                  "Who discussed the budget?", "What is the new wing?", "Name a city.", "What day is it?"]
