@@ -173,8 +173,9 @@ def _artifacts(engine, tmp_path) -> dict[str, dict]:
 
 
 @pytest.fixture(scope="module")
-def artifact_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("artifacts")
+def artifact_dir(tmp_path_factory, engine):
+    """One directory per engine (dtype): the artifacts are written for that engine's model."""
+    path = tmp_path_factory.mktemp(f"artifacts-{engine.dtype}")
     install_press_policy({"artifact_dir": str(path)})
     yield path
     install_press_policy(None)
