@@ -38,11 +38,12 @@ def test_two_loads_keep_the_same_tokens_and_report_the_same_stats(engine, routed
     assert routed.meta.press_stats == again.meta.press_stats
 
 
-def test_a_fresh_engine_keeps_the_same_tokens(routed):
+def test_a_fresh_engine_keeps_the_same_tokens(engine, routed):
     from deployments.engine.engine import KVEngine
     from deployments.engine.model_loader import EMBEDDED_MODEL_ID, ModelConfig, load_model
 
-    fresh = KVEngine(load_model(ModelConfig()), EMBEDDED_MODEL_ID)  # another replica: own model, own press
+    # another replica: own model (in the same dtype as the fixture's), own press
+    fresh = KVEngine(load_model(ModelConfig(dtype=engine.dtype)), EMBEDDED_MODEL_ID)
     other = fresh.prefill(TEXT, _spec())
     assert all(torch.equal(a, b) for a, b in zip(_kept_sets(routed), _kept_sets(other)))
 

@@ -172,6 +172,7 @@ def test_seeded_sampling_is_the_same_batched_or_alone(engine, caches, loop):
 
 
 def test_a_cancelled_row_leaves_without_changing_the_others(engine, caches, loop):
+    skip_packed_joiners_in_bfloat16(engine)  # three joiners submitted at once share their first forward
     work = jobs(engine, caches)[:3]
     expected = [alone(engine, *job) for job in work]
     collectors = [Collector() for _ in work]
