@@ -25,7 +25,10 @@ class RepetitionPenalty:
     def apply(self, logits: torch.Tensor) -> None:
         seen = self.seen[: logits.shape[-1]]
         scaled = torch.where(logits > 0, logits / self.penalty, logits * self.penalty)
-        logits.copy_(torch.where(seen, scaled, logits))
+        # a tiny penalty (any value > 0 is valid, e.g. 5e-324) overflows the division: stay finite so
+        # the softmax that follows has no inf - inf
+        finfo = torch.finfo(logits.dtype)
+        logits.copy_(torch.where(seen, scaled.clamp(finfo.min, finfo.max), logits))
 
     def record(self, token_id: int) -> None:
         if 0 <= token_id < self.seen.shape[0]:

@@ -23,6 +23,10 @@ from deployments.engine.sampling.base import LogitsProcessor
 from deployments.engine.sampling.params import SamplingError, SamplingParams
 
 
+GREEDY_BELOW = 1e-5
+"""Temperatures below this sample greedily (vLLM's ``_SAMPLING_EPS``)."""
+
+
 @dataclass(frozen=True)
 class TokenChoice:
     token_id: int
@@ -82,7 +86,7 @@ class TokenSampler:
         """Greedy at temperature 0; else temperature, then top-k, top-p and min-p filtering (vLLM's
         order), then a draw with the request's generator."""
         p = self.params
-        if p.temperature == 0:
+        if p.temperature < GREEDY_BELOW:  # as vLLM: a temperature this small is greedy (dividing by it overflows)
             return int(logits.argmax())
         probs = torch.softmax(logits.float() / p.temperature, dim=-1)
         if 0 < p.top_k < probs.shape[-1]:

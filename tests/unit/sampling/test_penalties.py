@@ -123,3 +123,24 @@ def test_params_survive_the_json_round_trip_between_actors():
     params = SamplingParams(logit_bias={5: -1.5}, repetition_penalty=1.3, min_tokens=4,
                             guided={"kind": "regex", "spec": "[a-z]+"})
     assert SamplingParams.model_validate(params.model_dump(mode="json")) == params
+
+
+def test_a_tiny_repetition_penalty_keeps_the_logits_finite():
+    """Regression (API fuzzer): repetition_penalty 5e-324 is valid (> 0) and overflowed the division to
+    inf, so sampling failed with a 500. The penalised logits stay finite and greedy still picks a token."""
+    from deployments.engine.sampling.penalties import RepetitionPenalty
+
+    logits = torch.tensor([[2.0, -1.0, 0.5, 3.0]])
+    RepetitionPenalty(5e-324, [0, 1], 4, torch.device("cpu")).apply(logits)
+    assert torch.isfinite(logits).all()
+    assert int(torch.softmax(logits, -1).argmax()) == 0  # the seen positive logit is pushed to the top, finitely
+    assert not torch.isnan(torch.softmax(logits, -1)).any()
+
+
+def test_a_tiny_temperature_is_greedy_not_an_overflow():
+    """Regression (same kind as above): temperature 1e-300 is valid (> 0); dividing the logits by it
+    overflowed to inf. Below vLLM's epsilon (1e-5) sampling is greedy."""
+    sampler = build_sampler(SamplingParams(max_tokens=1, temperature=1e-300, seed=1), [], torch.device("cpu"), 4,
+                            set(), None)
+    logits = torch.tensor([0.1, 2.0, -1.0, 0.5])
+    assert sampler._pick(logits) == 1
