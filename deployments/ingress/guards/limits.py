@@ -77,13 +77,16 @@ class RequestLimits:
         elif req.max_tokens:
             self.check_max_tokens(req.max_tokens)
         self.check_messages(req.messages)
-        stops = req.stop_list()
-        self._bound("stop", len(stops), "max_stop_sequences")
-        for i, stop in enumerate(stops):
-            self._bound(f"stop[{i}]", len(stop), "max_stop_chars")
+        self.check_stops(req.stop_list())
         self._bound("top_logprobs", req.top_logprobs or 0, "max_top_logprobs")
         self.check_tools(req.tools)
         self.check_press(req.press)
+
+    def check_stops(self, stops: tuple[str, ...]) -> None:
+        """Stop strings (chat and text completions): how many, and each one's characters."""
+        self._bound("stop", len(stops), "max_stop_sequences")
+        for i, stop in enumerate(stops):
+            self._bound(f"stop[{i}]", len(stop), "max_stop_chars")
 
     def check_tools(self, tools: list[Any] | None, field: str = "tools") -> None:
         """Tools per request and each tool's size as compact JSON, before any schema is compiled."""
@@ -105,10 +108,7 @@ class RequestLimits:
                            param="prompt")
         if req.max_tokens:
             self.check_max_tokens(req.max_tokens)
-        stops = req.stop_list()
-        self._bound("stop", len(stops), "max_stop_sequences")
-        for i, stop in enumerate(stops):
-            self._bound(f"stop[{i}]", len(stop), "max_stop_chars")
+        self.check_stops(req.stop_list())
         self._bound("logprobs", req.logprobs or 0, "max_top_logprobs")
         self.check_press(req.press)
 
