@@ -190,6 +190,7 @@ class KVEngine:
         positions = torch.arange(ckv.meta.next_position, ckv.meta.next_position + len(input_ids),
                                  device=self.device).unsqueeze(0)
         finish, produced = "length", 0
+        ending = sampling.ending_ids(self.eos_ids)
         for step in range(sampling.max_tokens):
             if cancelled():
                 finish = "cancelled"
@@ -198,7 +199,7 @@ class KVEngine:
             choice = sampler(logits)
             produced += 1
             text = detok.push(choice.token_id)
-            if choice.token_id in self.eos_ids and not sampling.ignore_eos:
+            if choice.token_id in ending:
                 finish = "stop"
                 yield GenerationStep(choice, text, None, len(input_ids), produced)
                 break
