@@ -52,6 +52,30 @@ class AdminActions:
                 raise
 
     # ---- actions ---------------------------------------------------------------------------
+    def dispatch(self, action: str, **kwargs: Any) -> dict:
+        """One admin route's action: ``{"event_id"}`` to poll for the changing ones, the answer for
+        ``lookup``; ValueError for an unknown action."""
+        if action == "move":
+            return {"event_id": self.move(kwargs["session_id"], kwargs.get("target_replica"),
+                                          kwargs.get("method", "transfer"))}
+        if action == "drain":
+            return {"event_id": self.drain(kwargs["replica"])}
+        if action in ("pin", "unpin"):
+            return {"event_id": self.set_pinned(kwargs["session_id"], action == "pin")}
+        if action == "compress":
+            if kwargs.get("codec"):
+                return {"event_id": self.pool_change("quantize", kwargs["session_id"], codec=kwargs["codec"])}
+            return {"event_id": self.pool_change("recompress", kwargs["session_id"],
+                                                 compression_ratio=kwargs["compression_ratio"])}
+        if action == "decompress":
+            return {"event_id": self.pool_change("dequantize", kwargs["session_id"])}
+        if action == "clear":
+            return {"event_id": self.clear(kwargs.get("session_id"), kwargs.get("replica"),
+                                           bool(kwargs.get("all")))}
+        if action == "lookup":
+            return self.lookup(kwargs.get("session_id"), kwargs.get("token_ids"))
+        raise ValueError(f"unknown admin action {action!r}")
+
     def move(self, session_id: str, target: str | None, method: str) -> str:
         plan = self.cp.plan_move(SessionId(session_id), ReplicaId(target) if target else None,
                                  MigrationMethod(method))

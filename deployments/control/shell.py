@@ -2,11 +2,9 @@
 
 It feeds the pure control plane with facts (replica heartbeats, KV pool events, lost caches) and
 carries its decisions out through the replica handles (free, migrate, rebuild). Decisions live in
-control_plane; this file only moves data and awaits remote calls, each with a timeout.
-
-Tier naming: the control plane's ``device`` tier is a replica's *primary* memory tier - GPU
-memory on GPU replicas, host memory on CPU replicas - so pressure and placement work the same on
-both; a CPU pool's ``host`` tier is reported as ``device`` and its ``disk`` tier as ``disk``.
+control_plane; this file only moves data and awaits remote calls, each with a timeout. Tier
+names as the control plane sees them: deployments/control/tiers.py; admin actions:
+admin_actions.py; stored responses' records: response_records.py.
 """
 
 from __future__ import annotations
@@ -31,6 +29,8 @@ from deployments.control.admin_actions import AdminActions
 from deployments.config import AppConfig
 from deployments.control.migration_runner import MigrationRunner
 from deployments.control.recovery_runner import RecoveryRunner
+from deployments.control.response_records import ResponseRecords
+from deployments.control.tiers import primary_tier_map, stored_tier
 from control_plane.recovery_queue import retry_after_s
 from kvpool.press_spec import PressSpec
 
@@ -38,16 +38,9 @@ log = logging.getLogger(__name__)
 _CALL_TIMEOUT_S = 60.0
 
 
-def primary_tier_map(pool_tiers: list[str]) -> dict[str, Tier]:
-    """Map a pool's tier names (fastest first) to control-plane tiers (see module docstring)."""
-    names = [t for t in ("device", "host", "disk") if t in pool_tiers]
-    mapping: dict[str, Tier] = {}
-    for i, name in enumerate(names):
-        mapping[name] = Tier.DISK if name == "disk" else (Tier.DEVICE if i == 0 else Tier.HOST)
-    return mapping
+class ControlShell(ResponseRecords):
+    """The Responses API's records come from ResponseRecords (deployments/control/response_records.py)."""
 
-
-class ControlShell:
     def __init__(self, config: dict, replicas: dict[str, Any]):
         self.config = AppConfig.model_validate(config)
         self.cp = ControlPlane(self.config.control)
@@ -165,10 +158,9 @@ class ControlShell:
         return {"session": record.model_dump(mode="json"), "replica": decision.replica_id}
 
     async def mark_loaded(self, session_id: str, stored: dict) -> dict:
-        tiers = primary_tier_map(["host", "disk"] if stored["tier"] != "device" else ["device", "host", "disk"])
         record = self.cp.mark_loaded(SessionId(session_id), read_tokens=stored["read_tokens"],
                                      kept_tokens=stored["kept_tokens"], stored_bytes=stored["stored_bytes"],
-                                     codec=stored["codec"], tier=tiers[stored["tier"]])
+                                     codec=stored["codec"], tier=stored_tier(stored["tier"]))
         return record.model_dump(mode="json")
 
     async def mark_load_failed(self, session_id: str, reason: str) -> dict:
@@ -244,29 +236,6 @@ class ControlShell:
                                        timeout=_CALL_TIMEOUT_S)
         return record.model_dump(mode="json")
 
-    # ---- stored responses (the Responses API: each is a session whose context is a chain) ------
-    async def open_response(self, *, response_id: str, owner: str, model: str, token_ids: list[int],
-                            uncompressed_from: int, press: dict, ttl_s: float | None,
-                            replica: str | None) -> dict:
-        """A LOADING record for a response about to be generated (its prompt as the context for
-        now), on ``replica`` (where the cache it extends lives) or placed by the policy."""
-        await self.ready()
-        ctx = SessionContext(token_ids=tuple(token_ids), uncompressed_from=min(uncompressed_from, len(token_ids)))
-        record, decision = self.cp.open_session(model=model, context=ctx, press=PressSpec.model_validate(press),
-                                                owner=owner, ttl_s=ttl_s, session_id=SessionId(response_id),
-                                                replica=ReplicaId(replica) if replica else None)
-        return {"session": record.model_dump(mode="json"), "replica": decision.replica_id}
-
-    async def mark_response_stored(self, response_id: str, stored: dict, uncompressed_from: int,
-                                   response: dict) -> dict:
-        """The response's conversation cache is in the pool: READY with its whole token ids."""
-        ctx = SessionContext(token_ids=tuple(stored["token_ids"]), uncompressed_from=uncompressed_from)
-        tiers = primary_tier_map(["host", "disk"] if stored["tier"] != "device" else ["device", "host", "disk"])
-        record = self.cp.mark_loaded(SessionId(response_id), read_tokens=stored["read_tokens"],
-                                     kept_tokens=stored["kept_tokens"], stored_bytes=stored["stored_bytes"],
-                                     codec=stored["codec"], tier=tiers[stored["tier"]], context=ctx, response=response)
-        return {"id": record.id, "state": record.state.value}
-
     async def record(self, session_id: str, owner: str | None, kind: str = "session") -> dict:
         """The live record; a deleted or expired one is a 404 that says so (its tombstone is read
         from the store), another owner's a plain 404 (UnknownSession)."""
@@ -301,26 +270,7 @@ class ControlShell:
     # ---- admin (each returns an event id to poll, except the read-only ones) ------------------
     async def admin_action(self, action: str, **kwargs: Any) -> dict:
         await self.ready()
-        if action == "move":
-            return {"event_id": self.admin.move(kwargs["session_id"], kwargs.get("target_replica"),
-                                                kwargs.get("method", "transfer"))}
-        if action == "drain":
-            return {"event_id": self.admin.drain(kwargs["replica"])}
-        if action in ("pin", "unpin"):
-            return {"event_id": self.admin.set_pinned(kwargs["session_id"], action == "pin")}
-        if action == "compress":
-            if kwargs.get("codec"):
-                return {"event_id": self.admin.pool_change("quantize", kwargs["session_id"], codec=kwargs["codec"])}
-            return {"event_id": self.admin.pool_change("recompress", kwargs["session_id"],
-                                                       compression_ratio=kwargs["compression_ratio"])}
-        if action == "decompress":
-            return {"event_id": self.admin.pool_change("dequantize", kwargs["session_id"])}
-        if action == "clear":
-            return {"event_id": self.admin.clear(kwargs.get("session_id"), kwargs.get("replica"),
-                                                 bool(kwargs.get("all")))}
-        if action == "lookup":
-            return self.admin.lookup(kwargs.get("session_id"), kwargs.get("token_ids"))
-        raise ValueError(f"unknown admin action {action!r}")
+        return self.admin.dispatch(action, **kwargs)
 
     async def admin_event(self, event_id: str) -> dict:
         return self.cp.admin_event(event_id).model_dump(mode="json")

@@ -100,6 +100,7 @@ class KVEngine:
                     progress: ProgressCallback | None = None) -> CompressedKV:
         if not token_ids:
             raise PromptError("context must not be empty")
+        self.check_ids(token_ids, "context")
         if len(token_ids) >= self.max_positions:
             raise ContextTooLongError(f"context has {len(token_ids)} tokens; this model reads at most "
                                       f"{self.max_positions - 1} (leave room for the question)")
@@ -166,6 +167,7 @@ class KVEngine:
         cache in another dtype: a pool built with ``KVPool(dtype=engine.dtype)`` converts on put)."""
         if not input_ids:
             raise PromptError("the question must not be empty")
+        self.check_ids(input_ids, "question")
         start = ckv.meta.next_position
         if start + len(input_ids) + sampling.max_tokens > self.max_positions:
             raise ContextTooLongError(
@@ -176,6 +178,17 @@ class KVEngine:
         if ckv.meta.dtype != self.dtype:
             raise KVFleetError(f"cache is in {ckv.meta.dtype}, this engine's model runs in {self.dtype}; convert it "
                                "first (kvpool.cast_dtype; a replica's pool does so when it stores a cache)")
+
+    def check_ids(self, token_ids: list[int], what: str) -> None:
+        """PromptError (400) for an id the model's embedding has no row for: the tokenizer may define
+        more tokens than the model was trained with (the embedded GGUF's tokenizer adds 5 fill-in-
+        the-middle tokens, e.g. ``<FILL_ME>`` = 49156, above the 49,152 rows), and user text spelling
+        one must not reach the forward pass."""
+        bad = next((t for t in token_ids if not 0 <= t < self.vocab_size), None)
+        if bad is not None:
+            name = self.tokenizer.convert_ids_to_tokens(bad) if 0 <= bad < len(self.tokenizer) else None
+            raise PromptError(f"the {what} holds token id {bad}" + (f" ({name!r})" if name else "") +
+                              f", which this model cannot read (its vocabulary is ids 0..{self.vocab_size - 1})")
 
     def uses_decoding_press(self, ckv: CompressedKV, override: PressSpec | None = None) -> bool:
         """True if decoding ``ckv`` runs a decoding-time press (it then decodes alone, unbatched)."""
@@ -245,6 +258,7 @@ class KVEngine:
         and every token attends to the stored (possibly pruned) keys as a question on ``ckv`` does.
         Returns the ``[T, hidden_size]`` final hidden states and the working cache, which now holds
         ``ckv``'s entries followed by the ``T`` new ones. Callers check lengths first."""
+        self.check_ids(token_ids, "prompt")
         start = 0 if ckv is None else ckv.meta.next_position
         ids = torch.tensor([token_ids], device=self.device)
         positions = torch.arange(start, start + len(token_ids), device=self.device).unsqueeze(0)

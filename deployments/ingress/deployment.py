@@ -60,7 +60,7 @@ class Ingress(ChatRoutes, CompletionRoutes, ResponseRoutes, SessionRoutes, Model
         RequestMetricsMiddleware.metrics = self.metrics  # counts every request (fastapi_app.py)
         self.model_name = self.config.model.name
         self.context_limit = ContextLimit(self.config.model, self.config.limits.max_context_tokens)
-        self.vocab_size = len(self.context_limit.renderer.tokenizer)  # logit_bias ids are checked against it
+        self.vocab_size = self.context_limit.vocab_size  # token ids in requests are checked against it
         self.loads = DetachedTasks()  # session loads that outlive their request
         self.limits = RequestLimits(self.config.limits)
         BodyLimitMiddleware.max_body_bytes = self.config.limits.max_body_bytes

@@ -134,3 +134,19 @@ def test_bad_press_is_422(http, press, words):
                                 422, "invalid_press")
     assert words in error["message"]
     assert_openai_error(chat(http, press=press, max_tokens=4), 422, "invalid_press")
+
+
+def test_text_spelling_a_token_the_model_cannot_read_is_a_400(http, client):
+    """Text holding ``<FILL_ME>`` (a tokenizer-only token above the model's embedding rows) in a chat
+    message, a text prompt or a session context: 400 naming the token, and the app still answers."""
+    from tests.serving import MODEL
+
+    message = [{"role": "user", "content": "Complete: <FILL_ME>"}]
+    for path, body in (("/v1/chat/completions", {"model": MODEL, "messages": message, "max_tokens": 2}),
+                       ("/v1/completions", {"model": MODEL, "prompt": "Complete: <FILL_ME>", "max_tokens": 2}),
+                       ("/v1/completions", {"model": MODEL, "prompt": [1, 49153], "max_tokens": 2}),
+                       ("/v1/sessions", {"model": MODEL, "context": "A note. <FILL_ME> The end."})):
+        error = assert_openai_error(http.post(path, json=body), 400)
+        assert "FILL_ME" in error["message"] or "49153" in error["message"], error
+    reply = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "Hi"}], max_tokens=2)
+    assert reply.choices[0].message.content

@@ -41,6 +41,24 @@ def test_tokenize_chat_messages_as_the_template_renders_them(http, engine):
     assert text.endswith("Hello! I")
 
 
+def test_tokenize_counts_what_a_chat_request_with_tools_reads(http, client):
+    """``tools`` and tool-call history are rendered as the chat route renders them: the count is
+    the ``prompt_tokens`` a plain chat completion with the same messages and tools reports."""
+    tools = [{"type": "function", "function": {"name": "get_weather", "description": "Weather of a city",
+                                               "parameters": {"type": "object", "properties": {
+                                                   "city": {"type": "string"}}, "required": ["city"]}}}]
+    history = MESSAGES + [
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "call_1", "type": "function", "function": {
+            "name": "get_weather", "arguments": '{"city": "Paris"}'}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "sunny, 21 C"}]
+    counted = http.post("/tokenize", json={"model": MODEL, "messages": history, "tools": tools}).json()["count"]
+    without = http.post("/tokenize", json={"model": MODEL, "messages": history}).json()["count"]
+    reply = client.chat.completions.create(model=MODEL, messages=history, tools=tools, max_tokens=1, temperature=0)
+    assert counted == reply.usage.prompt_tokens and counted > without
+    error = assert_openai_error(http.post("/tokenize", json={"prompt": "x", "tools": tools}), 400)
+    assert error["param"] == "tools"
+
+
 def test_version_and_model_cards(http):
     assert isinstance(http.get("/version").json()["version"], str)
     card = http.get("/v1/models").json()["data"][0]

@@ -13,7 +13,8 @@ The work is bounded before any tokenization, so a huge context costs microsecond
 2. **prefix count**: a long rendered prompt is tokenized only up to ``PREFIX_CHARS_PER_TOKEN *
    (limit + 1)`` characters first; if that prefix alone is over the limit (with a margin for the
    token that straddles the cut), it is a 413 and the rest is never tokenized;
-3. otherwise the exact count of the whole prompt (at most the character bound).
+3. otherwise the exact count of the whole prompt (at most the character bound), whose ids must
+   all be readable by the model (400 otherwise, ``check_ids``).
 """
 
 from __future__ import annotations
@@ -25,7 +26,16 @@ _CUT_MARGIN_TOKENS = 8      # tokens a cut in the middle of a word can add
 
 from deployments.engine.engine import ContextTooLongError
 from deployments.engine.model_loader import ModelConfig, resolve_model_path
-from deployments.engine.prompt import PromptRenderer
+from deployments.engine.prompt import PromptError, PromptRenderer
+
+
+def model_vocab_size(path: str, tokenizer: Any) -> int:
+    """Token ids the served model can read: its config's ``vocab_size`` (the embedding's rows)
+    when the tokenizer defines more tokens than that, else the tokenizer's size."""
+    from transformers import AutoConfig
+
+    rows = getattr(AutoConfig.from_pretrained(path), "vocab_size", None)
+    return min(len(tokenizer), rows) if rows else len(tokenizer)
 
 
 class ContextLimit:
@@ -38,6 +48,7 @@ class ContextLimit:
         self.renderer = PromptRenderer(tokenizer)
         self.max_context_tokens = max_context_tokens
         self.max_chars_per_token = max_chars_per_token(tokenizer)
+        self.vocab_size = model_vocab_size(path, tokenizer)
 
     def count(self, context: str | list[dict[str, Any]]) -> int:
         """Tokens of a session context (text) or of a chat prompt (messages), exactly."""
@@ -69,11 +80,22 @@ class ContextLimit:
             if prefix_tokens > limit + _CUT_MARGIN_TOKENS:
                 raise ContextTooLongError(f"context has more than {prefix_tokens - _CUT_MARGIN_TOKENS} tokens; "
                                           f"this server accepts at most {limit} (limits.max_context_tokens)")
-        tokens = len(self.renderer.encode(text))
-        if tokens > limit:
-            raise ContextTooLongError(f"context has {tokens} tokens; this server accepts at most "
+        ids = self.renderer.encode(text)
+        if len(ids) > limit:
+            raise ContextTooLongError(f"context has {len(ids)} tokens; this server accepts at most "
                                       f"{limit} (limits.max_context_tokens)")
-        return tokens
+        self.check_ids(ids)
+        return len(ids)
+
+    def check_ids(self, ids: list[int]) -> None:
+        """PromptError (400) when the text spells a token the model cannot read (an id the tokenizer
+        defines above the model's embedding rows, e.g. ``<FILL_ME>`` in the embedded model's) -
+        the engine refuses it too (``KVEngine.check_ids``); here it is refused before any placement."""
+        bad = next((t for t in ids if t >= self.vocab_size), None)
+        if bad is not None:
+            name = self.renderer.tokenizer.convert_ids_to_tokens(bad)
+            raise PromptError(f"the text holds {name!r} (token id {bad}), which this model cannot read (its "
+                              f"vocabulary is ids 0..{self.vocab_size - 1})")
 
 
 def max_chars_per_token(tokenizer: Any) -> int:

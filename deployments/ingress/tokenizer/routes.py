@@ -2,13 +2,14 @@
 
 | route | body | reply |
 |---|---|---|
-| ``POST /tokenize`` | ``prompt`` (text) or chat ``messages``; ``add_special_tokens``, ``add_generation_prompt``, ``continue_final_message``, ``chat_template_kwargs``, ``return_token_strs`` | ``{count, max_model_len, tokens, token_strs}`` |
+| ``POST /tokenize`` | ``prompt`` (text) or chat ``messages`` (with ``tools``); ``add_special_tokens``, ``add_generation_prompt``, ``continue_final_message``, ``chat_template_kwargs``, ``return_token_strs`` | ``{count, max_model_len, tokens, token_strs}`` |
 | ``POST /detokenize`` | ``tokens`` | ``{prompt}`` |
 | ``GET /version`` | | ``{version}`` (kvfleet's) |
 
 The ingress's own copy of the served tokenizer answers (no replica is involved): the ids are those
 a replica reads for the same prompt (a completion prompt with the same ``add_special_tokens``; a
-chat prompt rendered as ``/v1/chat/completions`` renders it). Bounded before any work under the
+chat prompt, tools and tool-call history included, rendered as a plain ``/v1/chat/completions``
+request renders it). Bounded before any work under the
 same limits as generation: a prompt's characters and ``messages`` (413 / 400 as for a context),
 ``tokens`` at most ``limits.max_context_tokens + limits.max_tokens_limit`` ids, each inside the
 vocabulary (400 naming ``tokens[i]``). ``model`` is optional (vLLM's); when given it must be the
@@ -27,6 +28,7 @@ from deployments.ingress.chat_template import render_chat
 from deployments.ingress.errors import ERRORS, APIError
 from deployments.ingress.fastapi_app import api
 from deployments.ingress.guards.limits import LimitExceeded
+from deployments.ingress.tools import ToolError, plan_tools
 from deployments.ingress.tokenizer.replies import DetokenizeResponse, TokenizeResponse, Version
 from deployments.ingress.tokenizer.schema import DetokenizeRequest, TokenizeRequest
 
@@ -52,6 +54,7 @@ class TokenizerRoutes:
         if body.model is not None:
             self._check_model(body.model)
         self.limits.check_messages(body.messages)
+        self.limits.check_tools(body.tools)
         self.context_limit.check_chars(body.prompt if body.prompt is not None else body.messages)  # 413
         tokens = await asyncio.to_thread(self._tokenize, body)
         tokenizer = self.context_limit.renderer.tokenizer
@@ -63,7 +66,11 @@ class TokenizerRoutes:
         renderer = self.context_limit.renderer
         text = body.prompt
         if text is None:
-            text = render_chat(renderer, body.messages, body.add_generation_prompt, body.continue_final_message,
+            try:  # tools and tool-call history, rendered as the chat route renders them
+                messages = plan_tools(body.tools, None, None, body.messages).prompt_messages(body.messages, "system")
+            except ToolError as exc:
+                raise APIError(400, exc.message, exc.code, param=exc.param) from exc
+            text = render_chat(renderer, messages, body.add_generation_prompt, body.continue_final_message,
                                body.chat_template_kwargs)
         return list(renderer.tokenizer.encode(text, add_special_tokens=body.special_tokens()))
 

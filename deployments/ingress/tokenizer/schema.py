@@ -3,7 +3,8 @@
 
 ``/tokenize`` takes either ``prompt`` (text; ``add_special_tokens`` defaults to true, as for a
 completion prompt) or chat ``messages`` (rendered with the chat template; ``add_special_tokens``
-defaults to false, the template writes them; ``add_generation_prompt`` defaults to true).
+defaults to false, the template writes them; ``add_generation_prompt`` defaults to true; ``tools``
+are rendered into the prompt as ``/v1/chat/completions`` renders them, deployments/ingress/tools).
 """
 
 from __future__ import annotations
@@ -24,12 +25,13 @@ class TokenizeRequest(StrictModel):
     add_generation_prompt: bool = True
     continue_final_message: bool = False
     chat_template_kwargs: dict[str, Any] | None = None
+    tools: list[dict[str, Any]] | None = Field(default=None, description="OpenAI function tools, with messages")
     return_token_strs: bool = False
 
     @field_validator("messages", mode="before")
     @classmethod
     def _messages(cls, value: Any) -> Any:
-        return value if value is None else check_messages(value, "messages")
+        return value if value is None else check_messages(value, "messages", tools=True)
 
     @model_validator(mode="after")
     def _one_input(self) -> "TokenizeRequest":
@@ -39,6 +41,8 @@ class TokenizeRequest(StrictModel):
                                         or self.continue_final_message or self.chat_template_kwargs):
             raise InvalidField("add_generation_prompt, continue_final_message and chat_template_kwargs apply to "
                                "'messages' only", "add_generation_prompt")
+        if self.prompt is not None and self.tools is not None:
+            raise InvalidField("tools apply to 'messages' only", "tools")
         return self
 
     def special_tokens(self) -> bool:

@@ -102,3 +102,19 @@ def test_too_long_context_and_question_are_rejected(engine):
     ckv = engine.prefill(document(1), PressSpec())
     with pytest.raises(ContextTooLongError, match="max_tokens"):
         engine.answer(ckv, "hi", SamplingParams(max_tokens=engine.max_positions))
+
+
+def test_text_spelling_a_token_the_model_cannot_read_is_a_prompt_error(engine):
+    """The embedded GGUF's tokenizer defines 5 tokens above the model's 49,152 embedding rows
+    (``<FILL_ME>`` = 49156): text that spells one must be a 400, never reach the forward pass."""
+    assert len(engine.tokenizer) > engine.vocab_size
+    text = "Fill this in: <FILL_ME> please."
+    assert max(engine.tokenizer.encode(text)) >= engine.vocab_size
+    with pytest.raises(PromptError, match="FILL_ME"):
+        engine.prefill(text, PressSpec())
+    ckv = engine.prefill(document(1), PressSpec())
+    with pytest.raises(PromptError, match="49156"):
+        engine.answer(ckv, text, GREEDY)
+    with pytest.raises(PromptError, match="cannot read"):
+        engine.prompt_logprobs(None, [1, engine.vocab_size])
+    assert engine.answer(ckv, "What is this about?", GREEDY)[0]  # the engine still answers
