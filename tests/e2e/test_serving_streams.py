@@ -115,3 +115,25 @@ def test_metrics_text_is_prometheus(http):
     for family in ("kvfleet_requests_total counter", "kvfleet_time_to_first_token_seconds histogram",
                    "kvfleet_generated_tokens_total counter", "kvfleet_sessions gauge", "kvfleet_kv_bytes_held gauge"):
         assert f"# TYPE {family}" in response.text
+
+
+@pytest.mark.parametrize("route", ["chat", "completions"])
+def test_continuous_usage_stats_put_the_usage_so_far_on_every_chunk(client, route):
+    """vLLM's ``stream_options.continuous_usage_stats`` (with ``include_usage``): every chunk carries
+    the usage so far (completion tokens never decreasing), the last equals the non-streamed usage;
+    without it only the final usage chunk has one."""
+    args = dict(model=MODEL, max_tokens=6, temperature=0, n=2)
+    if route == "chat":
+        create, args["messages"] = client.chat.completions.create, user("Count to five.")
+    else:
+        create, args["prompt"] = client.completions.create, "Count to five:"
+    whole = create(**args)
+    chunks = list(create(**args, stream=True,
+                         stream_options={"include_usage": True, "continuous_usage_stats": True}))
+    assert all(c.usage is not None for c in chunks)
+    counts = [c.usage.completion_tokens for c in chunks]
+    assert counts == sorted(counts) and counts[0] <= 1  # chat opens with a role chunk (0 tokens)
+    assert chunks[-1].usage.model_dump() == whole.usage.model_dump()
+    assert {c.usage.prompt_tokens for c in chunks} == {whole.usage.prompt_tokens}
+    plain = list(create(**args, stream=True, stream_options={"include_usage": True}))
+    assert [c.usage is not None for c in plain] == [False] * (len(plain) - 1) + [True]

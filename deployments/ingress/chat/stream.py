@@ -4,7 +4,8 @@ One ``chat.completion.chunk`` per token of each of the ``n`` choices (their ``in
 apart): an opening role delta, the echo (vLLM's chat ``echo``), then content deltas - or, when
 the answers are read as tool calls, the tool-call deltas of tools/stream.py, parsed exactly as
 the non-streamed reply is - a finish chunk per choice, a usage chunk when
-``stream_options.include_usage`` asks, and ``[DONE]``. Joined, the deltas equal the
+``stream_options.include_usage`` asks (with ``continuous_usage_stats`` too, vLLM's extra: every
+chunk also carries the usage so far), and ``[DONE]``. Joined, the deltas equal the
 non-streamed reply byte for byte. A failure mid-stream is reported in-band as an OpenAI error
 object, then the stream ends; the replica's streams are cancelled however it ends (client
 disconnect included).
@@ -58,13 +59,22 @@ async def chat_events(req: ChatCompletionRequest, streams: list, first: list[dic
     name = setup.model_name
     choices = [ChoiceAccumulator(i) for i in range(len(streams))]
     include_usage = bool(req.stream_options and req.stream_options.include_usage)
+    continuous = include_usage and req.stream_options.continuous_usage_stats
+    for choice, item in zip(choices, first):
+        choice.prompt_tokens = item["prompt_tokens"]  # known before any token: usage from the first chunk
+
+    def event(payload: dict) -> str:
+        if continuous:
+            payload["usage"] = usage(choices, cached)
+        return sse(payload)
+
     try:
         for i in range(len(streams)):
             opening = {"role": "assistant", "content": None if calls.choice else ""}
-            yield sse(chunk(cid, name, created, opening, i))
+            yield event(chunk(cid, name, created, opening, i))
             if setup.echo:
                 choices[i].text.append(setup.echo)
-                yield sse(chunk(cid, name, created, {"content": setup.echo}, i))
+                yield event(chunk(cid, name, created, {"content": setup.echo}, i))
         for i, stream in enumerate(streams):
             pending = [first[i]]
             tool_stream = calls.stream(i)
@@ -77,15 +87,15 @@ async def chat_events(req: ChatCompletionRequest, streams: list, first: list[dic
                     else:  # tool-call deltas: the same parse as the non-streamed reply
                         deltas = tool_stream.feed("".join(choices[i].text), final=bool(item["finish_reason"]))
                     for delta in deltas:
-                        yield sse(chunk(cid, name, created, delta, i, logprobs=logprobs))
+                        yield event(chunk(cid, name, created, delta, i, logprobs=logprobs))
                         logprobs = None
                     if logprobs:  # a token with nothing to send yet (e.g. a held-back "<tool")
-                        yield sse(chunk(cid, name, created, {}, i, logprobs=logprobs))
+                        yield event(chunk(cid, name, created, {}, i, logprobs=logprobs))
                     if item["finish_reason"]:
                         finish = choices[i].finish_reason
                         if tool_stream is not None:
                             finish = finish_reason(tool_stream.turn, finish)
-                        yield sse(chunk(cid, name, created, {}, i, finish))
+                        yield event(chunk(cid, name, created, {}, i, finish))
                 if choices[i].finish_reason or await request.is_disconnected():
                     break
                 try:

@@ -227,15 +227,24 @@ class CompletionRoutes:
                               prompt_logprobs: list, streams: dict[int, Any], first: dict[int, dict],
                               total_prompt: int, session_tokens: int, request: Request, done: Any) -> AsyncIterator[str]:
         cid, created = completion_id(), int(time.time())
+        include_usage = bool(req.stream_options and req.stream_options.include_usage)
+        cached = len(jobs) * session_tokens + sum(first[k].get("cached_tokens", 0) for k in first
+                                                  if k % req.n == 0)
+
+        def event(payload: dict) -> str:  # vLLM's continuous_usage_stats: the usage so far on every chunk
+            if include_usage and req.stream_options.continuous_usage_stats:
+                payload["usage"] = usage(total_prompt, choices, cached).model_dump(exclude_unset=True)
+            return sse(payload)
+
         try:
             for choice in choices:
                 k = choice.index
                 if req.echo:
                     job = jobs[k // req.n]
-                    yield sse(chunk(cid, self.model_name, created, choice.echo(job.text, prompt_logprobs[job.index])))
+                    yield event(chunk(cid, self.model_name, created, choice.echo(job.text, prompt_logprobs[job.index])))
                 if k not in streams:
                     choice.finish_reason = "length"
-                    yield sse(chunk(cid, self.model_name, created,
+                    yield event(chunk(cid, self.model_name, created,
                                     {"index": k, "text": "", "logprobs": None, "finish_reason": "length"}))
                     continue
                 pending = [first[k]]
@@ -243,15 +252,14 @@ class CompletionRoutes:
                     for item in pending:
                         piece = choice.add(item)
                         if piece is not None:
-                            yield sse(chunk(cid, self.model_name, created, piece))
+                            yield event(chunk(cid, self.model_name, created, piece))
                     if choice.finish_reason or await request.is_disconnected():
                         break
                     try:
                         pending = [await asyncio.wait_for(streams[k].__anext__(), self.config.limits.request_timeout_s)]
                     except StopAsyncIteration:
                         break
-            if req.stream_options and req.stream_options.include_usage:
-                cached = len(jobs) * session_tokens + sum(c.cached_tokens for c in choices[::req.n])
+            if include_usage:
                 yield sse({"id": cid, "object": "text_completion", "created": created, "model": self.model_name,
                            "choices": [], "usage": usage(total_prompt, choices, cached).model_dump(exclude_unset=True)})
             yield SSE_DONE
