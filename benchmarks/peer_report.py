@@ -60,6 +60,10 @@ def _fmt(value: float | None, unit: str) -> str:
     return f"{value:.2f} {unit}" if unit == "s" else f"{value:.1f} {unit}"
 
 
+def _x(ratio: float | None) -> str:
+    return "-" if ratio is None else f"{ratio:.2f}x"
+
+
 def markdown_table(result: dict[str, Any]) -> str:
     """The docs table: one row per figure, kvfleet and llama.cpp side by side with the ratio."""
     summary = result["summary"]
@@ -69,13 +73,13 @@ def markdown_table(result: dict[str, Any]) -> str:
     for c in sorted(kv["decode_tokens_per_s"], key=int):
         label = "1 stream" if c == "1" else f"{c} concurrent streams"
         rows.append(f"| aggregate decode, {label} | {_fmt(kv['decode_tokens_per_s'][c], 'tok/s')} | "
-                    f"{_fmt(peer['decode_tokens_per_s'].get(c), 'tok/s')} | {ratios.get(f'decode_x_at_{c}')}x |")
+                    f"{_fmt(peer['decode_tokens_per_s'].get(c), 'tok/s')} | {_x(ratios.get(f'decode_x_at_{c}'))} |")
     rows.append(f"| TTFT, ~3k-token document asked cold (kvfleet: session load {_fmt(kv['load_s'], 's')} "
                 f"+ first question) | {_fmt(kv['ttft_cold_s'], 's')} | {_fmt(peer['ttft_cold_s'], 's')} | "
-                f"{ratios.get('ttft_cold_x')}x |")
+                f"{_x(ratios.get('ttft_cold_x'))} |")
     rows.append(f"| TTFT, same document asked again, new question | {_fmt(kv['ttft_again_s'], 's')} | "
-                f"{_fmt(peer['ttft_again_s'], 's')} | {ratios.get('ttft_again_x')}x |")
+                f"{_fmt(peer['ttft_again_s'], 's')} | {_x(ratios.get('ttft_again_x'))} |")
     rows.append(f"| TTFT, 3 documents asked in turn (median of {len(kv['ttft_turns_s'])}) | "
                 f"{_fmt(kv['ttft_turns_median_s'], 's')} | {_fmt(peer['ttft_turns_median_s'], 's')} | "
-                f"{ratios.get('ttft_turns_median_x')}x |")
+                f"{_x(ratios.get('ttft_turns_median_x'))} |")
     return "\n".join(rows)
