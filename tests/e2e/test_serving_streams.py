@@ -133,7 +133,8 @@ def test_continuous_usage_stats_put_the_usage_so_far_on_every_chunk(client, rout
     assert all(c.usage is not None for c in chunks)
     counts = [c.usage.completion_tokens for c in chunks]
     assert counts == sorted(counts) and counts[0] <= 1  # chat opens with a role chunk (0 tokens)
-    assert chunks[-1].usage.model_dump() == whole.usage.model_dump()
+    counted = ("prompt_tokens", "completion_tokens", "total_tokens")  # cached_tokens: the prefix cache's hits vary
+    assert [getattr(chunks[-1].usage, k) for k in counted] == [getattr(whole.usage, k) for k in counted]
     assert {c.usage.prompt_tokens for c in chunks} == {whole.usage.prompt_tokens}
     plain = list(create(**args, stream=True, stream_options={"include_usage": True}))
     assert [c.usage is not None for c in plain] == [False] * (len(plain) - 1) + [True]
