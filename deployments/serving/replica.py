@@ -151,6 +151,8 @@ class Replica:
         conversation so far - parent cache + ``input_ids`` + the output (its end-of-sequence id
         dropped) + ``closing_ids`` (the chat template's end of an assistant turn) - is stored as
         ``key``'s cache, and one last dict ``{"stored": {...store() reply, "token_ids"}}`` follows.
+        With ``store["answer_later"]`` the output and ``closing_ids`` are left out: the caller
+        appends the answer it renders (``append_answer``; a tool-calling turn's output items).
         With ``recompress`` the tokens before ``uncompressed_from`` are re-prefilled under ``press``
         and the rest appended whole; otherwise the new tokens are appended to the parent's cache.
         """
@@ -185,13 +187,18 @@ class Replica:
         eos = set(await self.decode_actor.eos_ids.remote())
         if output and output[-1] in eos:
             output = output[:-1]  # the template's closing tokens carry the end of the turn
-        new_ids = list(fed) + output + list(store["closing_ids"])
+        new_ids = list(fed) + ([] if store.get("answer_later") else output + list(store["closing_ids"]))
         if not store.get("recompress"):
             return await self.decode_actor.store_extended.remote(store["key"], base, new_ids, store.get("pinned", False))
         before = (await self.decode_actor.cache_tokens.remote(base) if isinstance(base, str)
                   else list((await base).meta.token_ids))
         return await self._load_chain(store["key"], before + new_ids, store["uncompressed_from"], store["press"],
                                       store.get("pinned", False))
+
+    async def append_answer(self, key: str, answer_ids: list[int], pinned: bool = False) -> dict:
+        """Append an answer's tokens to ``key``'s stored cache (a turn stored by ``respond`` with
+        ``answer_later``); returns what ``DecodeActor.store_extended`` returns."""
+        return await self.decode_actor.store_extended.remote(key, key, list(answer_ids), pinned)
 
     async def chat(self, session_id: str | None, question: Any, sampling: dict,
                    press: dict | None = None, scope: str = "") -> AsyncIterator[dict]:
