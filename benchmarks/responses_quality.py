@@ -108,7 +108,7 @@ def run(port: int) -> dict:
                          "answer_tokens": ANSWER_TOKENS, "replicas": 1, "default_press": default})
     chains: dict[str, list[dict[str, Any]]] = {}
     with ray_cluster(num_cpus=3):
-        for label, press in (("none", {"name": "none"}), ("default", default)):
+        for label, press in (("none", {"name": "none", "compression_ratio": 0.0}), ("default", default)):
             chains[label] = run_chains(port, press, docs, label)
     def accuracy(label: str) -> float:
         answers = [a for c in chains[label] for a in c["answers"]]
