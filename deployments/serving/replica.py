@@ -151,47 +151,44 @@ class Replica:
         conversation so far - parent cache + ``input_ids`` + the output (its end-of-sequence id
         dropped) + ``closing_ids`` (the chat template's end of an assistant turn) - is stored as
         ``key``'s cache, and one last dict ``{"stored": {...store() reply, "token_ids"}}`` follows.
+        With ``store["answer_later"]`` the output and ``closing_ids`` are left out: the caller
+        appends the answer it renders (``append_answer``; a tool-calling turn's output items).
         With ``recompress`` the tokens before ``uncompressed_from`` are re-prefilled under ``press``
         and the rest appended whole; otherwise the new tokens are appended to the parent's cache.
         """
-        self.streams_in_flight += 1
-        stream = None
-        try:
+        fed = input_ids[-1:] if parent is None else list(input_ids)
+        base: Any = parent
+
+        async def open_stream() -> Any:
+            nonlocal base
             generate = self.decode_actor.generate.options(num_returns="streaming")
             if parent is None:
-                base: Any = self.prefill_actor.prefill.remote(input_ids[:-1], NO_PRESS.model_dump(mode="json"))
-                fed = input_ids[-1:]
-                stream = generate.remote(None, fed, sampling, base)
-            else:
-                base, fed = parent, input_ids
-                stream = generate.remote(parent, fed, sampling)
-            output: list[int] = []
-            async for ref in stream:
-                item = await ref
-                if item["token_id"] is not None:
-                    output.append(item["token_id"])
-                yield item
-            if store is not None:
-                yield {"stored": await self._store_turn(base, fed, output, store)}
-        except _ACTOR_DEATH:
-            asyncio.get_running_loop().create_task(self._restart_if_dead())
-            raise
-        finally:
-            self.streams_in_flight -= 1
-            if stream is not None:
-                ray.cancel(stream)
+                base = self.prefill_actor.prefill.remote(input_ids[:-1], NO_PRESS.model_dump(mode="json"))
+                return generate.remote(None, fed, sampling, base)
+            return generate.remote(parent, fed, sampling)
+
+        async def stored(output: list[int]) -> dict:
+            return {"stored": await self._store_turn(base, fed, output, store)}
+
+        async for item in self._relay(open_stream, stored if store is not None else None):
+            yield item
 
     async def _store_turn(self, base: Any, fed: list[int], output: list[int], store: dict) -> dict:
         eos = set(await self.decode_actor.eos_ids.remote())
         if output and output[-1] in eos:
             output = output[:-1]  # the template's closing tokens carry the end of the turn
-        new_ids = list(fed) + output + list(store["closing_ids"])
+        new_ids = list(fed) + ([] if store.get("answer_later") else output + list(store["closing_ids"]))
         if not store.get("recompress"):
             return await self.decode_actor.store_extended.remote(store["key"], base, new_ids, store.get("pinned", False))
         before = (await self.decode_actor.cache_tokens.remote(base) if isinstance(base, str)
                   else list((await base).meta.token_ids))
         return await self._load_chain(store["key"], before + new_ids, store["uncompressed_from"], store["press"],
                                       store.get("pinned", False))
+
+    async def append_answer(self, key: str, answer_ids: list[int], pinned: bool = False) -> dict:
+        """Append an answer's tokens to ``key``'s stored cache (a turn stored by ``respond`` with
+        ``answer_later``); returns what ``DecodeActor.store_extended`` returns."""
+        return await self.decode_actor.store_extended.remote(key, key, list(answer_ids), pinned)
 
     async def chat(self, session_id: str | None, question: Any, sampling: dict,
                    press: dict | None = None, scope: str = "") -> AsyncIterator[dict]:
@@ -226,15 +223,22 @@ class Replica:
         async for item in self._relay(open_stream):
             yield item
 
-    async def _relay(self, open_stream: Any) -> AsyncIterator[dict]:
+    async def _relay(self, open_stream: Any, after: Any = None) -> AsyncIterator[dict]:
         """Relay the decode actor's stream; a dead actor triggers a restart; the stream is cancelled
-        when the caller stops reading."""
+        when the caller stops reading. ``after(output_ids)``: an optional async step run once the
+        stream has ended, given the token ids it produced; its result is relayed last."""
         self.streams_in_flight += 1
         stream = None
         try:
             stream = await open_stream()
+            output: list[int] = []
             async for ref in stream:
-                yield await ref
+                item = await ref
+                if item.get("token_id") is not None:
+                    output.append(item["token_id"])
+                yield item
+            if after is not None:
+                yield await after(output)
         except _ACTOR_DEATH:
             asyncio.get_running_loop().create_task(self._restart_if_dead())
             raise

@@ -22,9 +22,6 @@ WEATHER = {"type": "function", "name": "get_weather", "description": "Get the cu
 ASK = "What is the weather in Oslo? Use the tool."
 
 
-@pytest.mark.xfail(reason="known gap (integration run 07:20): the continuation after a function_call_output "
-                   "prefilled 202 new tokens instead of the tool output alone - the tools block is rendered again "
-                   "at the new turn; to fix in the Responses conversation rendering")
 def test_required_tool_call_and_its_output_round_trip(client):
     call = client.responses.create(model=MODEL, input=ASK, tools=[WEATHER], tool_choice="required", temperature=0,
                                    max_output_tokens=48, parallel_tool_calls=False)
@@ -35,7 +32,9 @@ def test_required_tool_call_and_its_output_round_trip(client):
     answer = client.responses.create(
         model=MODEL, previous_response_id=call.id, tools=[WEATHER], temperature=0, max_output_tokens=24,
         input=[{"type": "function_call_output", "call_id": calls[0].call_id, "output": "Sunny, 21 C"}])
-    assert answer.usage.input_tokens - answer.usage.input_tokens_details.cached_tokens < 60  # the tool output only
+    # only the tool output's turn is prefilled (~28 tokens; the tools block the chain holds is not
+    # rendered again although this turn's parallel_tool_calls differs; 202 before the fix)
+    assert answer.usage.input_tokens - answer.usage.input_tokens_details.cached_tokens < 40
     assert answer.output and answer.status in ("completed", "incomplete")
     # the same turn re-sent whole (the Agents SDK's default: no previous_response_id) reads the same prompt
     resent = client.responses.create(

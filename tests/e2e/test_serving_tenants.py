@@ -38,6 +38,7 @@ def write_keys(path: Path, keys: dict[str, tuple[str, bool]]) -> None:
 
 
 BASE_KEYS = {ALICE: ("alice", True), BOB: ("bob", False)}
+RESPONSE_TTL_S = 6.0  # stored responses' idle TTL on this app (the expiry test waits it out)
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +50,8 @@ def keys_file() -> Path:
 
 @pytest.fixture(scope="module")
 def tenants_url(extra_app, keys_file) -> Iterator[str]:
-    args = small_args(replicas={"count": 1}, security={"keys_file": str(keys_file), "reload_s": 0.5})
+    args = small_args(replicas={"count": 1}, security={"keys_file": str(keys_file), "reload_s": 0.5},
+                      responses={"ttl_s": RESPONSE_TTL_S})
     assert ALICE not in yaml.safe_dump(args) and BOB not in yaml.safe_dump(args)
     with extra_app("tenants", args) as url:
         yield url
@@ -118,6 +120,35 @@ def test_another_tenant_cannot_see_use_change_or_delete_a_session(tenants_url, a
     reply = oai(url, ALICE).chat.completions.create(model=MODEL, messages=user("What is Alice's locker code?"),
                                                     temperature=0, max_tokens=12, extra_body={"session_id": sid})
     assert "5521" in reply.choices[0].message.content
+
+
+def test_another_tenant_cannot_see_continue_or_delete_a_response_and_an_expired_one_is_named(tenants_url):
+    """A stored response (Responses API) is scoped to its owner like a session: bob gets the 404 of
+    an unknown id from every route; alice's own expires after the app's ``responses.ttl_s`` and
+    then a 404 names it and says it expired."""
+    alice, bob = oai(tenants_url, ALICE), httpx.Client(base_url=tenants_url, headers=auth(BOB), timeout=60)
+    reply = alice.responses.create(model=MODEL, input="Remember the word apple.", temperature=0, max_output_tokens=4)
+    rid = reply.id
+    for method, path in [("GET", f"/v1/responses/{rid}"), ("GET", f"/v1/responses/{rid}/input_items"),
+                         ("DELETE", f"/v1/responses/{rid}")]:
+        error = assert_openai_error(bob.request(method, path), 404)
+        assert "for this API key" in error["message"], error  # the same answer as an unknown id
+    body = {"model": MODEL, "input": "Which word?", "previous_response_id": rid}
+    error = assert_openai_error(bob.post("/v1/responses", json=body), 404)
+    assert error.get("param") in (None, "previous_response_id")
+    with pytest.raises(openai.NotFoundError):
+        oai(tenants_url, BOB).responses.retrieve(rid)
+    assert alice.responses.retrieve(rid).output_text == reply.output_text   # bob's DELETE did nothing
+    assert alice.responses.input_items.list(rid).data
+    # alice's own response, once idle past the TTL, is a 404 that names it and says why
+    def expired() -> dict | None:
+        got = httpx.get(f"{tenants_url}/v1/responses/{rid}", headers=auth(ALICE), timeout=60)
+        return got.json()["error"] if got.status_code == 404 else None
+    error = wait_for(expired, RESPONSE_TTL_S + 60, "the response to expire")
+    assert rid in error["message"] and "expired" in error["message"], error
+    error = assert_openai_error(httpx.post(f"{tenants_url}/v1/responses", headers=auth(ALICE), timeout=60,
+                                           json=body), 404)
+    assert rid in error["message"] and "expired" in error["message"], error
 
 
 def test_a_rotated_key_stops_working_without_restart(tenants_url, keys_file, alice_session):

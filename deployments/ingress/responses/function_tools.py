@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from deployments.ingress.tools import ToolError, ToolPlan, call_id, parse_turn, plan_tools, tools_block
+from deployments.ingress.tools import ToolError, ToolPlan, call_id, parse_turn, plan_tools, render_history, tools_block
 
 _FUNCTION_KEYS = ("name", "description", "parameters", "strict")
 
@@ -65,6 +65,33 @@ def plan(tools: list[dict[str, Any]] | None, tool_choice: Any, parallel: bool | 
 def block(tool_plan: ToolPlan) -> str:
     """The tools text a chain's cache holds for this plan ("" for none)."""
     return tools_block(tool_plan.tools, tool_plan.choice, tool_plan.parallel)
+
+
+def renders_block(tool_plan: ToolPlan, chain_block: str) -> bool:
+    """Whether a turn continuing a chain whose cache holds ``chain_block`` must render its tools
+    block: only for tools the chain does not show yet. The per-turn options - ``tool_choice``
+    (other than ``none``, which shows nothing) and ``parallel_tool_calls`` - are this turn's
+    decoding grammar; they never re-render a block the chain already holds (its wording is the
+    turn's that first showed the tools; re-rendering it re-read ~200 tokens per turn)."""
+    if not block(tool_plan):
+        return False
+    return not any(tools_block(tool_plan.tools, tool_plan.choice, parallel) == chain_block for parallel in (True, False))
+
+
+def held_block(tool_plan: ToolPlan, chain_block: str) -> str:
+    """The tools block the cache of a turn continuing ``chain_block``'s chain holds ("" for none)."""
+    return block(tool_plan) if renders_block(tool_plan, chain_block) else chain_block
+
+
+def answer_turn(content: str | None, calls: list[dict[str, Any]]) -> str:
+    """The assistant turn a chain's cache holds for an answer read as ``(content, calls)``
+    (``read_answer``): its output items rendered as history (render.py) - exactly what a client
+    re-sending those items (``message`` / ``function_call``) renders, whatever form the
+    tool_choice's grammar generated them in (``required``: a JSON array, ``named``: the arguments)."""
+    tool_calls = [{"id": c["call_id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
+                  for c in calls]
+    message = {"role": "assistant", "content": content, **({"tool_calls": tool_calls} if tool_calls else {})}
+    return render_history([message])[0]["content"] or ""
 
 
 def previous_calls(response: dict[str, Any]) -> list[dict[str, Any]]:

@@ -89,12 +89,14 @@ class ResponseRoutes:
         sampling = self._responses_sampling(req, tools)
         rid = response_id()
         name, store = await self._place(req, owner, rid, parent, turn, parsed)
+        if store is not None and tools.parses:
+            store["answer_later"] = True  # the stored answer is its output items' rendering (Finisher.record)
         stream = self.replicas[name].options(stream=True).respond.remote(
             parent.id if parent else None, turn.input_ids, sampling, store)
         self.router.started(name)
         state = ResponseStream(skeleton(rid, req, self.model_name), parent.tokens if parent else 0, req.logprobs(),
                                text_events=not tools.parses)
-        finish = self._finisher(req, rid, parsed, turn, parent, store, tools)
+        finish = self._finisher(req, rid, parsed, turn, parent, store, tools, self.replicas[name])
         streaming = False
         try:
             try:
@@ -158,7 +160,8 @@ class ResponseRoutes:
     def _turn(self, req: ResponseCreateRequest, parsed: ParsedInput, parent: Parent | None, tools: ToolPlan) -> Turn:
         """The turn's tokens. Tools and tool history are rendered as text (deployments/ingress/tools/
         render.py): the tools block goes in the system message of a first turn; a continuation whose
-        chain already holds the same block adds none, else it goes before this turn's first user text."""
+        chain already shows the same tools adds none (function_tools.renders_block), else it goes
+        before this turn's first user text."""
         messages = list(parsed.messages)
         if parent is None:
             if req.instructions:
@@ -167,7 +170,7 @@ class ResponseRoutes:
         if req.instructions and req.instructions != parent.instructions:
             # the chain's cache already holds the instructions it started with; new ones join at this turn
             messages.insert(0, {"role": "system", "content": req.instructions})
-        if parent.is_response and function_tools.block(tools) == parent.tools_block:
+        if parent.is_response and not function_tools.renders_block(tools, parent.tools_block):
             return self.conversations.after_response(parent.conversation, render_history(messages))
         plain = with_tools(messages, tools.tools, tools.choice, tools.parallel, "first_user")
         if parent.is_response:
@@ -208,12 +211,11 @@ class ResponseRoutes:
                 await asyncio.sleep(0.25)
 
     def _finisher(self, req: ResponseCreateRequest, rid: str, parsed: ParsedInput, turn: Turn,
-                  parent: Parent | None, store: dict | None, tools: ToolPlan) -> Finisher:
+                  parent: Parent | None, store: dict | None, tools: ToolPlan, replica: Any) -> Finisher:
         instructions = req.instructions if parent is None else (parent.instructions or req.instructions)
-        block = function_tools.block(tools)
-        if parent is not None and parent.is_response and parent.tools_block and not block:
-            block = parent.tools_block  # the chain's cache still holds it
-        return Finisher(self.control, rid, parsed.items, turn.conversation, instructions, store, block, tools)
+        block = function_tools.held_block(tools, parent.tools_block if parent is not None else "")
+        return Finisher(self.control, rid, parsed.items, turn.conversation, instructions, store, block, tools,
+                        replica=replica, encode=self.conversations.renderer.encode)
 
     async def _responses_events(self, state: ResponseStream, stream: Any, first: dict, finish: Any) -> AsyncIterator[dict]:
         """Every event of the response, in order (the non-streamed reply drains the same sequence)."""
@@ -237,12 +239,14 @@ class ResponseRoutes:
             except BaseException as exc:
                 await finish.failed(to_api_error(exc).message)
                 raise
+        answer = state.output_text
         if finish.tools.parses:
             content, calls = function_tools.read_answer(finish.tools, state.output_text, finish.rid)
             closing = state.finish(calls=calls, content=content)
+            answer = function_tools.answer_turn(content, calls)
         else:
             closing = state.finish()
-        await finish.record(state.response, stored, state.output_text)
+        await finish.record(state.response, stored, answer)
         for event in closing:
             yield event
 

@@ -89,20 +89,30 @@ def stored_response(response: dict[str, Any], input_items: list[dict[str, Any]],
 class Finisher:
     """What happens to a finished response: with a store plan, its record gets the reply object,
     input items and conversation (READY, ``mark_response_stored``); a failed one is marked failed
-    (never left loading). Without a store plan, nothing. ``control``: the control shell handle."""
+    (never left loading). Without a store plan, nothing. ``control``: the control shell handle;
+    ``replica``: the handle of the replica that ran the turn and ``encode`` (text -> token ids), for
+    a plan with ``answer_later`` (a tool-calling turn: the replica stored the conversation through
+    the turn's input, and the answer is appended here as its output items' rendering)."""
 
     def __init__(self, control: Any, rid: str, input_items: list[dict[str, Any]], conversation: list[dict[str, Any]],
-                 instructions: str | None, store: dict | None, tools_block: str = "", tools: Any = None):
+                 instructions: str | None, store: dict | None, tools_block: str = "", tools: Any = None,
+                 replica: Any = None, encode: Any = None):
         self.control, self.rid, self.input_items, self.conversation = control, rid, input_items, conversation
         self.instructions, self.store, self.tools_block, self.tools = instructions, store, tools_block, tools
+        self.replica, self.encode = replica, encode
         self.done = False
 
     async def record(self, response: dict[str, Any], stored: dict | None, answer_text: str) -> None:
-        """``answer_text``: the assistant turn exactly as generated (what the stored cache holds)."""
+        """``answer_text``: the assistant turn the stored cache holds - as generated, or, with
+        ``answer_later``, the rendering of its output items (function_tools.answer_turn) appended now,
+        so a chain reads the same history as a client re-sending the items."""
         if self.store is None:
             return
         if stored is None:
             raise RuntimeError("the replica did not store the response's cache")
+        if self.store.get("answer_later"):
+            ids = [*self.encode(answer_text), *self.store["closing_ids"]]
+            stored = await self.replica.append_answer.remote(self.rid, ids, self.store.get("pinned", False))
         conversation = [*self.conversation, {"role": "assistant", "content": answer_text}]
         kept = stored_response(response, self.input_items, conversation, self.instructions, self.tools_block)
         await self.control.mark_response_stored.remote(self.rid, stored, self.store["uncompressed_from"], kept)
