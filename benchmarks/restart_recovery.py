@@ -1,7 +1,14 @@
 """Restart benchmark (issue 27): time until every session answers after a restart of the whole
 application, by number of sessions, with durable caches read back vs recomputed - same run.
 
-    python benchmarks/restart_recovery.py [--sizes 5,20,50] [--port 8327]
+    python benchmarks/restart_recovery.py [--sizes 5,20,50] [--port 8327] [--merge]
+
+``--merge`` keeps the rows of other sizes already in the JSON, so the sizes can be run as separate
+parts (each its own cluster, loading its own sessions; each part compares persisted with
+recomputed in the same run), e.g. one part per size, each under the e2e lock for a bounded time.
+The documents are short (``tests.conftest.document(6..15)``, about 100-270 tokens: filler with
+planted facts) to keep a run within minutes on a 2-core machine; the recomputed time grows with
+document length, the persisted one with cache bytes read.
 
 One Ray cluster, one application (2 replicas, knorm at 0.5 as tests/serving.small_args has it),
 restarted again and again on the same SQLite store and cache directory. Sessions accumulate:
@@ -88,9 +95,12 @@ def _write(result: dict) -> None:
         plot(result, RESULTS_DIR / "restart_recovery.png")
 
 
-def run(sizes: list[int], port: int, head: dict) -> dict:
+def run(sizes: list[int], port: int, head: dict, kept: list[dict] | None = None) -> dict:
+    """Measure ``sizes`` (ascending, one cluster) and return the result; ``kept``: rows of other
+    sizes from an earlier part, written along (``--merge``)."""
     args = small_args()
-    rows = []
+    kept = kept or []
+    rows: list[dict] = []
     answers: dict[str, str] = {}
     with ray_cluster(num_cpus=4), serve_app(port, args, name=NAME, route_prefix=f"/{NAME}", timeout_s=900) as base:
         # the baseline a load during recovery is compared with: a load on a just-restarted app with
@@ -112,8 +122,13 @@ def run(sizes: list[int], port: int, head: dict) -> dict:
             row["speedup"] = round(row["recomputed"]["all_answered_s"] / row["persisted"]["all_answered_s"], 2)
             rows.append(row)
             print(json.dumps(row), flush=True)
-            _write({**head, "rows": rows, "complete": len(rows) == len(sizes)})  # a cut-short run keeps its rows
-    return {**head, "rows": rows, "complete": True}
+            _write({**head, "rows": _merged(kept, rows), "complete": len(rows) == len(sizes)})  # cut short: rows kept
+    return {**head, "rows": _merged(kept, rows), "complete": True}
+
+
+def _merged(kept: list[dict], rows: list[dict]) -> list[dict]:
+    new = {r["sessions"] for r in rows}
+    return sorted([r for r in kept if r["sessions"] not in new] + rows, key=lambda r: r["sessions"])
 
 
 def plot(result: dict, path: Path) -> None:
@@ -149,11 +164,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="5,20,50", help="session counts, ascending, comma-separated")
     parser.add_argument("--port", type=int, default=8327)
+    parser.add_argument("--merge", action="store_true", help="keep the rows of other sizes already in the JSON")
     options = parser.parse_args(argv)
     sizes = sorted(int(s) for s in options.sizes.split(","))
-    head = {"provenance": provenance({"sizes": sizes, "press": "knorm 0.5", "replicas": 2}),
+    part = {"provenance": provenance({"sizes": sizes, "press": "knorm 0.5", "replicas": 2}),
             "command": "python benchmarks/restart_recovery.py " + " ".join(argv if argv is not None else sys.argv[1:])}
-    _write(run(sizes, options.port, head))
+    previous = RESULTS_DIR / "restart_recovery.json"
+    earlier = json.loads(previous.read_text()) if options.merge and previous.exists() else {}
+    head = {**part, "parts": [*earlier.get("parts", []), part]}  # provenance of every part merged
+    _write(run(sizes, options.port, head, earlier.get("rows", [])))
     return 0
 
 
