@@ -1,7 +1,14 @@
 """Restart benchmark (issue 27): time until every session answers after a restart of the whole
 application, by number of sessions, with durable caches read back vs recomputed - same run.
 
-    python benchmarks/restart_recovery.py [--sizes 5,20,50] [--port 8327]
+    python benchmarks/restart_recovery.py [--sizes 5,20,50] [--port 8327] [--merge]
+
+``--merge`` keeps the rows of other sizes already in the JSON, so the sizes can be run as separate
+parts (each its own cluster, loading its own sessions; each part compares persisted with
+recomputed in the same run), e.g. one part per size, each under the e2e lock for a bounded time.
+The documents are short (``tests.conftest.document(6..15)``, about 100-270 tokens: filler with
+planted facts) to keep a run within minutes on a 2-core machine; the recomputed time grows with
+document length, the persisted one with cache bytes read.
 
 One Ray cluster, one application (2 replicas, knorm at 0.5 as tests/serving.small_args has it),
 restarted again and again on the same SQLite store and cache directory. Sessions accumulate:
@@ -11,7 +18,10 @@ After each restart, from the moment ``/v1/models`` answers, every session is ask
 (temperature 0) and the time until the last answer is taken; answers must equal the ones before
 the restarts. A session load runs during each recovery and is compared to a load on a just
 restarted application with nothing to recover (both run on freshly started replicas; the ratio,
-not the seconds, is the figure to compare across machines).
+not the seconds, is the figure to compare across machines). That load competes with the questions
+asked at the same moment; so after each measured restart the application is restarted once more
+and a load is timed alone while the recovery runs in the background (no questions), with the
+recovery backlog (sessions waiting or running) seen when it started: ``load_alone_ratio``.
 
 Writes benchmarks/results/restart_recovery.json and .png. Run it under the e2e lock, nice'd.
 """
@@ -81,6 +91,30 @@ def _measure(args: dict, port: int, durable: bool, answers: dict[str, str], load
             "reads": recovery["done"].get("read", 0), "rebuilds": recovery["done"].get("rebuild", 0)}
 
 
+def _load_alone(args: dict, port: int, durable: bool, load_index: int) -> dict:
+    """Restart, then time one load at once, with no questions asked: recovery in the background only.
+    Records the largest recovery backlog seen while the load ran (0: the recovery was over, or had
+    not started, so that load did not overlap it)."""
+    from tests.e2e.test_restart_recovery import health
+
+    base, _ = _restart(args, port, durable)
+    seen = [_backlog(health(base)["recovery"])]
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        load = pool.submit(_timed_load, base, load_index)
+        while not load.done():
+            seen.append(_backlog(health(base)["recovery"]))
+            time.sleep(0.2)
+        load_s = load.result()
+    start = time.monotonic()
+    while _backlog(health(base)["recovery"]) and time.monotonic() - start < 300:
+        time.sleep(0.5)  # let the background recovery finish before the next restart
+    return {"load_alone_during_recovery_s": round(load_s, 3), "backlog_during_load": max(seen)}
+
+
+def _backlog(recovery: dict) -> int:
+    return recovery["waiting"] + recovery["running"]
+
+
 def _write(result: dict) -> None:
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     (RESULTS_DIR / "restart_recovery.json").write_text(json.dumps(result, indent=2))
@@ -88,9 +122,12 @@ def _write(result: dict) -> None:
         plot(result, RESULTS_DIR / "restart_recovery.png")
 
 
-def run(sizes: list[int], port: int, head: dict) -> dict:
+def run(sizes: list[int], port: int, head: dict, kept: list[dict] | None = None) -> dict:
+    """Measure ``sizes`` (ascending, one cluster) and return the result; ``kept``: rows of other
+    sizes from an earlier part, written along (``--merge``)."""
     args = small_args()
-    rows = []
+    kept = kept or []
+    rows: list[dict] = []
     answers: dict[str, str] = {}
     with ray_cluster(num_cpus=4), serve_app(port, args, name=NAME, route_prefix=f"/{NAME}", timeout_s=900) as base:
         # the baseline a load during recovery is compared with: a load on a just-restarted app with
@@ -109,11 +146,18 @@ def run(sizes: list[int], port: int, head: dict) -> dict:
             for mode, durable in (("recomputed", False), ("persisted", True)):
                 row[mode] = _measure(args, port, durable, answers, 2 * size + int(durable) + 1)
                 row[mode]["load_ratio"] = round(row[mode]["load_during_recovery_s"] / cold_idle_load_s, 2)
+                row[mode].update(_load_alone(args, port, durable, 5_000 + 2 * size + int(durable)))
+                row[mode]["load_alone_ratio"] = round(row[mode]["load_alone_during_recovery_s"] / cold_idle_load_s, 2)
             row["speedup"] = round(row["recomputed"]["all_answered_s"] / row["persisted"]["all_answered_s"], 2)
             rows.append(row)
             print(json.dumps(row), flush=True)
-            _write({**head, "rows": rows, "complete": len(rows) == len(sizes)})  # a cut-short run keeps its rows
-    return {**head, "rows": rows, "complete": True}
+            _write({**head, "rows": _merged(kept, rows), "complete": len(rows) == len(sizes)})  # cut short: rows kept
+    return {**head, "rows": _merged(kept, rows), "complete": True}
+
+
+def _merged(kept: list[dict], rows: list[dict]) -> list[dict]:
+    new = {r["sessions"] for r in rows}
+    return sorted([r for r in kept if r["sessions"] not in new] + rows, key=lambda r: r["sessions"])
 
 
 def plot(result: dict, path: Path) -> None:
@@ -131,16 +175,19 @@ def plot(result: dict, path: Path) -> None:
     ax[0].set_ylabel("s from /v1/models to every answer")
     ax[0].set_title("restart: every session answers again")
     ax[0].legend()
-    width = 0.35
+    width = 0.2
     xs = range(len(rows))
-    ax[1].bar([x - width / 2 for x in xs], [r["recomputed"]["load_ratio"] for r in rows], width, label="recomputed")
-    ax[1].bar([x + width / 2 for x in xs], [r["persisted"]["load_ratio"] for r in rows], width, label="persisted")
+    bars = [("recomputed", "load_ratio", "recomputed, with the questions"),
+            ("persisted", "load_ratio", "persisted, with the questions"),
+            ("recomputed", "load_alone_ratio", "recomputed, alone"), ("persisted", "load_alone_ratio", "persisted, alone")]
+    for k, (mode, key, label) in enumerate(bars):
+        ax[1].bar([x + (k - 1.5) * width for x in xs], [r[mode].get(key, 0) for r in rows], width, label=label)
     ax[1].axhline(1.0, color="grey", linewidth=0.8)
     ax[1].set_xticks(list(xs), [str(s) for s in sizes])
     ax[1].set_xlabel("sessions recovering")
     ax[1].set_ylabel("load time / load on an idle fresh app")
     ax[1].set_title("a new load during recovery")
-    ax[1].legend()
+    ax[1].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
 
@@ -149,11 +196,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="5,20,50", help="session counts, ascending, comma-separated")
     parser.add_argument("--port", type=int, default=8327)
+    parser.add_argument("--merge", action="store_true", help="keep the rows of other sizes already in the JSON")
     options = parser.parse_args(argv)
     sizes = sorted(int(s) for s in options.sizes.split(","))
-    head = {"provenance": provenance({"sizes": sizes, "press": "knorm 0.5", "replicas": 2}),
+    part = {"provenance": provenance({"sizes": sizes, "press": "knorm 0.5", "replicas": 2}),
             "command": "python benchmarks/restart_recovery.py " + " ".join(argv if argv is not None else sys.argv[1:])}
-    _write(run(sizes, options.port, head))
+    previous = RESULTS_DIR / "restart_recovery.json"
+    earlier = json.loads(previous.read_text()) if options.merge and previous.exists() else {}
+    head = {**part, "parts": [*earlier.get("parts", []), part]}  # provenance of every part merged
+    _write(run(sizes, options.port, head, earlier.get("rows", [])))
     return 0
 
 

@@ -19,6 +19,12 @@ Budget: the bytes of buffer files held stay within ``budget_bytes``. A cache tha
 a write that fails (disk full, read-only volume), is not persisted: its older file is deleted too
 (it would hold stale data), a warning names the session, ``counters`` counts it, and after a
 restart that session is recomputed - never lost. Thread-safe.
+
+Spills share these files: when the pool spills a session's cache to its disk tier, ``share`` checks
+that the file on disk holds exactly that cache (no pending rewrite, same metadata - model, dtype,
+press, tokens kept, codec -, the checksum of the cache in memory equals the file's, and the file's
+bytes verify) and lets the disk tier hard-link it instead of writing a second copy (counted:
+``spill_shared``; else ``spill_not_shared_<why>`` and the disk tier writes its own file).
 """
 
 from __future__ import annotations
@@ -32,17 +38,18 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 import numpy as np
 import torch
 
 from kvpool.compressed_kv import CompressedKV
 from kvpool.errors import ChecksumError, KVFleetError
-from kvpool.packing import PackedKV, pack, unpack
+from kvpool.packing import PackedKV, checksum_of, pack, unpack, verify
 
 log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
+T = TypeVar("T")
 
 
 class PersistedCacheError(KVFleetError):
@@ -243,6 +250,56 @@ class DurableStore:
             return unpack(PackedKV(torch.from_numpy(raw), manifest["packed"]))
         except (ChecksumError, KeyError, TypeError, ValueError) as exc:
             raise PersistedCacheError("corrupt", f"persisted cache of session {session_id!r}: {exc}") from exc
+
+    def share(self, session_id: str, ckv: CompressedKV, link: Callable[[Path, dict[str, Any]], T]) -> T | None:
+        """If ``session_id``'s file holds exactly ``ckv`` (see the module docstring), call
+        ``link(buffer_path, packed_manifest)`` - with this store's writes and deletes held off, so the
+        file cannot change in between - and return its result; else None (counted by reason).
+        OSError from ``link`` propagates (counted ``spill_not_shared_link``)."""
+        with self._io:
+            why = self._unshareable(session_id, ckv)
+            if why is None:
+                stem = self.root / file_stem(session_id)
+                packed = json.loads(stem.with_suffix(".json").read_bytes())["packed"]
+                try:
+                    result = link(stem.with_suffix(".kv"), packed)
+                except OSError:
+                    self._count("spill_not_shared_link")
+                    raise
+                self._count("spill_shared")
+                return result
+        self._count(f"spill_not_shared_{why}")
+        return None
+
+    def _unshareable(self, session_id: str, ckv: CompressedKV) -> str | None:
+        """Why ``session_id``'s file cannot stand for ``ckv`` (None: it can). Holding ``_io``."""
+        with self._lock:
+            if session_id in self._pending:
+                return "pending"  # a newer cache is about to replace the file
+            info = self._index.get(session_id)
+        if info is None:
+            return "missing"
+        if info.nbytes != ckv.nbytes or info.dtype != ckv.meta.dtype or info.model_id != ckv.meta.model_id:
+            return "different"
+        stem = self.root / file_stem(session_id)
+        try:
+            packed = json.loads(stem.with_suffix(".json").read_bytes())["packed"]
+            raw = np.fromfile(stem.with_suffix(".kv"), dtype=np.uint8)
+        except FileNotFoundError:
+            return "missing"
+        except (OSError, ValueError, KeyError, TypeError):
+            return "corrupt"
+        if packed.get("meta") != json.loads(json.dumps(ckv.meta.to_json())) or packed.get("checksum") != checksum_of(ckv):
+            return "different"  # another cache of this session (re-compressed, quantized, extended)
+        try:
+            verify(PackedKV(torch.from_numpy(raw), packed))
+        except (ChecksumError, KeyError, TypeError):
+            return "corrupt"
+        return None
+
+    def _count(self, counter: str) -> None:
+        with self._lock:
+            self.counters[counter] += 1
 
     def delete(self, session_id: str) -> bool:
         """Drop ``session_id``'s pending write and files (after a write in progress); True if any existed."""

@@ -37,6 +37,16 @@ def checksum(buffer: torch.Tensor) -> int:
     return zlib.crc32(memoryview(host.contiguous().numpy()))
 
 
+def checksum_of(ckv: CompressedKV) -> int:
+    """The checksum ``pack(ckv)`` would record, computed tensor by tensor without building the buffer
+    (to tell whether a packed file already holds exactly this cache: kvpool.durable_store.share)."""
+    crc = 0
+    for _, tensor in _tensor_entries(ckv):
+        raw = tensor.detach().contiguous().reshape(-1).view(torch.uint8)
+        crc = zlib.crc32(memoryview((raw if raw.device.type == "cpu" else raw.cpu()).numpy()), crc)
+    return crc
+
+
 def _tensor_entries(ckv: CompressedKV) -> list[tuple[str, torch.Tensor]]:
     entries = []
     for i, layer in enumerate(ckv.layers):

@@ -35,6 +35,7 @@ from kvpool.cast import cast_dtype
 from kvpool.codecs.base import torch_dtype
 from kvpool.compressed_kv import CompressedKV
 from kvpool.config import KVPoolConfig
+from kvpool.durable_store import DurableStore
 from kvpool.entry import EntryInfo, PoolEntry
 from kvpool.errors import KVFleetError, RecompressError, UnknownHandleError
 from kvpool.events import EventBus, EventKind, Subscriber
@@ -52,10 +53,12 @@ class KVPool:
     """Thread-safe store of CompressedKV by KVHandle. See the module docstring for the model."""
 
     def __init__(self, config: KVPoolConfig | None = None, *, recompressor: Recompressor | None = None,
-                 dtype: str | None = None) -> None:
+                 dtype: str | None = None, durable: DurableStore | None = None) -> None:
         """``dtype``: the dtype of the model that reads this pool's caches (e.g. ``"bfloat16"``);
         ``put`` converts a cache of another dtype to it and logs it (kvpool.cast). None: caches
-        are held in whatever dtype they come. Raises RecompressError if re-compression is enabled
+        are held in whatever dtype they come. ``durable``: the store that persists these sessions'
+        caches; a spill to the disk tier then reuses a durable file that holds exactly the cache
+        (hard link, bytes counted once: kvpool.tiered_store). Raises RecompressError if re-compression is enabled
         without a ``recompressor``, PoolConfigError for a CUDA tier where CUDA is missing, and
         CodecError for a ``dtype`` that is no torch dtype name."""
         self.config = config or KVPoolConfig()
@@ -66,7 +69,7 @@ class KVPool:
         self._pruner = functools.partial(recompress_in_codec, recompressor) if recompressor else None
         self.events = EventBus(self.config.recent_events)
         self.stats = AccessStats(self.config.stats_series_len)
-        self._store = TieredStore(self.config, self.events, self.stats, self._pruner)
+        self._store = TieredStore(self.config, self.events, self.stats, self._pruner, durable)
         self._lock = threading.RLock()
 
     @property
@@ -76,7 +79,8 @@ class KVPool:
 
     @property
     def counters(self) -> dict[str, int]:
-        """Counted non-events: ``promotions_refused``, ``recompress_without_gain``."""
+        """Counted non-events: ``promotions_refused``, ``recompress_without_gain``, ``spills_shared``
+        (spills that hard-linked the durable copy), ``spill_link_failed``."""
         with self._lock:
             return dict(self._store.counters)
 
@@ -254,7 +258,7 @@ class KVPool:
                 if entry.version != version:
                     continue
                 if changed is not source:
-                    grow = changed.nbytes - entry.nbytes
+                    grow = changed.nbytes - self._store.charged(entry)
                     if grow > 0:
                         self._store.make_room(self._store.index[entry.tier], grow, frozenset({handle}))
                     self._store.replace(entry, changed, kind, detail)

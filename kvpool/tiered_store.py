@@ -6,11 +6,19 @@ that moving out every unpinned entry would be enough and raises CapacityError *b
 anything* if not; afterwards it cannot fail for lack of room, because a victim that no lower
 tier can take is evicted. Victims go in the eviction policy's order; in the last tier they are
 first re-compressed step by step (if enabled), then evicted.
+
+With a durable store (kvpool.durable_store), a victim spilled to the disk tier whose durable file
+holds exactly its bytes is hard-linked from there instead of written again (kvpool.disk_store
+``link``): the tier counts it as 0 bytes (the durable budget already counts them once), so it is
+never a useful victim in the disk tier, and removing it deletes the link, not the durable copy.
+The bytes a tier counts for an entry (``TierState.members``) are therefore its ``charged`` bytes,
+which equal ``entry.nbytes`` except for such shared spills.
 """
 
 from __future__ import annotations
 
 import collections
+import logging
 import math
 from collections.abc import Callable
 from typing import Any
@@ -18,6 +26,7 @@ from typing import Any
 from kvpool.compressed_kv import CompressedKV
 from kvpool.config import KVPoolConfig, RecompressConfig
 from kvpool.disk_store import DiskLocation, DiskStore
+from kvpool.durable_store import DurableStore
 from kvpool.entry import PoolEntry
 from kvpool.errors import CapacityError, UnknownHandleError
 from kvpool.events import REMOVALS, EventBus, EventKind
@@ -28,6 +37,7 @@ from kvpool.sizes import format_bytes
 from kvpool.stats import AccessStats
 from kvpool.tiers import TierState, build_tiers
 
+log = logging.getLogger(__name__)
 Placed = tuple[CompressedKV | None, DiskLocation | None]
 Pruner = Callable[[CompressedKV, float], CompressedKV]  # re-prune in the cache's own codec
 _FORGOTTEN = {EventKind.FREED: "freed", EventKind.EVICTED: "evicted"}
@@ -38,7 +48,8 @@ _ADVICE = {"evicted": "the pool needed room and no tier could keep it; rebuild t
 class TieredStore:
     """Entries, tiers and their budgets, the eviction policy, and the moves between tiers."""
 
-    def __init__(self, config: KVPoolConfig, events: EventBus, stats: AccessStats, pruner: Pruner | None) -> None:
+    def __init__(self, config: KVPoolConfig, events: EventBus, stats: AccessStats, pruner: Pruner | None,
+                 durable: DurableStore | None = None) -> None:
         self.config = config
         self.tiers = build_tiers(config)
         self.index = {state.tier: i for i, state in enumerate(self.tiers)}
@@ -48,6 +59,7 @@ class TieredStore:
         self.forgotten: collections.OrderedDict[KVHandle, str] = collections.OrderedDict()
         self.counters: collections.Counter[str] = collections.Counter()
         self._events, self._stats, self._pruner = events, stats, pruner
+        self.durable = durable
 
     # ---- lookups ------------------------------------------------------------------------------
 
@@ -67,8 +79,21 @@ class TieredStore:
         return entry.ckv if entry.ckv is not None else self.disk.read(entry.location)
 
     def data_bytes(self, entry: PoolEntry) -> int:
-        """Bytes the data really occupies: tensor bytes in memory, buffer file size on disk."""
-        return entry.ckv.nbytes if entry.ckv is not None else self.disk.held_bytes(entry.location)
+        """Bytes the data really occupies and this pool counts: tensor bytes in memory, buffer file
+        size on disk - 0 for a buffer shared with the durable copy (RuntimeError if its size is off)."""
+        if entry.ckv is not None:
+            return entry.ckv.nbytes
+        held = self.disk.held_bytes(entry.location)
+        if entry.location.shared:
+            if held != entry.nbytes:
+                raise RuntimeError(f"kvpool bug: shared spill file of {entry.handle} holds {held} bytes, "
+                                   f"not {entry.nbytes}")
+            return 0
+        return held
+
+    def charged(self, entry: PoolEntry) -> int:
+        """The bytes ``entry``'s tier counts for it (0 for a spill shared with the durable copy)."""
+        return self.tier_of(entry).members[entry.handle]
 
     def pinned_bytes(self, state: TierState) -> int:
         return sum(nbytes for handle, nbytes in state.members.items() if self.entries[handle].pinned)
@@ -115,7 +140,8 @@ class TieredStore:
         state = self.tiers[index]
         if state.free_bytes >= need:
             return
-        candidates = [h for h in state.members if h not in exclude and not self.entries[h].pinned]
+        candidates = [h for h, counted in state.members.items()
+                      if counted and h not in exclude and not self.entries[h].pinned]
         movable = sum(state.members[h] for h in candidates)
         if state.free_bytes + movable < need:
             raise CapacityError(f"needed {format_bytes(need)} ({need} bytes), "
@@ -140,6 +166,7 @@ class TieredStore:
         its place (a swap) instead of pushing a third entry out of the pool.
         """
         source = self.tier_of(entry)
+        charged = self.charged(entry)
         source.remove(entry.handle)
         try:
             for index in range(self.index[entry.tier]):
@@ -150,23 +177,27 @@ class TieredStore:
                 self.move(entry, index, ckv, counted_in_source=False)
                 return entry.ckv
         except BaseException:
-            self._recount_or_evict(entry, source)
+            self._recount_or_evict(entry, source, charged)
             raise
-        source.add(entry.handle, entry.nbytes)  # every make_room refused before changing anything
+        source.add(entry.handle, charged)  # every make_room refused before changing anything
         self.counters["promotions_refused"] += 1  # normal when the faster tiers hold pinned data
         return ckv
 
-    def _recount_or_evict(self, entry: PoolEntry, source: TierState) -> None:
+    def _recount_or_evict(self, entry: PoolEntry, source: TierState, charged: int) -> None:
         """After a failed promotion: count ``entry`` in its tier again or, if spilled victims took its
         bytes before the failure, evict it (loudly) rather than exceed the budget."""
-        if entry.nbytes <= source.free_bytes:
-            source.add(entry.handle, entry.nbytes)
+        if charged <= source.free_bytes:
+            source.add(entry.handle, charged)
         else:
             self.remove(entry, EventKind.EVICTED, "promotion failed after its bytes were reused", counted=False)
 
     def _demote(self, entry: PoolEntry, index: int, exclude: frozenset[KVHandle]) -> None:
         """Spill ``entry`` from tier ``index`` to the next tier that can make room, else evict it."""
         for lower in range(index + 1, len(self.tiers)):
+            shared = self._share(entry) if self.tiers[lower].device is None else None
+            if shared is not None:  # the durable copy's bytes: no room needed, nothing written
+                self.move(entry, lower, shared[0], placed=(None, shared[1]))
+                return
             try:
                 self.make_room(lower, entry.nbytes, exclude | {entry.handle})
             except CapacityError:
@@ -191,10 +222,12 @@ class TieredStore:
     # ---- moving data --------------------------------------------------------------------------
 
     def move(self, entry: PoolEntry, index: int, ckv: CompressedKV | None = None, *,
-             counted_in_source: bool = True) -> None:
-        """Put ``entry``'s data into tier ``index`` (room already made) and release its old place."""
+             counted_in_source: bool = True, placed: Placed | None = None) -> None:
+        """Put ``entry``'s data into tier ``index`` (room already made; ``placed``: already there)
+        and release its old place."""
         source, target = self.tier_of(entry), self.tiers[index]
-        placed = self._place(target, entry, ckv if ckv is not None else self.load(entry))
+        if placed is None:
+            placed = self._place(target, entry, ckv if ckv is not None else self.load(entry))
         old_location = entry.location
         if counted_in_source:
             source.remove(entry.handle)
@@ -222,12 +255,32 @@ class TieredStore:
             return None, self.disk.write(f"{entry.handle}.{entry.version + 1}", ckv)
         return ckv.to(state.device), None
 
+    def _share(self, entry: PoolEntry) -> tuple[CompressedKV, DiskLocation] | None:
+        """Hard-link ``entry``'s durable copy as its spill file if that copy holds exactly its bytes
+        (kvpool.durable_store ``share``); None: write as usual (no durable store, no match, no link)."""
+        if self.durable is None or entry.ckv is None:
+            return None
+        ckv = entry.ckv if entry.ckv.device.type == "cpu" else entry.ckv.to("cpu")
+        key = f"{entry.handle}.{entry.version + 1}"
+        try:
+            location = self.durable.share(entry.session_id, ckv,
+                                          lambda source, manifest: self.disk.link(key, source, manifest))
+        except OSError as exc:  # another filesystem, no hard links: the ordinary write is the fallback
+            self.counters["spill_link_failed"] += 1
+            log.warning("session=%s: could not link its durable copy as a spill file (%s); writing one",
+                        entry.session_id, exc)
+            return None
+        if location is None:
+            return None
+        self.counters["spills_shared"] += 1
+        return ckv, location
+
     @staticmethod
     def _commit(entry: PoolEntry, state: TierState, placed: Placed) -> None:
         entry.ckv, entry.location = placed
         entry.tier = state.tier
         entry.version += 1
-        state.add(entry.handle, entry.nbytes)
+        state.add(entry.handle, 0 if entry.location is not None and entry.location.shared else entry.nbytes)
 
     # ---- events and books ---------------------------------------------------------------------
 

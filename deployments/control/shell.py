@@ -96,11 +96,14 @@ class ControlShell(ResponseRecords):
 
     async def _drop_stale_copies(self, replica_id: ReplicaId, persisted: dict[str, dict]) -> list[str]:
         """Durable copies of sessions that are gone (deleted while this replica was down) or now
-        answered by another replica are deleted (returned); they would only hold budget and stale data."""
+        answered by another replica - whose pool has reported holding it - are deleted (returned);
+        they would only hold budget and stale data. A session merely *recorded* on another replica
+        keeps this copy: right after a restart no pool holds it yet, and this copy may be its only one."""
         stale: list[str] = []
         for session_id in persisted:
             record = self.cp.view.find_session(SessionId(session_id))
-            if record is None or (record.servable and record.replica != replica_id):
+            if record is None or (record.servable and record.replica != replica_id and any(
+                    copy.replica_id == record.replica for copy in self.cp.view.copies_of(record.id))):
                 stale.append(session_id)
         if stale:
             log.info("%s: deleting %d stale durable copies", replica_id, len(stale))

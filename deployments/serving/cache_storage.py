@@ -46,7 +46,8 @@ class CacheStorage:
         of another dtype (a migration from a replica that runs another one)."""
         self.durable = DurableStore(durable["dir"], durable["budget_bytes"]) if durable else None
         self.press_totals = PressStatsTotals()  # loads whose press reports statistics (moe_router)
-        self.pool = KVPool(pool, recompressor=recompressor_for(pool.recompress.press), dtype=dtype)
+        self.pool = KVPool(pool, recompressor=recompressor_for(pool.recompress.press), dtype=dtype,
+                           durable=self.durable)  # spills reuse the durable files
         self.plain = plain
         self.prefixes = PrefixCache(self.pool, self.engine, self.plain)
         self.sessions = SessionTable(self.pool)  # the one owner of session -> pool entry (thread-safe)

@@ -12,7 +12,9 @@ compares with every default that compresses:
   ``compress``): the best of the cache-only scorers at the default ratio;
 - ``kvfleet demo``'s press.
 
-A walk over AppConfig fails if a new PressSpec default appears that this file does not check.
+A walk over AppConfig (nested models, dicts, lists) fails if a new compressing default appears
+that this file does not check: a PressSpec other than ``none``, or a press named by a string field
+(``...press``, as the re-compression scorer is).
 Re-run the benchmark, then change the defaults, when presses change.
 """
 
@@ -35,7 +37,7 @@ from kvpool.recompress import RECOMPRESS_SCORERS
 
 ROOT = Path(__file__).resolve().parents[3]
 RESULT = ROOT / "benchmarks" / "results" / "ruler_quality.json"
-CHECKED = {"default_press", "plain.press"}  # the PressSpec defaults the tests below tie to the result
+CHECKED = {"default_press", "plain.press", "replicas.pool.recompress.press"}  # tied to the result below
 
 
 @pytest.fixture(scope="module")
@@ -111,20 +113,42 @@ def test_the_demo_compresses_with_the_default(monkeypatch):
     assert seen["spec"] == AppConfig().default_press
 
 
-def _press_defaults(model: BaseModel, prefix: str = "") -> dict[str, PressSpec]:
-    found = {}
-    for name in type(model).model_fields:
-        value = getattr(model, name)
-        path = f"{prefix}{name}"
-        if isinstance(value, PressSpec) and value.name != "none":
-            found[path] = value
-        elif isinstance(value, BaseModel):
-            found.update(_press_defaults(value, f"{path}."))
+def _press_defaults(value: object, path: str = "") -> dict[str, object]:
+    """Every compressing default under ``value``: ``{dotted path: PressSpec or press name}``."""
+    if isinstance(value, PressSpec):
+        return {path: value} if value.name != "none" else {}
+    if isinstance(value, str):
+        return {path: value} if path.rsplit(".", 1)[-1].endswith("press") and value != "none" else {}
+    if isinstance(value, BaseModel):
+        items = ((name, getattr(value, name)) for name in type(value).model_fields)
+    elif isinstance(value, dict):
+        items = ((str(key), item) for key, item in value.items())
+    elif isinstance(value, (list, tuple)):
+        items = ((str(i), item) for i, item in enumerate(value))
+    else:
+        return {}
+    found: dict[str, object] = {}
+    for name, item in items:
+        found.update(_press_defaults(item, f"{path}.{name}" if path else name))
     return found
 
 
 def test_every_compressing_press_default_is_checked_here():
     assert set(_press_defaults(AppConfig())) == CHECKED
+
+
+def test_the_walk_finds_presses_wherever_a_config_holds_them():
+    class Inner(BaseModel):
+        press: str = "knorm"
+        label: str = "knorm"  # not a press field: a string elsewhere is not a press
+
+    class Outer(BaseModel):
+        nested: Inner = Inner()
+        by_model: dict = {"m": PressSpec(name="snapkv", compression_ratio=0.3)}
+        chain: tuple = (PressSpec(), PressSpec(name="knorm", compression_ratio=0.2))
+        off: PressSpec = PressSpec()
+
+    assert set(_press_defaults(Outer())) == {"nested.press", "by_model.m", "chain.1"}
 
 
 def test_the_choice_never_reads_the_held_back_half(recomputed):

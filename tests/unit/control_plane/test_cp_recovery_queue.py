@@ -67,6 +67,24 @@ def test_asked_for_goes_first_even_past_full_background_slots():
     assert [p.session_id for p in plans] == ["s0", "s1"]  # their own slots: not behind s5/s4
 
 
+def test_asked_for_recoveries_have_their_own_bound_too():
+    view = view_with(("r1", {}), ("r2", {}))
+    q, clock = queue(max_concurrent=1, max_concurrent_demanded=2)
+    records = lost(view, 5)
+    for rec in records:
+        q.add(rec)
+    for rec in records[:3]:
+        clock.now += 1
+        q.demand(rec)
+    plans = q.next_plans(view, config(), {}, never_busy)
+    assert [p.session_id for p in plans] == ["s0", "s1", "s4"]  # 2 asked-for slots (oldest ask first) + 1 background
+    assert q.next_plans(view, config(), {}, never_busy) == []  # s2, asked for too, waits for a slot of its kind
+    q.finished(SessionId("s4"), "read", 0.5)  # a background slot frees: still not s2's
+    assert [p.session_id for p in q.next_plans(view, config(), {}, never_busy)] == ["s3"]
+    q.finished(SessionId("s0"), "read", 0.5)
+    assert [p.session_id for p in q.next_plans(view, config(), {}, never_busy)] == ["s2"]
+
+
 def test_live_work_first_background_waits_for_quiet_replicas():
     view = view_with(("r1", {}), ("r2", {}))
     q, _ = queue()

@@ -144,3 +144,39 @@ def test_nothing_to_recover_when_the_replica_still_holds_its_sessions(monkeypatc
     asyncio.run(scenario())
 
 
+
+
+def test_a_copy_on_another_replica_than_recorded_is_kept_and_read_back(monkeypatch):
+    """Sessions recorded on replica-1 before the restart (re-prefilled there while it persisted
+    nothing) whose only durable copies are on replica-0: replica-0's heartbeat, seen before
+    replica-1's pool says it holds nothing, must not delete them as stale; they are read back.
+    Copies of a deleted session, and of one that replica-1's pool reports holding, are dropped."""
+    from control_plane import ControlPlane, ReplicaId, ReplicaStats, Tier
+    from deployments.config import AppConfig
+    from deployments.control import shell as shell_module
+
+    async def scenario():
+        store = MemorySessionStore()
+        config = AppConfig.model_validate({"replicas": {"count": 2}, "control": {"store": "memory"},
+                                           "control_tick_s": 0.05, "transfer": {"backend": "fake"}})
+        before = ControlPlane(config.control, store=store)
+        before.heartbeat(ReplicaId("replica-1"), ReplicaStats(node="node-a", capacity_bytes={Tier.HOST: 1 << 30}))
+        ids = []
+        for i in range(4):
+            record, _ = before.open_session(model="m", context=SessionContext(text=f"doc {i}"),
+                                            press=PressSpec.model_validate(PRESS))
+            before.mark_loaded(record.id, read_tokens=10, kept_tokens=5, stored_bytes=1000)
+            ids.append(record.id)
+        monkeypatch.setattr(shell_module, "ControlPlane", lambda cfg: ControlPlane(cfg, store=store))
+        on_disk = FakeReplica("replica-0", set(ids[:3]) | {"deleted-session"})
+        recorded = FakeReplica("replica-1", set())
+        recorded.held = {ids[2]: {"handle": "h-kept", "tier": "host", "nbytes": 1000}}  # its pool still holds ids[2]
+        shell = shell_module.ControlShell(config.model_dump(mode="json"), {"replica-0": on_disk, "replica-1": recorded})
+        where = await asyncio.wait_for(asyncio.gather(*(shell.locate(s, "anonymous") for s in ids[:2])), 20)
+        assert [w["replica"] for w in where] == ["replica-0", "replica-0"]
+        assert sorted(on_disk.reads) == sorted(ids[:2])  # read back, not re-prefilled
+        assert not set(ids[:2]) & set(on_disk.prefills + recorded.prefills)
+        await shell.ready()
+        assert ids[2] not in on_disk.persisted and "deleted-session" not in on_disk.persisted
+        shell._loop_task.cancel()
+    asyncio.run(scenario())
