@@ -88,6 +88,14 @@ class ClusterView:
         self._replicas[replica_id] = view
         return view
 
+    def restarting(self, replica_id: ReplicaId, now_s: float) -> ReplicaView:
+        """A replica answered that its model actors are being restarted (one died): it is alive,
+        but new sessions go elsewhere while another replica has room (``eligible_replicas``);
+        its next full heartbeat clears the flag."""
+        view = replace(self.replica(replica_id), restarting=True, last_heartbeat_s=now_s)
+        self._replicas[replica_id] = view
+        return view
+
     def set_draining(self, replica_id: ReplicaId, draining: bool = True) -> ReplicaView:
         """Stop (or resume) placing sessions on a replica, before its next heartbeat says so."""
         view = replace(self.replica(replica_id), draining=draining)

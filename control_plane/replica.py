@@ -100,6 +100,7 @@ class ReplicaView:
     held_bytes: TierBytes
     queue_depth: int = 0
     draining: bool = False
+    restarting: bool = False  # its model actors are being restarted: new work waits there
 
     @property
     def accepts_sessions(self) -> bool:

@@ -53,7 +53,9 @@ class PlacementDecision:
 
 
 def eligible_replicas(request: PlacementRequest, view: ClusterView) -> list[ReplicaView]:
-    """Alive, non-draining, non-excluded replicas with room (all tiers) for the estimated bytes.
+    """Alive, non-draining, non-excluded replicas with room (all tiers) for the estimated bytes -
+    of those, the ones whose actors are not restarting, unless all are (a load placed on a
+    restarting replica waits for its model to start: seconds, not the load's own time).
 
     Raises NoReplicaAvailable (503) when no replica is alive and accepting, and
     InsufficientCapacity (429) when some are but none has room.
@@ -71,7 +73,7 @@ def eligible_replicas(request: PlacementRequest, view: ClusterView) -> list[Repl
         free = ", ".join(f"{r.replica_id}={r.free_bytes_total()}" for r in accepting)
         raise InsufficientCapacity(f"no replica has {request.estimated_bytes} free bytes for session "
                                    f"{request.session_id} (free bytes: {free}); delete sessions or retry later")
-    return roomy
+    return [r for r in roomy if not r.restarting] or roomy
 
 
 class PlacementPolicy(ABC):

@@ -77,6 +77,9 @@ class ControlShell(ResponseRecords):
     async def _heartbeat(self, replica_id: str) -> None:
         versions = {r.id: r.version for r in self.cp.view.sessions_on(ReplicaId(replica_id))}
         beat = await asyncio.wait_for(self.replicas[replica_id].heartbeat.remote(), timeout=_CALL_TIMEOUT_S)
+        if beat.get("restarting"):  # its pool is gone with the dead actor; the next full beat tells what it holds
+            self.cp.view.restarting(ReplicaId(replica_id), self.cp.clock())
+            return
         tiers = primary_tier_map(list(beat["tiers"]))
         stats = ReplicaStats(
             node=beat["node"], queue_depth=beat["queue_depth"],

@@ -47,6 +47,7 @@ class Replica(ResponseChains):
         self.app_name = serve.get_replica_context().app_name
         self.incarnation = 0
         self._restart_lock = asyncio.Lock()  # the health check and failing streams may both see a death
+        self.restarting = False  # actors being restarted (heartbeats say so at once)
         self.loads_in_flight = 0
         self.streams_in_flight = 0
         self._start_actors()
@@ -78,11 +79,10 @@ class Replica(ResponseChains):
         return {"dir": str(durable.dir.absolute() / self.app_name / self.replica_id),
                 "budget_bytes": durable.budget_bytes}
 
-    async def _restart_if_dead(self) -> bool:
-        """Restart both actors if one of them died; True if it did. A slow ``ready`` is not death:
-        killing a busy actor would throw away every session it holds (Ray reports a dead process
-        as ActorDiedError / ActorUnavailableError on its own)."""
-        seen = self.incarnation
+    async def _actor_died(self) -> bool:
+        """True if an actor is dead. A slow ``ready`` is not death: killing a busy actor would
+        throw away every session it holds (Ray reports a dead process as ActorDiedError /
+        ActorUnavailableError on its own)."""
         try:
             await asyncio.wait_for(asyncio.gather(self.prefill_actor.ready.remote(),
                                                   self.decode_actor.ready.remote()), timeout=_READY_TIMEOUT_S)
@@ -92,14 +92,25 @@ class Replica(ResponseChains):
                         self.replica_id, _READY_TIMEOUT_S)
             return False
         except _ACTOR_DEATH:
-            async with self._restart_lock:
-                if self.incarnation != seen:
-                    return True  # another caller restarted them while we waited: never restart twice
-                log.warning("%s: an actor died; restarting both (sessions will be rebuilt)", self.replica_id)
+            return True
+
+    async def _restart_if_dead(self) -> bool:
+        """Restart both actors if one of them died; True if it did (or another caller just did)."""
+        seen = self.incarnation
+        if not await self._actor_died():
+            return False
+        async with self._restart_lock:
+            if self.incarnation != seen:
+                return True  # another caller restarted them while we waited: never restart twice
+            log.warning("%s: an actor died; restarting both (sessions will be rebuilt)", self.replica_id)
+            self.restarting = True
+            try:
                 for actor in (self.prefill_actor, self.decode_actor):
                     ray.kill(actor, no_restart=True)
                 await asyncio.to_thread(self._start_actors)
-                return True
+            finally:
+                self.restarting = False
+            return True
 
     async def check_health(self) -> None:
         """Serve health check: restarts dead actors (the control plane rebuilds what was lost)."""
@@ -242,14 +253,21 @@ class Replica(ResponseChains):
 
     # ---- observation -------------------------------------------------------------------------
     async def heartbeat(self) -> dict:
-        """What the control plane needs: node, pool usage, queue depth, held sessions, events."""
-        restarted = await self._restart_if_dead()
+        """What the control plane needs: node, pool usage, queue depth, held sessions, events - or,
+        while the actors restart, only ``{"restarting": True}`` at once (the restart runs in the
+        background: the control plane keeps hearing from this replica and places new work elsewhere)."""
+        if self.restarting or await self._actor_died():
+            if not self.restarting:
+                self.restarting = True  # before the task runs: a beat in between must not start another
+                asyncio.get_running_loop().create_task(self._restart_if_dead())
+            return {"replica_id": self.replica_id, "node": self.node_id, "incarnation": self.incarnation,
+                    "restarting": True}
         stats, holds, events, persisted = await asyncio.gather(self.decode_actor.stats.remote(),
                                                                self.decode_actor.holds.remote(),
                                                                self.decode_actor.drain_events.remote(),
                                                                self.decode_actor.persisted.remote())
         return {"replica_id": self.replica_id, "node": self.node_id, "incarnation": self.incarnation,
-                "restarted": restarted, "queue_depth": self.loads_in_flight + self.streams_in_flight,
+                "restarting": False, "queue_depth": self.loads_in_flight + self.streams_in_flight,
                 "loads_in_flight": self.loads_in_flight, "streams_in_flight": self.streams_in_flight,
                 "tiers": stats["tiers"], "holds": holds, "events": events, "persisted": persisted, "stats": stats}
 

@@ -124,3 +124,27 @@ def test_registry_builds_affinity_around_its_fallback_and_rejects_unknown_names(
     assert isinstance(policy, AffinityPlacement) and isinstance(policy.fallback, LeastBytesPlacement)
     with pytest.raises(UnknownPolicy, match="affinity, least_bytes, power_of_two"):
         make_placement_policy("random", config())
+
+
+@pytest.mark.parametrize("policy", [LeastBytesPlacement(), PowerOfTwoPlacement(random.Random(1)),
+                                    AffinityPlacement(LeastBytesPlacement())])
+def test_a_replica_whose_actors_restart_gets_new_sessions_only_when_no_other_can(policy):
+    """A replica that just lost its pool (an actor died) looks emptiest, but a load placed there
+    waits for its model to start: while another replica has room, it goes there."""
+    view = view_with(("restarting", {"held_mib": 0}), ("busy", {"held_mib": 60, "queue": 3}))
+    view.restarting(ReplicaId("restarting"), now_s=1.0)
+    for _ in range(10):
+        assert policy.place(request(), view).replica_id == "busy"
+    alone = view_with(("restarting", {"held_mib": 0}))
+    alone.restarting(ReplicaId("restarting"), now_s=1.0)
+    assert policy.place(request(), alone).replica_id == "restarting"  # waits there rather than a 503
+    assert alone.replica(ReplicaId("restarting")).alive
+
+
+def test_a_full_heartbeat_clears_restarting():
+    from control_plane.replica import ReplicaStats
+    view = view_with(("r1", {}), ("r2", {}))
+    view.restarting(ReplicaId("r1"), now_s=1.0)
+    assert view.replica(ReplicaId("r1")).restarting
+    view.heartbeat(ReplicaId("r1"), ReplicaStats(node="node-a"), now_s=2.0)
+    assert not view.replica(ReplicaId("r1")).restarting
