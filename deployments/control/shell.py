@@ -168,7 +168,8 @@ class ControlShell:
         tiers = primary_tier_map(["host", "disk"] if stored["tier"] != "device" else ["device", "host", "disk"])
         record = self.cp.mark_loaded(SessionId(session_id), read_tokens=stored["read_tokens"],
                                      kept_tokens=stored["kept_tokens"], stored_bytes=stored["stored_bytes"],
-                                     codec=stored["codec"], tier=tiers[stored["tier"]])
+                                     codec=stored["codec"], tier=tiers[stored["tier"]],
+                                     press_stats=stored.get("press_stats") or None)
         return record.model_dump(mode="json")
 
     async def mark_load_failed(self, session_id: str, reason: str) -> dict:
