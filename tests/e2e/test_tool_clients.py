@@ -2,8 +2,15 @@
 LangChain ``ChatOpenAI`` (``bind_tools``, ``with_structured_output`` in its default json_schema
 method and its function_calling method), the OpenAI Agents SDK with ``OpenAIChatCompletionsModel``
 and a function tool, and LiteLLM (``litellm.Router`` through kvfleet's session-affinity client,
-on a session and a plain request). instructor 1.17.0 cannot be installed with the pinned openai
-3.57.0 (it requires jiter<0.15, openai requires jiter>=0.16): docs/tools.md."""
+on a session and a plain request, named and required, streamed and not).
+
+instructor has no test here because no release of it installs next to the pinned openai 3.57.0.
+All 98 versions on the registry were tried (``pip install --dry-run instructor==X openai==3.57.0``,
+pip 23.2.1): 1.17.0 -> "Cannot install instructor==1.17.0 and openai==3.57.0 because these package
+versions have conflicting dependencies. The conflict is caused by: instructor 1.17.0 depends on
+jiter<0.15 and >=0.6.1; openai 3.57.0 depends on jiter<1 and >=0.16.0"; 1.13.0-1.16.0 depend on
+openai<3.0.0, 0.3.0-1.12.0 on openai<2.0.0, 0.2.x on openai<0.29. Its default mode (``Mode.TOOLS``:
+``tools`` + a named ``tool_choice``) is the request shape of the named-choice tests (docs/tools.md)."""
 
 from __future__ import annotations
 
