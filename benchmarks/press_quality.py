@@ -148,8 +148,9 @@ def long_context_sweep(presses: list[str], ratio: float, target_tokens: int, thr
     faster than the context, e.g. by materializing attention weights). With ``repeats`` > 1 the
     presses are loaded round by round (every other round in reverse order, so a drift in the
     machine's load falls on all of them) and each row gives the median ``load_s`` of its rounds,
-    every round's in ``load_s_runs`` and its median ratio to ``none`` of the same round in
-    ``load_vs_none_runs``."""
+    every round's in ``load_s_runs``, its ratio to ``none`` of the same round in
+    ``load_vs_none_runs`` (median ``load_vs_none_median``), and the fastest round ``load_s_min``
+    with its ratio to none's fastest, ``load_vs_none_min``."""
     import multiprocessing
 
     ctx = multiprocessing.get_context("spawn")
@@ -184,6 +185,10 @@ def _long_row(rounds: list[dict], baseline: list[dict]) -> dict:
     if pairs:
         row["load_vs_none_runs"] = [round(a / b, 3) for a, b in pairs]
         row["load_vs_none_median"] = round(median(a / b for a, b in pairs), 3)
+    ok_base = [b["load_s"] for b in baseline if "error" not in b]
+    row["load_s_min"] = min(r["load_s"] for r in ok)  # the least disturbed round, on a shared machine
+    if ok_base:
+        row["load_vs_none_min"] = round(row["load_s_min"] / min(ok_base), 3)
     return row
 
 
