@@ -27,6 +27,7 @@ import torch
 from kvpress import BasePress
 from transformers import DynamicCache
 
+from deployments.engine.attention_masks import AttentionMasks, masked_key_indices
 from deployments.engine.detokenizer import StreamingDetokenizer
 from deployments.engine.model_loader import LoadedModel
 from deployments.engine.presses import ResolvedPress, resolve
@@ -60,20 +61,6 @@ class GenerationStep:
     completion_tokens: int = 0
 
 
-def masked_key_indices(pads: list[torch.Tensor | None]) -> list[tuple | None]:
-    """Per-layer kvpress ``module.masked_key_indices`` ``(batch_idx, head_idx, seq_idx)`` (batch 0,
-    as kvpress's AdaKV-style presses set them) from ``[H, T]`` bool pad masks (True: a head's
-    padding); None for a layer that pads nothing (kvpress then builds no fake keys for it)."""
-    masked: list[tuple | None] = []
-    for pad in pads:
-        if pad is None or not bool(pad.any()):
-            masked.append(None)
-            continue
-        heads, seq = torch.nonzero(pad, as_tuple=True)
-        masked.append((torch.zeros_like(heads), heads, seq))
-    return masked
-
-
 class KVEngine:
     def __init__(self, loaded: LoadedModel, model_name: str):
         self.model = loaded.model
@@ -83,7 +70,7 @@ class KVEngine:
         self.device = next(self.model.parameters()).device
         self.dtype = str(next(self.model.parameters()).dtype).removeprefix("torch.")  # stored caches' dtype too
         self.max_positions = int(getattr(self.model.config, "max_position_embeddings", 1 << 30))
-        self._layers = self._attention_modules()
+        self.masks = AttentionMasks(self.model)
         self._lock = threading.RLock()
         eos = self.model.generation_config.eos_token_id
         self.eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
@@ -124,7 +111,7 @@ class KVEngine:
         with self._lock, torch.inference_mode(), self._attn(resolved.attn_implementation):
             with press(self.model) if press is not None else contextlib.nullcontext():
                 self.model.model(input_ids=ids, past_key_values=cache)
-            masks = self._take_masks(cache)
+            masks = self.masks.take(cache)
         if progress:
             progress("prefill", 1.0)
         layers = tuple(layer_from_mask(cache.layers[i].keys, cache.layers[i].values, masks[i])
@@ -203,6 +190,7 @@ class KVEngine:
         positions = torch.arange(ckv.meta.next_position, ckv.meta.next_position + len(input_ids),
                                  device=self.device).unsqueeze(0)
         finish, produced = "length", 0
+        ending = sampling.ending_ids(self.eos_ids)
         for step in range(sampling.max_tokens):
             if cancelled():
                 finish = "cancelled"
@@ -211,7 +199,7 @@ class KVEngine:
             choice = sampler(logits)
             produced += 1
             text = detok.push(choice.token_id)
-            if choice.token_id in self.eos_ids and not sampling.ignore_eos:
+            if choice.token_id in ending:
                 finish = "stop"
                 yield GenerationStep(choice, text, None, len(input_ids), produced)
                 break
@@ -247,40 +235,25 @@ class KVEngine:
         if start + len(token_ids) > self.max_positions:
             raise ContextTooLongError(f"the prompt ({len(token_ids)} tokens after {start}) exceeds the model's "
                                       f"{self.max_positions} positions")
-        ids = torch.tensor([token_ids], device=self.device)
-        positions = torch.arange(start, start + len(token_ids), device=self.device).unsqueeze(0)
-        cache, masks = self._working_cache(ckv) if ckv is not None else (DynamicCache(), [None] * len(self._layers))
-        with self._lock, torch.inference_mode():
-            for module, mask in zip(self._layers, masks):
-                module.masked_key_indices = mask
-            try:
-                hidden = self.model.model(input_ids=ids, past_key_values=cache, position_ids=positions)[0][0]
-            finally:
-                for module in self._layers:
-                    module.masked_key_indices = None
+        with torch.inference_mode():
+            hidden, _ = self.read_after(ckv, token_ids)
             return score_hidden(hidden, self.model.get_output_embeddings(), token_ids, top_k)
 
+    def read_after(self, ckv: CompressedKV | None, token_ids: list[int]) -> tuple[torch.Tensor, DynamicCache]:
+        """Run ``token_ids`` through the model after the stored context ``ckv`` (a private copy, never
+        mutated; None: from position 0, no context): positions continue at ``ckv.meta.next_position``
+        and every token attends to the stored (possibly pruned) keys as a question on ``ckv`` does.
+        Returns the ``[T, hidden_size]`` final hidden states and the working cache, which now holds
+        ``ckv``'s entries followed by the ``T`` new ones. Callers check lengths first."""
+        start = 0 if ckv is None else ckv.meta.next_position
+        ids = torch.tensor([token_ids], device=self.device)
+        positions = torch.arange(start, start + len(token_ids), device=self.device).unsqueeze(0)
+        cache, masks = self._working_cache(ckv) if ckv is not None else (DynamicCache(), self.masks.none())
+        with self._lock, torch.inference_mode(), self.masks.installed(masks):
+            hidden = self.model.model(input_ids=ids, past_key_values=cache, position_ids=positions)[0][0]
+        return hidden, cache
+
     # ---------------------------------------------------------------- internals
-    def _attention_modules(self) -> list[torch.nn.Module]:
-        base = self.model.model
-        base = base.language_model if hasattr(base, "language_model") else base
-        return [layer.self_attn for layer in base.layers]
-
-    def _take_masks(self, cache: DynamicCache) -> list[torch.Tensor | None]:
-        """Collect (and clear) kvpress's per-head masks as ``[heads, T]`` bool tensors."""
-        masks: list[torch.Tensor | None] = []
-        for i, module in enumerate(self._layers):
-            indices = getattr(module, "masked_key_indices", None)
-            module.masked_key_indices = None
-            if indices is None:
-                masks.append(None)
-                continue
-            _, heads, length, _ = cache.layers[i].keys.shape
-            mask = torch.zeros((heads, length), dtype=torch.bool, device=cache.layers[i].keys.device)
-            mask[indices[1], indices[2]] = True
-            masks.append(mask)
-        return masks
-
     def decode_layers(self, ckv: CompressedKV) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], list[tuple | None]]:
         """``ckv`` as decoding reads it, on the model's device: per-layer ``[1, H, T, D]`` keys and
         values (per-head layouts padded to one T; views of ``ckv`` where nothing is padded, never
@@ -301,15 +274,8 @@ class KVEngine:
 
     def _forward(self, ids: torch.Tensor, positions: torch.Tensor, cache: DynamicCache,
                  masks: list[tuple | None], press: Any) -> torch.Tensor:
-        with self._lock, torch.inference_mode():
-            for module, mask in zip(self._layers, masks):
-                module.masked_key_indices = mask
-            try:
-                with self._step_hooks(press):
-                    out = self.model(input_ids=ids, past_key_values=cache, position_ids=positions, logits_to_keep=1)
-            finally:
-                for module in self._layers:
-                    module.masked_key_indices = None
+        with self._lock, torch.inference_mode(), self.masks.installed(masks), self._step_hooks(press):
+            out = self.model(input_ids=ids, past_key_values=cache, position_ids=positions, logits_to_keep=1)
         return out.logits[0, -1].float()  # sampling, logprobs and grammar masks work in float32
 
     def _decoding_press(self, ckv: CompressedKV, override: PressSpec | None) -> Any:

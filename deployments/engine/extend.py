@@ -27,19 +27,9 @@ def extend_cache(engine, ckv: CompressedKV, new_ids: list[int]) -> CompressedKV:
         raise PromptError("nothing to append to the cache")
     if ckv.meta.codec != "none":
         ckv = codecs.decode(ckv)
-    cache, masks = engine._working_cache(ckv)
     _, pads = ckv.padded_layers() if ckv.is_ragged else (None, [None] * len(ckv.layers))
     start = ckv.meta.next_position
-    ids = torch.tensor([new_ids], device=engine.device)
-    positions = torch.arange(start, start + len(new_ids), device=engine.device).unsqueeze(0)
-    with engine._lock, torch.inference_mode():
-        for module, mask in zip(engine._layers, masks):
-            module.masked_key_indices = mask
-        try:
-            engine.model.model(input_ids=ids, past_key_values=cache, position_ids=positions)
-        finally:
-            for module in engine._layers:
-                module.masked_key_indices = None
+    _, cache = engine.read_after(ckv, new_ids)
     layers = []
     for i, layer in enumerate(cache.layers):
         pad = pads[i]

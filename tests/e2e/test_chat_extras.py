@@ -80,3 +80,29 @@ def test_bad_extras_are_400s(http, extra, param):
 def test_template_options_on_a_session_are_a_400(http, facts_session):
     body = {"model": MODEL, "messages": QUESTION, "session_id": facts_session["id"], "add_generation_prompt": False}
     assert_openai_error(http.post("/v1/chat/completions", json=body), 400, "unsupported_parameter")
+
+
+def test_stop_token_ids_end_the_answer_in_chat_and_text_completions(client, engine):
+    """vLLM's ``stop_token_ids``: the ids of a greedy answer's own text stop the same request early
+    (finish_reason "stop"), streamed and not, on both generation routes; an id outside the
+    vocabulary is a 400 naming it."""
+    free = chat(client, QUESTION, ignore_eos=True)
+    assert free.choices[0].finish_reason == "length" and free.usage.completion_tokens == 10
+    ids = sorted(set(engine.tokenizer.encode(free.choices[0].message.content, add_special_tokens=False)))
+    stopped = chat(client, QUESTION, ignore_eos=True, stop_token_ids=ids)
+    assert stopped.choices[0].finish_reason == "stop" and stopped.usage.completion_tokens < 10
+    assert free.choices[0].message.content.startswith(stopped.choices[0].message.content)
+    pieces = client.chat.completions.create(model=MODEL, messages=QUESTION, max_tokens=10, temperature=0, stream=True,
+                                            extra_body={"ignore_eos": True, "stop_token_ids": ids})
+    chunks = [c.choices[0] for c in pieces if c.choices]
+    assert "".join(c.delta.content or "" for c in chunks) == stopped.choices[0].message.content
+    assert chunks[-1].finish_reason == "stop"
+    text = client.completions.create(model=MODEL, prompt="The sky is", max_tokens=8, temperature=0,
+                                     extra_body={"ignore_eos": True})
+    ids = sorted(set(engine.tokenizer.encode(text.choices[0].text, add_special_tokens=False)))
+    early = client.completions.create(model=MODEL, prompt="The sky is", max_tokens=8, temperature=0,
+                                      extra_body={"ignore_eos": True, "stop_token_ids": ids})
+    assert early.choices[0].finish_reason == "stop" and early.usage.completion_tokens < 8
+    with pytest.raises(Exception) as caught:
+        chat(client, QUESTION, stop_token_ids=[engine.vocab_size])
+    assert getattr(caught.value, "status_code", None) == 400 and "stop_token_ids[0]" in str(caught.value)

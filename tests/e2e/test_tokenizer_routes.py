@@ -46,6 +46,8 @@ def test_version_and_model_cards(http):
     card = http.get("/v1/models").json()["data"][0]
     assert card["id"] == MODEL and card["parent"] is None and card["root"]
     assert http.get(f"/v1/models/{MODEL}").json()["root"] == card["root"]
+    for ping in (http.get("/ping"), http.post("/ping")):  # vLLM's liveness route, as /health
+        assert ping.status_code == 200 and ping.json()["model"] == MODEL
 
 
 @pytest.mark.parametrize("path, body, param", [

@@ -58,7 +58,7 @@ class DecodeLoop:
         sampler = self.engine.new_sampler(params, ckv, input_ids)
         work = RowWork(request_id, ckv, list(input_ids), sampler,
                        StreamingDetokenizer(self.engine.tokenizer, params.stop, params.min_tokens),
-                       ckv.meta.next_position, params.max_tokens)
+                       ckv.meta.next_position, params.max_tokens, frozenset(params.stop_token_ids))
         request = DecodeRequest(request_id, len(input_ids), max(l.max_head_length() for l in ckv.layers),
                                 params.max_tokens, params.ignore_eos)
         self._inbox.put(("submit", request, work, deliver))

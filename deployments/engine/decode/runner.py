@@ -43,7 +43,8 @@ log = logging.getLogger(__name__)
 class RowWork:
     """The runtime side of one generation. ``ckv``: its stored cache (codec "none", never mutated);
     ``input_ids``: the question fed at join; ``next_position``: RoPE position of the next token fed;
-    ``max_tokens``: tokens it may sample (up to ``SPARE_TOKENS`` of them reserved at join)."""
+    ``max_tokens``: tokens it may sample (up to ``SPARE_TOKENS`` of them reserved at join);
+    ``stop_token_ids``: vLLM's tokens that end it (EOS is the scheduler's, which knows ``ignore_eos``)."""
 
     request_id: str
     ckv: CompressedKV
@@ -52,6 +53,7 @@ class RowWork:
     detok: StreamingDetokenizer
     next_position: int
     max_tokens: int = 16
+    stop_token_ids: frozenset[int] = frozenset()
     last_token: int | None = None
     produced: int = 0
     error: BaseException | None = field(default=None, repr=False)
@@ -174,7 +176,8 @@ class BatchRunner:
             return _failed(w, exc)
         w.last_token = choice.token_id
         w.produced += 1
-        out = RowOutput(choice.token_id, choice.token_id in self.engine.eos_ids, w.detok.stopped_by is not None)
+        stopped = w.detok.stopped_by is not None or choice.token_id in w.stop_token_ids
+        out = RowOutput(choice.token_id, choice.token_id in self.engine.eos_ids, stopped)
         return RowResult(out, choice, text)
 
 

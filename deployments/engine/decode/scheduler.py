@@ -79,7 +79,7 @@ class Scheduler:
         if out.error is not None:
             return "error"
         request.produced += 1
-        if (out.is_eos and not request.ignore_eos) or out.hit_stop_string:
+        if (out.is_eos and not request.ignore_eos) or out.hit_stop:
             return "stop"
         if request.produced >= request.max_tokens:
             return "length"

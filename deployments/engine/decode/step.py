@@ -30,7 +30,7 @@ class RowOutput:
 
     token_id: int | None = None
     is_eos: bool = False
-    hit_stop_string: bool = False
+    hit_stop: bool = False  # a stop string or one of the request's stop_token_ids
     error: str | None = None
 
 

@@ -29,8 +29,12 @@ def build_sampler(params: SamplingParams, prompt_ids: list[int], device: torch.d
             raise SamplingError(f"logit_bias token ids {outside[:5]} are outside this model's vocabulary "
                                 f"(ids 0..{vocab_size - 1})")
         processors.append(LogitBias(params.logit_bias, device))
-    if params.min_tokens and not params.ignore_eos:
-        processors.append(MinTokens(params.min_tokens, eos_ids, device))
+    outside = sorted(t for t in params.stop_token_ids if t >= vocab_size)
+    if outside:
+        raise SamplingError(f"stop_token_ids {outside[:5]} are outside this model's vocabulary (ids 0..{vocab_size - 1})")
+    ending = params.ending_ids(eos_ids)
+    if params.min_tokens and ending:
+        processors.append(MinTokens(params.min_tokens, ending, device))
     if params.repetition_penalty != 1.0:
         processors.append(RepetitionPenalty(params.repetition_penalty, prompt_ids, vocab_size, device))
     if params.frequency_penalty or params.presence_penalty:

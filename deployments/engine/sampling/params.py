@@ -4,7 +4,8 @@ Field semantics follow the source each field comes from:
 
 - ``temperature``, ``top_p``, ``seed``, ``stop``, ``logprobs``, ``top_logprobs``,
   ``presence_penalty``, ``frequency_penalty``, ``logit_bias``: OpenAI chat completions.
-- ``repetition_penalty``, ``min_tokens``, ``ignore_eos``, ``top_k``, ``min_p``: vLLM ``SamplingParams`` (the same
+- ``repetition_penalty``, ``min_tokens``, ``ignore_eos``, ``stop_token_ids``, ``top_k``, ``min_p``: vLLM
+  ``SamplingParams`` (the same
   semantics as Hugging Face's ``RepetitionPenaltyLogitsProcessor`` / ``MinNewTokensLogitsProcessor``).
 - ``guided``: vLLM structured outputs (``json`` / ``regex`` / ``choice`` / ``grammar`` /
   ``json_object``), compiled by llguidance (see ``grammar.py``).
@@ -62,6 +63,9 @@ class SamplingParams(BaseModel):
     repetition_penalty: float = Field(default=1.0, gt=0.0, le=2.0)
     logit_bias: dict[int, float] = Field(default_factory=dict)
     min_tokens: int = Field(default=0, ge=0)
+    stop_token_ids: tuple[int, ...] = Field(
+        default=(), description="vLLM: token ids that end the answer when sampled (finish_reason stop, the token's "
+        "text kept as for any token), whatever ignore_eos says; suppressed before min_tokens like EOS")
     guided: GuidedSpec | None = None
 
     @field_validator("logit_bias")
@@ -75,6 +79,18 @@ class SamplingParams(BaseModel):
             if not -LOGIT_BIAS_LIMIT <= bias <= LOGIT_BIAS_LIMIT:
                 raise ValueError(f"logit_bias[{token}] = {bias} is outside [-100, 100]")
         return value
+
+    @field_validator("stop_token_ids")
+    @classmethod
+    def _token_ids(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if any(token < 0 for token in value):
+            raise ValueError(f"stop_token_ids {list(value)[:5]} holds a negative token id")
+        return value
+
+    def ending_ids(self, eos_ids: set[int]) -> set[int]:
+        """Token ids whose sampling ends the answer: ``stop_token_ids``, and the model's EOS ids
+        unless ``ignore_eos``."""
+        return set(self.stop_token_ids) | (set() if self.ignore_eos else set(eos_ids))
 
     @property
     def processes_logits(self) -> bool:

@@ -8,7 +8,8 @@ Accepted (one structured-output constraint per request):
   ``{"type": "json_schema", "json_schema": {"name", "schema", "strict", "description"}}``;
   ``presence_penalty``, ``frequency_penalty`` ([-2, 2]); ``logit_bias`` (token id string -> bias
   in [-100, 100], at most 300 entries, ids inside the vocabulary).
-- vLLM: ``repetition_penalty`` (> 0, at most 2), ``min_tokens``, ``top_k`` (-1 or 0: all tokens),
+- vLLM: ``repetition_penalty`` (> 0, at most 2), ``min_tokens``, ``stop_token_ids`` (at most 64 ids
+  inside the vocabulary), ``top_k`` (-1 or 0: all tokens),
   ``min_p`` ([0, 1]); the structured-output extras
   ``guided_json``, ``guided_regex``, ``guided_choice``, ``guided_grammar`` and the newer
   ``structured_outputs`` object (``json``, ``regex``, ``choice``, ``grammar``, ``json_object``).
@@ -48,6 +49,7 @@ def request_controls(req: Any, vocab_size: int) -> dict[str, Any]:
         "repetition_penalty": 1.0 if req.repetition_penalty is None else req.repetition_penalty,
         "min_tokens": req.min_tokens or 0,
         "logit_bias": _logit_bias(req.logit_bias or {}, vocab_size),
+        "stop_token_ids": _token_ids(req.stop_token_ids or [], vocab_size, "stop_token_ids"),
     }
     guided = guided_spec(req)
     if guided is not None:
@@ -60,6 +62,14 @@ def request_controls(req: Any, vocab_size: int) -> dict[str, Any]:
             raise _bad(str(exc), "unsupported_schema", "response_format") from exc
         controls["guided"] = guided.model_dump(mode="json")
     return controls
+
+
+def _token_ids(ids: list[int], vocab_size: int, param: str) -> list[int]:
+    for i, token in enumerate(ids):
+        if not 0 <= token < vocab_size:
+            raise _bad(f"{param}[{i}] = {token} is not a token id of this model (0..{vocab_size - 1})",
+                       "invalid_token_id", param=f"{param}[{i}]")
+    return list(ids)
 
 
 def _logit_bias(bias: dict[str, float], vocab_size: int) -> dict[int, float]:

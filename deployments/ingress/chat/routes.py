@@ -5,11 +5,9 @@ A question on a stored session (``session_id`` in the body, ``extra_body`` or th
 the plain router picks (longest stored compressed prefix). ``n`` choices are ``n`` streams of
 the replica's token dicts; replies are built by chat/replies.py. Tools (deployments/ingress/tools)
 are planned before any work: the prompt carries the rendered tools and history, the sampling the
-tool_choice's grammar, and answers are read back as tool calls (streamed as tool-call deltas). Streaming replies are
-server-sent events; when the client disconnects, the replica's streams are cancelled. Errors
-before the first token are HTTP errors; a failure mid-stream is reported in-band, then the
-stream ends. vLLM's template options (``add_generation_prompt``, ``continue_final_message``,
-``chat_template_kwargs``) make the ingress render a plain request's prompt itself
+tool_choice's grammar, and answers are read back as tool calls. Streaming replies are the
+server-sent events of chat/stream.py. Errors before the first token are HTTP errors. vLLM's
+template options (``add_generation_prompt``, ``continue_final_message``, ``chat_template_kwargs``) make the ingress render a plain request's prompt itself
 (deployments/ingress/chat_template.py) and send it as token ids to ``Replica.complete``; ``echo``
 prepends the final assistant message.
 
@@ -21,8 +19,7 @@ import hashlib
 import json
 import logging
 import time
-from dataclasses import dataclass
-from typing import Annotated, Any, AsyncIterator
+from typing import Annotated, Any
 
 from fastapi import Body, Header, Request
 from fastapi.responses import StreamingResponse
@@ -37,25 +34,14 @@ from deployments.engine.prompt import normalize_messages
 from deployments.engine.sampling import SamplingParams
 from deployments.ingress.chat.controls import request_controls
 from deployments.ingress.chat.examples import CHAT
-from deployments.ingress.chat.replies import ChatCompletion, ChoiceAccumulator, chunk, completion_body, completion_id, usage
+from deployments.ingress.chat.replies import ChatCompletion, ChoiceAccumulator, completion_body, completion_id
 from deployments.ingress.chat.schema import ChatCompletionRequest
+from deployments.ingress.chat.stream import StreamSetup, ToolCalls, chat_events
 from deployments.ingress.chat_template import check_template_options, render_chat
-from deployments.ingress.errors import ERRORS, APIError, error_body, to_api_error
+from deployments.ingress.errors import ERRORS, APIError, to_api_error
 from deployments.ingress.fastapi_app import api
-from deployments.ingress.sse import SSE_DONE, sse
-from deployments.ingress.tools import ToolChoice, ToolDeltaStream, ToolError, ToolPlan, finish_reason, plan_tools
+from deployments.ingress.tools import ToolError, ToolPlan, plan_tools
 
-
-@dataclass(frozen=True)
-class _Calls:
-    """How a request's answers are read: as tool calls of ``choice`` (None: plain text), with ids
-    from ``seed`` and the choice index (the same in streamed and non-streamed replies)."""
-
-    choice: ToolChoice | None
-    seed: str
-
-    def stream(self, index: int) -> ToolDeltaStream | None:
-        return None if self.choice is None else ToolDeltaStream(self.choice, f"{self.seed}:{index}")
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +127,7 @@ class ChatRoutes:
             else:
                 streams = [self.replicas[name].options(stream=True).chat.remote(None, messages, s, press, scope)
                            for s in samplings]
-        calls = _Calls(tools.choice if tools.parses else None, self._call_seed(req, session_id))
+        calls = ToolCalls(tools.choice if tools.parses else None, self._call_seed(req, session_id))
         kind = "session" if session_id else "plain"
         self.router.started(name)
         streaming = False
@@ -150,8 +136,10 @@ class ChatRoutes:
                 first = first or [await self._first(s) for s in streams]  # errors before streaming: HTTP errors
                 self.metrics.ttft.labels(kind).observe(time.perf_counter() - arrived)
                 streaming = True
-                return StreamingResponse(self._sse(req, streams, first, cached_tokens, kind, request, session_id,
-                                                   calls, lambda: self.router.finished(name)),
+                setup = StreamSetup(self.model_name, self._echo_text(req), self.config.limits.request_timeout_s,
+                                    lambda choices, s: self._count_tokens(kind, choices, s),
+                                    lambda: self.router.finished(name))
+                return StreamingResponse(chat_events(req, streams, first, cached_tokens, request, calls, setup),
                                          media_type="text/event-stream")
             return await self._collect(req, streams, cached_tokens, kind, session_id, arrived, calls, first)
         finally:
@@ -189,6 +177,7 @@ class ChatRoutes:
         if not req.echo or last.get("role") != "assistant":
             return ""
         return normalize_messages([last])[0]["content"]
+
     async def _session_streams(self, session_id: str, owner: str, messages: list[dict[str, Any]],
                                samplings: list[dict]) -> tuple[str, int, list, list[dict]]:
         """Locate the session (the control plane waits for it if it is being recovered), open its
@@ -223,7 +212,7 @@ class ChatRoutes:
             raise APIError(500, "the replica returned an empty stream", "internal_error") from None
 
     async def _collect(self, req: ChatCompletionRequest, streams: list, cached: int, kind: str,
-                       session_id: str | None, arrived: float, calls: _Calls, first: list[dict] | None = None) -> dict:
+                       session_id: str | None, arrived: float, calls: ToolCalls, first: list[dict] | None = None) -> dict:
         start = time.perf_counter()
         choices = [ChoiceAccumulator(i) for i in range(len(streams))]
         for choice in choices:
@@ -256,58 +245,3 @@ class ChatRoutes:
         self.metrics.prompt_tokens.labels(kind).inc(choices[0].prompt_tokens)
         if elapsed_s > 0 and produced:
             self.metrics.tokens_per_s.observe(produced / elapsed_s)
-
-    async def _sse(self, req: ChatCompletionRequest, streams: list, first: list[dict], cached: int, kind: str,
-                   request: Request, session_id: str | None, calls: _Calls,
-                   done: Any = None) -> AsyncIterator[str]:
-        cid, created, start = completion_id(), int(time.time()), time.perf_counter()
-        choices = [ChoiceAccumulator(i) for i in range(len(streams))]
-        include_usage = bool(req.stream_options and req.stream_options.include_usage)
-        try:
-            echo = self._echo_text(req)
-            for i in range(len(streams)):
-                opening = {"role": "assistant", "content": None if calls.choice else ""}
-                yield sse(chunk(cid, self.model_name, created, opening, i))
-                if echo:
-                    choices[i].text.append(echo)
-                    yield sse(chunk(cid, self.model_name, created, {"content": echo}, i))
-            for i, stream in enumerate(streams):
-                pending = [first[i]]
-                tool_stream = calls.stream(i)
-                while True:
-                    for item in pending:
-                        choices[i].add(item)
-                        logprobs = {"content": choices[i].logprobs[-1:]} if "logprob" in item else None
-                        if tool_stream is None:
-                            deltas = [{"content": item["text"]}] if item["text"] or logprobs else []
-                        else:  # tool-call deltas: the same parse as the non-streamed reply
-                            deltas = tool_stream.feed("".join(choices[i].text), final=bool(item["finish_reason"]))
-                        for delta in deltas:
-                            yield sse(chunk(cid, self.model_name, created, delta, i, logprobs=logprobs))
-                            logprobs = None
-                        if logprobs:  # a token with nothing to send yet (e.g. a held-back "<tool")
-                            yield sse(chunk(cid, self.model_name, created, {}, i, logprobs=logprobs))
-                        if item["finish_reason"]:
-                            finish = choices[i].finish_reason
-                            if tool_stream is not None:
-                                finish = finish_reason(tool_stream.turn, finish)
-                            yield sse(chunk(cid, self.model_name, created, {}, i, finish))
-                    if choices[i].finish_reason or await request.is_disconnected():
-                        break
-                    try:
-                        pending = [await asyncio.wait_for(stream.__anext__(), self.config.limits.request_timeout_s)]
-                    except StopAsyncIteration:
-                        break
-            if include_usage:
-                yield sse({"id": cid, "object": "chat.completion.chunk", "created": created,
-                           "model": self.model_name, "choices": [], "usage": usage(choices, cached)})
-            yield SSE_DONE
-            self._count_tokens(kind, choices, time.perf_counter() - start)
-        except Exception as exc:  # mid-stream failure: report it in-band, then end the stream
-            yield sse(error_body(to_api_error(exc)))
-            yield SSE_DONE
-        finally:
-            for stream in streams:
-                stream.cancel()
-            if done is not None:
-                done()

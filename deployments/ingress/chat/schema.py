@@ -47,6 +47,8 @@ class ChatCompletionRequest(StrictModel):
     # vLLM extras; checked and translated by deployments/ingress/chat/controls.py
     repetition_penalty: float | None = Field(default=None, gt=0.0, le=2.0)
     min_tokens: int | None = Field(default=None, ge=0)
+    stop_token_ids: list[int] | None = Field(default=None, max_length=64,
+                                             description="vLLM: token ids that end the answer when sampled")
     guided_json: dict[str, Any] | str | None = None
     guided_regex: str | None = None
     guided_choice: list[str] | None = None

@@ -9,7 +9,7 @@ Fields and ranges from the OpenAI API reference (Completions) and vLLM's ``Compl
   ``echo``, ``stream`` + ``stream_options``, ``presence_penalty``, ``frequency_penalty``,
   ``logit_bias``, ``user``; ``best_of`` only when it equals ``n`` (vLLM's V1 engine), ``suffix``
   never (400: this server does not insert text);
-- vLLM's extras: ``top_k``, ``min_p``, ``repetition_penalty``, ``min_tokens``, ``ignore_eos``,
+- vLLM's extras: ``top_k``, ``min_p``, ``repetition_penalty``, ``min_tokens``, ``stop_token_ids``, ``ignore_eos``,
   ``add_special_tokens`` (default true: the tokenizer's BOS is prepended to a text prompt),
   ``response_format`` and the guided-decoding fields (deployments/ingress/chat/controls.py);
 - kvfleet's: ``session_id`` (the prompt continues that session's stored context), ``press`` and
@@ -56,6 +56,8 @@ class CompletionRequest(StrictModel):
     min_p: float | None = Field(default=None, ge=0.0, le=1.0)
     repetition_penalty: float | None = Field(default=None, gt=0.0, le=2.0)
     min_tokens: int | None = Field(default=None, ge=0)
+    stop_token_ids: list[int] | None = Field(default=None, max_length=64,
+                                             description="vLLM: token ids that end the answer when sampled")
     ignore_eos: bool = False
     add_special_tokens: bool = True
     guided_json: dict[str, Any] | str | None = None

@@ -22,6 +22,11 @@ class ModelRoutes:
     async def health(self) -> dict:
         return {"status": "ok", "model": self.model_name, "replicas": list(self.replicas)}
 
+    @api.api_route("/ping", methods=["GET", "POST"], responses={200: {"model": Health}})
+    async def ping(self) -> dict:
+        """vLLM's (and SageMaker's) liveness route: the same answer as ``/health``."""
+        return await self.health()
+
     @api.get("/v1/presses", responses={200: {"model": PressList}})
     async def presses(self) -> dict:
         return {"object": "list", "data": describe_presses(), "default": self.config.default_press.model_dump()}

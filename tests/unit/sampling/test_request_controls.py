@@ -95,3 +95,12 @@ def test_out_of_range_fields_fail_validation(field, value):
 
 def test_tools_are_no_longer_rejected():  # served by deployments/ingress/tools (issue 24)
     assert req(tools=[{"type": "function", "function": {"name": "f"}}]).unsupported() is None
+
+
+def test_stop_token_ids_pass_through_and_are_checked_against_the_vocabulary():
+    assert controls(stop_token_ids=[2, 7]).stop_token_ids == (2, 7)
+    assert controls().stop_token_ids == ()
+    error = bad(stop_token_ids=[5, VOCAB])
+    assert error.param == "stop_token_ids[1]" and str(VOCAB) in error.message
+    with pytest.raises(ValueError):  # the schema bounds the list (limits before any work)
+        req(stop_token_ids=list(range(65)))

@@ -48,7 +48,7 @@ def test_stop_rules_eos_stop_string_max_tokens_ignore_eos_error():
         s.add(r)
     step = s.schedule()
     out = tokens(step, eos=RowOutput(2, is_eos=True), ign=RowOutput(2, is_eos=True),
-                 str=RowOutput(5, hit_stop_string=True), err=RowOutput(error="boom"))
+                 str=RowOutput(5, hit_stop=True), err=RowOutput(error="boom"))
     verdicts = {e.request_id: e.finish_reason for e in s.update(step, out)}
     assert verdicts == {"eos": "stop", "ign": None, "str": "stop", "err": "error", "len": "length"}
     step = s.schedule()

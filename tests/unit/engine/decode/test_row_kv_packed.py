@@ -7,7 +7,7 @@ import torch
 
 from deployments.engine.decode import packed
 from deployments.engine.decode.row_kv import RowKV
-from deployments.engine.engine import masked_key_indices
+from deployments.engine.attention_masks import masked_key_indices
 from kvpool.press_spec import NO_PRESS, PressSpec
 from tests.conftest import document
 
