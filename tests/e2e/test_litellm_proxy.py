@@ -189,9 +189,9 @@ def test_tool_calls_through_the_proxy(client, sessions, apps):
             assert [c[1:] for c in calls] == [c[1:] for c in calls_of(direct.choices[0].message.tool_calls)]
             streamed = assemble_tool_stream(client.chat.completions.create(model=GROUP, stream=True, **fields))
             assert streamed["finish_reason"] == "tool_calls"
-            # the same calls; ids well-formed. Not compared: on the merged code one streamed id through
-            # the proxy differed from the non-streamed one (the app's own streamed == non-streamed ids:
-            # tests/e2e/test_tools.py); cause not found yet (report 24-28)
+            # the same calls; ids well-formed. Ids not compared: once (1 pair in 12) a streamed id through the
+            # proxy differed from the non-streamed one, as if the app had received another body; the app's
+            # own streamed == non-streamed ids are tests/e2e/test_tools.py's; cause not found yet
             assert [c[1:] for c in streamed["calls"]] == [c[1:] for c in calls]
             assert all(re.fullmatch(r"call_[0-9a-f]{24}", c[0]) for c in streamed["calls"])
 
