@@ -142,28 +142,54 @@ def _long_load_child(press: str, ratio: float, target_tokens: int, threads: int,
 
 
 def long_context_sweep(presses: list[str], ratio: float, target_tokens: int, threads: int,
-                       log: Callable[[str], None], dtype: str = "auto") -> list[dict]:
+                       log: Callable[[str], None], dtype: str = "auto", repeats: int = 1) -> list[dict]:
     """Load time and peak memory growth of each press (and ``none``) on one long needle document,
     each in its own process: what the short benchmark documents hide (a press whose cost grows
-    faster than the context, e.g. by materializing attention weights)."""
+    faster than the context, e.g. by materializing attention weights). With ``repeats`` > 1 the
+    presses are loaded round by round (every other round in reverse order, so a drift in the
+    machine's load falls on all of them) and each row gives the median ``load_s`` of its rounds,
+    every round's in ``load_s_runs``, its ratio to ``none`` of the same round in
+    ``load_vs_none_runs`` (median ``load_vs_none_median``), and the fastest round ``load_s_min``
+    with its ratio to none's fastest, ``load_vs_none_min``."""
     import multiprocessing
 
     ctx = multiprocessing.get_context("spawn")
-    rows = []
-    for press in ["none", *presses]:
-        queue = ctx.Queue()
-        child = ctx.Process(target=_long_load_child, args=(press, ratio, target_tokens, threads, queue, dtype))
-        child.start()
-        row = _result_of(child, queue)
-        child.join()
-        if "error" in row:
-            log(f"long context, {press}: {row['error']}")
-            rows.append({"press": press, **row})
-            continue
-        log(f"long context {row['tokens_read']} tokens, {press}: load {row['load_s']:.1f} s, "
-            f"peak +{row['peak_rss_growth_mib']} MiB, {row['correct']}/{row['questions']} correct")
-        rows.append(row)
-    return rows
+    order = ["none", *presses]
+    runs: dict[str, list[dict]] = {press: [] for press in order}
+    for round_ in range(repeats):
+        for press in order if round_ % 2 == 0 else order[::-1]:
+            queue = ctx.Queue()
+            child = ctx.Process(target=_long_load_child, args=(press, ratio, target_tokens, threads, queue, dtype))
+            child.start()
+            row = _result_of(child, queue)
+            child.join()
+            if "error" in row:
+                log(f"long context, {press}: {row['error']}")
+            else:
+                log(f"long context {row['tokens_read']} tokens, {press}: load {row['load_s']:.1f} s, "
+                    f"peak +{row['peak_rss_growth_mib']} MiB, {row['correct']}/{row['questions']} correct")
+            runs[press].append({"press": press, **row})
+    return [_long_row(runs[press], runs["none"]) for press in order]
+
+
+def _long_row(rounds: list[dict], baseline: list[dict]) -> dict:
+    """One press's long-context row from its rounds (the first round's row with medians)."""
+    from statistics import median
+
+    ok = [r for r in rounds if "error" not in r]
+    if len(rounds) == 1 or not ok:
+        return rounds[0]
+    row = {**ok[0], "load_s": round(median(r["load_s"] for r in ok), 3),
+           "load_s_runs": [r["load_s"] for r in ok], "rounds": len(ok)}
+    pairs = [(r["load_s"], b["load_s"]) for r, b in zip(rounds, baseline) if "error" not in r and "error" not in b]
+    if pairs:
+        row["load_vs_none_runs"] = [round(a / b, 3) for a, b in pairs]
+        row["load_vs_none_median"] = round(median(a / b for a, b in pairs), 3)
+    ok_base = [b["load_s"] for b in baseline if "error" not in b]
+    row["load_s_min"] = min(r["load_s"] for r in ok)  # the least disturbed round, on a shared machine
+    if ok_base:
+        row["load_vs_none_min"] = round(row["load_s_min"] / min(ok_base), 3)
+    return row
 
 
 def _result_of(child, queue) -> dict:
@@ -179,6 +205,31 @@ def _result_of(child, queue) -> dict:
                     return queue.get(timeout=1)
                 except queues.Empty:
                     return {"error": f"the load process exited with code {child.exitcode} and no result"}
+
+
+def plot_long(long: dict[str, Any], path: Path) -> None:
+    """The long-context sweep alone: load time per press (median bar, each round a dot) and
+    needles found, for a ``--long-only`` run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in long["rows"] if "error" not in r]
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    names = [r["press"] for r in rows]
+    ax.bar(names, [r["load_s"] for r in rows], color=["k" if n == "none" else "tab:blue" for n in names], alpha=0.6)
+    for i, row in enumerate(rows):
+        runs = row.get("load_s_runs", [row["load_s"]])
+        ax.scatter([i] * len(runs), runs, color="tab:red", s=12, zorder=3)
+        ax.annotate(f"{row['correct']}/{row['questions']}", (i, row["load_s"]), ha="center", xytext=(0, 4),
+                    textcoords="offset points", fontsize=8)
+    tokens = rows[0]["tokens_read"] if rows else long["target_tokens"]
+    ax.set_ylabel("load (prefill + press) s")
+    ax.set_title(f"load at {tokens} tokens, r = 0.5: median (bar), each round (dots), needles found")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def plot(result: dict[str, Any], path: Path) -> None:
@@ -290,6 +341,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="length of the long-context load sweep (0: skip it)")
     parser.add_argument("--long-presses", type=int, default=3,
                         help="the long-context sweep loads the best N query-agnostic presses (and none)")
+    parser.add_argument("--long-repeats", type=int, default=1,
+                        help="rounds of the long-context sweep (median load time; alternate rounds reversed)")
     parser.add_argument("--long-only", nargs="+", default=None, metavar="PRESS",
                         help="only the long-context sweep, of these presses (a part run for --merge)")
     parser.add_argument("--merge", type=Path, nargs="+", default=None,
@@ -303,11 +356,13 @@ def main(argv: list[str] | None = None) -> None:
         return
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if args.long_only:
-        rows = long_context_sweep(args.long_only, 0.5, args.long_tokens, args.threads, print, args.dtype)
+        rows = long_context_sweep(args.long_only, 0.5, args.long_tokens, args.threads, print, args.dtype,
+                                  args.long_repeats)
         config = {k: str(v) for k, v in vars(args).items()}
         long = {"target_tokens": args.long_tokens, "rows": rows}
         args.out.write_text(json.dumps({"benchmark": "press_quality", "config": config, "documents": [],
                                         "long_contexts": long}, indent=1))
+        plot_long(long, args.out.with_suffix(".png"))
         return
     if args.quick:
         args.presses, args.ratios, args.full_ratio_presses = ["knorm", "kvzip"], [0.5], []

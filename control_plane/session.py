@@ -31,6 +31,9 @@ class SessionRecord(BaseModel):
     - ``pinned``: exempt from TTL expiry and from pressure migrations.
     - ``response``: set when the session is a stored Responses API response (its reply object,
       input items and conversation as text; deployments/ingress/responses/state.py); None otherwise.
+    - ``press_stats``: what the press reported about the load that made the cache (``get_stats()``
+      of presses that have one, e.g. ``moe_router``: per layer each KV head's experts, weights and
+      tokens kept); None when the press reports nothing.
     - ``version``: bumped on every change.
     """
 
@@ -57,6 +60,7 @@ class SessionRecord(BaseModel):
     codec: str = "none"
     failure: str | None = None
     response: dict[str, Any] | None = None
+    press_stats: dict[str, Any] | None = None
     version: int = Field(default=0, ge=0)
 
     @classmethod

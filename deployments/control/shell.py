@@ -166,7 +166,8 @@ class ControlShell(ResponseRecords):
     async def mark_loaded(self, session_id: str, stored: dict) -> dict:
         record = self.cp.mark_loaded(SessionId(session_id), read_tokens=stored["read_tokens"],
                                      kept_tokens=stored["kept_tokens"], stored_bytes=stored["stored_bytes"],
-                                     codec=stored["codec"], tier=stored_tier(stored["tier"]))
+                                     codec=stored["codec"], tier=stored_tier(stored["tier"]),
+                                     press_stats=stored.get("press_stats") or None)
         return record.model_dump(mode="json")
 
     async def mark_load_failed(self, session_id: str, reason: str) -> dict:

@@ -119,6 +119,29 @@ def session_on(base_url: str, session_id: str) -> dict | None:
     return response.json()
 
 
+def calls_of(tool_calls) -> list[tuple[str, str, str]]:
+    """(id, name, arguments) of each tool call of a reply message (openai or LiteLLM objects)."""
+    return [(c.id, c.function.name, c.function.arguments) for c in tool_calls or ()]
+
+
+def assemble_tool_stream(chunks) -> dict:
+    """The first choice's ``{"content", "calls": [(id, name, arguments)], "finish_reason"}`` put
+    together from streamed chat chunks (OpenAI tool-call deltas: index, id and name once, the
+    arguments in pieces), as a client does."""
+    content, calls, finish = "", {}, None
+    for chunk in chunks:
+        for choice in chunk.choices:
+            content += choice.delta.content or ""
+            for piece in choice.delta.tool_calls or ():
+                call = calls.setdefault(piece.index, {"id": None, "name": None, "arguments": ""})
+                call["id"] = call["id"] or piece.id
+                call["name"] = call["name"] or piece.function.name
+                call["arguments"] += piece.function.arguments or ""
+            finish = choice.finish_reason or finish
+    return {"content": content, "finish_reason": finish,
+            "calls": [(c["id"], c["name"], c["arguments"]) for _, c in sorted(calls.items())]}
+
+
 def ask_direct(base_url: str, session_id: str, question: str, max_tokens: int) -> str:
     """The app's own greedy answer (no router): what a correctly routed question must get."""
     from openai import OpenAI

@@ -2,8 +2,15 @@
 LangChain ``ChatOpenAI`` (``bind_tools``, ``with_structured_output`` in its default json_schema
 method and its function_calling method), the OpenAI Agents SDK with ``OpenAIChatCompletionsModel``
 and a function tool, and LiteLLM (``litellm.Router`` through kvfleet's session-affinity client,
-on a session and a plain request). instructor 1.17.0 cannot be installed with the pinned openai
-3.57.0 (it requires jiter<0.15, openai requires jiter>=0.16): docs/tools.md."""
+on a session and a plain request, named and required, streamed and not).
+
+instructor has no test here because no release of it installs next to the pinned openai 3.57.0.
+All 98 versions on the registry were tried (``pip install --dry-run instructor==X openai==3.57.0``,
+pip 23.2.1): 1.17.0 -> "Cannot install instructor==1.17.0 and openai==3.57.0 because these package
+versions have conflicting dependencies. The conflict is caused by: instructor 1.17.0 depends on
+jiter<0.15 and >=0.6.1; openai 3.57.0 depends on jiter<1 and >=0.16.0"; 1.13.0-1.16.0 depend on
+openai<3.0.0, 0.3.0-1.12.0 on openai<2.0.0, 0.2.x on openai<0.29. Its default mode (``Mode.TOOLS``:
+``tools`` + a named ``tool_choice``) is the request shape of the named-choice tests (docs/tools.md)."""
 
 from __future__ import annotations
 
@@ -81,20 +88,36 @@ def test_openai_agents_sdk_calls_a_function_tool(app_url):
     assert result.final_output == f"21 degrees {seen[0]['unit']} in {seen[0]['city']}"
 
 
-def test_litellm_router_tool_call_on_a_session_and_a_plain_request(app_url, tmp_path):
+def test_litellm_router_tool_calls_on_a_session_and_a_plain_request(app_url, client, tmp_path):
+    """Named and required ``tool_choice`` through a ``litellm.Router`` with kvfleet's strategy,
+    streamed and not: the arguments validate against the schema and are the app's own (the same
+    request sent directly); the stream, reassembled from LiteLLM's chunks, is the same call."""
     from deployments.litellm_router import KvfleetRouterClient, KvfleetRouterConfig
-    from tests.e2e.litellm_support import GROUP, litellm_config
+    from tests.e2e.litellm_support import GROUP, assemble_tool_stream, calls_of, litellm_config
+    from tests.e2e.test_tools import NAMED, SCHEMAS
 
     data = litellm_config({"kvfleet-a": f"{app_url}/v1", "kvfleet-b": f"{app_url}/v1"}, tmp_path / "dir.sqlite3")
-    client = KvfleetRouterClient.from_model_list(data["model_list"], data["router_settings"],
+    router = KvfleetRouterClient.from_model_list(data["model_list"], data["router_settings"],
                                                  KvfleetRouterConfig.model_validate(data["kvfleet_router"]))
-    session = client.create_session(GROUP, "The weather service covers Lisbon and Paris.")
+    session = router.create_session(GROUP, "The weather service covers Lisbon and Paris.")
+    messages = [{"role": "user", "content": QUESTION}]
+
+    async def streamed(**fields) -> dict:
+        return assemble_tool_stream([c async for c in await router.acompletion(GROUP, messages, stream=True, **fields)])
+
     for session_id in (session["id"], None):
-        reply = client.completion(GROUP, [{"role": "user", "content": QUESTION}], session_id=session_id,
-                                  tools=TOOLS, tool_choice={"type": "function", "function": {"name": "get_weather"}},
-                                  temperature=0, max_tokens=64)
-        call = reply.choices[0].message.tool_calls[0]
-        assert call.function.name == "get_weather" and call.id.startswith("call_")
-        jsonschema.validate(json.loads(call.function.arguments), WEATHER)
-        assert reply.choices[0].finish_reason == "tool_calls"
-    client.delete_session(GROUP, session["id"])
+        for tool_choice in (NAMED, "required"):
+            fields = {"tools": TOOLS, "tool_choice": tool_choice, "temperature": 0, "max_tokens": 128}
+            reply = router.completion(GROUP, messages, session_id=session_id, **fields)
+            choice = reply.choices[0]
+            calls = calls_of(choice.message.tool_calls)
+            assert calls and choice.finish_reason == "tool_calls"
+            for call_id, name, arguments in calls:
+                assert call_id.startswith("call_") and (tool_choice != NAMED or name == "get_weather")
+                jsonschema.validate(json.loads(arguments), SCHEMAS[name])
+            direct = client.chat.completions.create(model=MODEL, messages=messages, **fields,
+                                                    extra_body={"session_id": session_id} if session_id else {})
+            assert [c[1:] for c in calls] == [c[1:] for c in calls_of(direct.choices[0].message.tool_calls)]
+            stream = router.run(streamed(session_id=session_id, **fields))
+            assert stream["finish_reason"] == "tool_calls" and stream["calls"] == calls
+    router.delete_session(GROUP, session["id"])

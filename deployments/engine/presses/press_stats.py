@@ -6,9 +6,10 @@ the replica-level totals built from them.
   replaced by what the stored cache really holds per head (a wrapper such as ``adakv`` decides
   the kept counts, not the inner press). ``{}`` when no press reports statistics. The engine puts
   it in ``CompressedKV.meta.press_stats`` and the session view serves it as ``press_stats``.
-- ``PressStatsTotals``: a replica's running totals over loads (loads, tokens read / kept, the
-  mean requested and applied ratio, each expert's share of (layer, head) routing weight), for
-  ``/admin/stats`` and ``/metrics``.
+- ``PressStatsTotals``: a replica's running totals over loads (loads, loads per router type,
+  loads cache_aware raised, the mean requested and applied ratio, each expert's share of
+  (layer, head) routing weight), for ``/admin/stats`` and ``/metrics``
+  (deployments/ingress/observability/press_metrics.py).
 - ``set_pool_pressure(press, pressure)``: hands the replica's KV pool pressure to every press in
   the tree that reads it (``cache_aware``); ``wants_pool_pressure(spec)`` says whether a load needs
   it and ``pool_pressure_of(tiers)`` computes it from ``KVPool.usage()``.

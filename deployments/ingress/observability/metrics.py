@@ -1,5 +1,6 @@
 """Prometheus metrics of the ingress (requests, TTFT, tokens) plus gauges refreshed from the
-replicas' pools on each scrape (sessions, bytes per tier, evictions, prefix hits)."""
+replicas' pools on each scrape (sessions, bytes per tier, evictions, prefix hits, batched decode,
+press statistics)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any, Awaitable, Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from deployments.ingress.observability.press_metrics import PressStatsCollector
 from deployments.ingress.observability.replica_metrics import BatchMetricsCollector
 
 _LATENCY_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -41,6 +43,8 @@ class IngressMetrics:
                                      ["counter"], registry=r)
         self.batch = BatchMetricsCollector()
         r.register(self.batch)
+        self.press_stats = PressStatsCollector()
+        r.register(self.press_stats)
 
     def update_replica(self, replica: str, stats: dict) -> None:
         self.sessions.labels(replica).set(stats.get("session_count", 0))
@@ -51,6 +55,7 @@ class IngressMetrics:
         for name, value in stats.get("counters", {}).items():
             self.pool_counter.labels(replica, name).set(value)
         self.batch.update(replica, stats.get("batch"))
+        self.press_stats.update(replica, stats.get("press_stats"))
 
     def update_control(self, counters: dict) -> None:
         for name, value in counters.items():

@@ -34,7 +34,8 @@ class Session(OpenModel):
     compression: dict[str, Any] | None = Field(default=None, description="what the press did (press_outcome.py)")
     press_stats: dict[str, Any] | None = Field(
         default=None, description="what the press reported about this load (moe_router: requested / applied "
-        "ratio, pool pressure, per layer each KV head's experts, weights and tokens kept); in the load reply")
+        "ratio, pool pressure, per layer each KV head's experts, weights and tokens kept); null when the "
+        "press reports nothing")
     timings: dict[str, float] | None = Field(default=None, description="load timings, in the reply of a load")
 
 
@@ -63,5 +64,6 @@ def session_view(record: dict[str, Any]) -> dict[str, Any]:
                    tokens_kept=record["kept_tokens"], bytes_stored=record["stored_bytes"], codec=record["codec"],
                    pinned=record["pinned"], created=record["created_s"], last_used=record["last_used_s"],
                    ttl_s=record["ttl_s"], expire_time=expire_time, failure=record.get("failure"),
-                   compression=press_outcome(record["press"], record["read_tokens"], record["kept_tokens"]))
+                   compression=press_outcome(record["press"], record["read_tokens"], record["kept_tokens"]),
+                   press_stats=record.get("press_stats"))
     return view.model_dump(exclude_unset=True)

@@ -98,7 +98,6 @@ class SessionRoutes:
         self.metrics.sessions_loaded.inc()
         self.metrics.context_tokens.inc(stored["read_tokens"])
         view = session_view(record)
-        view["press_stats"] = stored.get("press_stats") or None  # what the press did on this load (moe_router)
         view["timings"] = {"load_s": round(time.perf_counter() - start, 4), "prefill_store_s": round(stored["load_s"], 4)}
         return view
 

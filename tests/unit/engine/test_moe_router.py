@@ -151,6 +151,26 @@ def test_cache_aware_raises_the_ratio_with_pool_pressure_within_its_band(engine)
     assert full.meta.kept_tokens == max(1, int(full.meta.original_tokens * (1 - stats["compression_ratio_applied"])))
 
 
+def test_cache_aware_reads_a_filled_pool_as_the_replica_does(engine, routed):
+    """The replica's path (serving/replica.py): a spec asking for ``cache_aware`` makes it read
+    ``pool_pressure_of`` its KV pool's usage; a pool filled past half its budget raises the ratio."""
+    from deployments.engine.presses.press_stats import pool_pressure_of, wants_pool_pressure
+    from kvpool import KVPool, KVPoolConfig, SessionId
+
+    spec = _spec(cache_aware=True)
+    assert wants_pool_pressure(spec.model_dump(mode="json")) and not wants_pool_pressure(_spec().model_dump())
+    assert wants_pool_pressure({"name": "adakv", "presses": [{"name": "moe_router", "cache_aware": True}]})
+    pool = KVPool(KVPoolConfig(host_budget_bytes=int(routed.nbytes / 0.8)))
+    assert pool_pressure_of(pool.usage()) == 0.0
+    pool.put(routed, SessionId("s1"))  # the pool is now 80 % full
+    pressure = pool_pressure_of(pool.usage())
+    assert pressure == pytest.approx(0.8, abs=0.01)
+    full = engine.prefill(TEXT, spec, pool_pressure=pressure)
+    assert full.meta.press_stats["compression_ratio_applied"] == cache_aware_ratio(0.5, pressure) > 0.5
+    assert full.meta.kept_tokens < routed.meta.kept_tokens
+    assert pool_pressure_of({"host": {"budget_bytes": 0, "held_bytes": 5}}) is None  # no budget known
+
+
 def test_cache_aware_band():
     assert cache_aware_ratio(0.5, None) == cache_aware_ratio(0.5, 0.5) == 0.5
     assert cache_aware_ratio(0.5, 1.0) == 0.75 and cache_aware_ratio(0.8, 1.0) == MAX_RATIO
