@@ -42,6 +42,7 @@ from deployments.ingress.observability.metrics import IngressMetrics, RequestMet
 from deployments.ingress.observability.routes import MetricsRoutes
 from deployments.ingress.plain_router import PlainRouter
 from deployments.ingress.responses.routes import ResponseRoutes
+from deployments.ingress.responses.stored_routes import StoredResponseRoutes
 from deployments.ingress.sessions.routes import SessionRoutes
 from deployments.ingress.tokenizer.routes import TokenizerRoutes
 
@@ -49,8 +50,8 @@ log = logging.getLogger(__name__)
 
 
 @serve.ingress(api)
-class Ingress(ChatRoutes, CompletionRoutes, ResponseRoutes, SessionRoutes, ModelRoutes, AdminRoutes, MetricsRoutes,
-              TokenizerRoutes):
+class Ingress(ChatRoutes, CompletionRoutes, ResponseRoutes, StoredResponseRoutes, SessionRoutes, ModelRoutes,
+              AdminRoutes, MetricsRoutes, TokenizerRoutes):
     def __init__(self, config: dict, control: Any, replicas: dict[str, Any]):
         self.config = AppConfig.model_validate(config)
         self.control = control

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 
 import httpx
+import openai
 import pytest
 import ray
 
@@ -149,6 +150,8 @@ def test_get_input_items_delete_and_404s(client, app_url):
     assert got.id == reply.id and got.output_text == reply.output_text and got.metadata == {"case": "crud"}
     listed = client.responses.input_items.list(reply.id)
     assert [i.role for i in listed.data] == ["user", "assistant", "user"][::-1]  # desc by default
+    with pytest.raises(openai.BadRequestError, match="synchronously"):  # nothing runs in the background here
+        client.responses.cancel(reply.id)
     asc = client.responses.input_items.list(reply.id, order="asc", limit=1)
     assert asc.data[0].role == "user" and asc.has_more
     after = client.responses.input_items.list(reply.id, order="asc", after=asc.data[0].id)
@@ -164,6 +167,7 @@ def test_get_input_items_delete_and_404s(client, app_url):
     error = assert_openai_error(httpx.post(f"{app_url}/v1/responses", json=body), 404)
     assert "deleted" in error["message"]
     assert_openai_error(httpx.get(f"{app_url}/v1/responses/resp_nope"), 404)
+    assert_openai_error(httpx.post(f"{app_url}/v1/responses/resp_nope/cancel"), 404)
 
 
 def test_store_false_keeps_nothing(client, app_url):
