@@ -263,7 +263,8 @@ def merge(parts: list[Path], out: Path) -> None:
             if key not in keys:
                 keys.add(key)
                 result["jobs"].append(job)
-        result["parts"].append({"path": str(path), "config": part.get("config"), "runs": part.get("runs")})
+        result["parts"].append({"path": str(path), "config": part.get("config"), "runs": part.get("runs"),
+                                **({"parts": part["parts"]} if part.get("parts") else {})})  # a merged part's own
         result["cost_runs"] = result.get("cost_runs", []) + [
             c for c in part.get("cost_runs", []) if c not in result.get("cost_runs", [])]
         if part.get("short_contexts"):
