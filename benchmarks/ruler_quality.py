@@ -249,9 +249,11 @@ def sweep(args, result: dict[str, Any], docs: list[SuiteDocument], engine, loop,
 
 
 def merge(parts: list[Path], out: Path) -> None:
-    """One result from part runs: documents and jobs united (a key measured twice: the first part's)."""
+    """One result from part runs: documents and jobs united (a key measured twice: the first part's),
+    cost runs united without repeats, and the short-context sweep of the press the merged result
+    chooses (else the first part's)."""
     result: dict[str, Any] = {"benchmark": "ruler_quality", "documents": [], "jobs": [], "parts": []}
-    docs, keys = {}, set()
+    docs, keys, shorts = {}, set(), []
     for path in parts:
         part = json.loads(path.read_text())
         for d in part["documents"]:
@@ -261,13 +263,23 @@ def merge(parts: list[Path], out: Path) -> None:
             if key not in keys:
                 keys.add(key)
                 result["jobs"].append(job)
-        result["parts"].append({"path": str(path), "config": part.get("config"), "runs": part.get("runs")})
-        result["cost_runs"] = result.get("cost_runs", []) + part.get("cost_runs", [])
+        result["parts"].append({"path": str(path), "config": part.get("config"), "runs": part.get("runs"),
+                                **({"parts": part["parts"]} if part.get("parts") else {})})  # a merged part's own
+        result["cost_runs"] = result.get("cost_runs", []) + [
+            c for c in part.get("cost_runs", []) if c not in result.get("cost_runs", [])]
         if part.get("short_contexts"):
-            result.setdefault("short_contexts", part["short_contexts"])
-        result.setdefault("config", part.get("config"))
+            shorts.append(part["short_contexts"])
+        if part.get("config"):
+            result.setdefault("config", part["config"])
     result["documents"] = list(docs.values())
+    if shorts:
+        result["short_contexts"] = shorts[0]
     finish(result, out)
+    choice = result.get("default") or {}
+    chosen = [s for s in shorts if (s["press"], s["compression_ratio"]) == (choice.get("press"), choice.get("compression_ratio"))]
+    if chosen and chosen[0] is not result["short_contexts"]:
+        result["short_contexts"] = chosen[0]
+        finish(result, out)
 
 
 def main(argv: list[str] | None = None) -> None:

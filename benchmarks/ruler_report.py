@@ -65,7 +65,14 @@ def markdown(result: dict[str, Any]) -> str:
     kept_line = ", ".join(f"{k} {v['kept']}/{v['probes']}" for k, v in kept.get("task", {}).items())
     return "\n\n".join([default_text(result), f"kept probes (answered uncompressed) by task: {kept_line}",
                         "choose half (even seeds):", quality_table(result, "choose"),
-                        "held-back half (odd seeds):", quality_table(result, "report"), load_table(result)])
+                        "held-back half (odd seeds):", quality_table(result, "report"),
+                        *[f"load at ratio {r}:\n\n{load_table(result, r)}" for r in _cost_ratios(result)]])
+
+
+def _cost_ratios(result: dict[str, Any]) -> list[float]:
+    """The compression ratios load costs were measured at (0.5 first: the table every press has)."""
+    source = result.get("cost_runs") or result.get("load_costs") or []
+    return sorted({r["compression_ratio"] for r in source if r["press"] != "none"}, key=lambda r: (r != 0.5, r))
 
 
 def plot(result: dict[str, Any], path: Path) -> None:

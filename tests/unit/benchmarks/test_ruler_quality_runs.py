@@ -60,9 +60,12 @@ def _job(press, ratio, doc, correct):
 def test_merge_unites_part_runs_and_keeps_the_first_copy_of_a_job(tmp_path):
     docs = [{"doc_id": f"d{s}", "family": "ruler", "task": "niah_single", "seed": s, "target_tokens": 1024,
              "probes": []} for s in range(2)]
+    cost = {"press": "knorm", "compression_ratio": 0.5, "target_tokens": 1024, "load_s": 1.0}
+    short = {"press": "streaming_llm", "compression_ratio": 0.5, "rows": [], "min_tokens": 64}
     a = {"documents": docs, "jobs": [_job("none", 0.0, "d0", True), _job("none", 0.0, "d1", True),
-                                     _job("knorm", 0.5, "d0", True)]}
-    b = {"documents": docs[1:], "jobs": [_job("knorm", 0.5, "d0", False), _job("knorm", 0.5, "d1", False)]}
+                                     _job("knorm", 0.5, "d0", True)], "cost_runs": [cost], "short_contexts": short}
+    b = {"documents": docs[1:], "jobs": [_job("knorm", 0.5, "d0", False), _job("knorm", 0.5, "d1", False)],
+         "cost_runs": [cost, {**cost, "target_tokens": 4096}], "short_contexts": {**short, "press": "knorm"}}
     parts = []
     for name, part in (("a", a), ("b", b)):
         parts.append(tmp_path / f"{name}.json")
@@ -73,3 +76,5 @@ def test_merge_unites_part_runs_and_keeps_the_first_copy_of_a_job(tmp_path):
     assert len(merged["jobs"]) == 4
     row = next(r for r in merged["summary"] if r["press"] == "knorm" and r["split"] == "all")
     assert row["relative"] == 0.5 and row["kept_probes"] == 2
+    assert len(merged["cost_runs"]) == 2  # a part that copies another's cost rows does not repeat them
+    assert merged["default"]["press"] == "knorm" and merged["short_contexts"]["press"] == "knorm"  # the chosen one's

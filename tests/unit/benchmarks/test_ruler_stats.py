@@ -52,14 +52,17 @@ def _row(press, ratio, split, relative, low=None):
             "kept_probes": 40, "documents": 10}
 
 
-def test_default_is_the_highest_ratio_whose_best_press_clears_the_bar_on_the_choose_half():
-    summary = [_row("a", 0.75, "choose", 0.80), _row("a", 0.5, "choose", 0.96), _row("b", 0.5, "choose", 0.97),
-               _row("b", 0.25, "choose", 1.0), _row("b", 0.5, "report", 0.90, low=0.82),
-               _row("b", 0.75, "report", 1.0)]  # the report half never decides
+def test_default_is_the_highest_ratio_with_a_press_whose_interval_clears_the_bar_on_the_choose_half():
+    summary = [_row("a", 0.75, "choose", 0.80), _row("b", 0.5, "choose", 0.98, low=0.88),
+               _row("a", 0.5, "choose", 0.97, low=0.95), _row("b", 0.25, "choose", 1.0),
+               _row("a", 0.5, "report", 0.90, low=0.82), _row("b", 0.75, "report", 1.0)]  # the report half never decides
     choice = choose_default(summary, [])
-    assert (choice["press"], choice["compression_ratio"], choice["meets_bar"]) == ("b", 0.5, True)
-    assert held_back(summary, "b", 0.5)["relative"] == 0.90
-    assert not near_lossless(held_back(summary, "b", 0.5)) and near_lossless(_row("b", 0.5, "report", 0.99, 0.95))
+    assert (choice["press"], choice["compression_ratio"], choice["meets_bar"]) == ("a", 0.5, True)
+    assert held_back(summary, "a", 0.5)["relative"] == 0.90
+    assert not near_lossless(held_back(summary, "a", 0.5)) and near_lossless(_row("b", 0.5, "report", 0.99, 0.95))
+    # a point score over the bar with an interval below it does not qualify: the next ratio down decides
+    choice = choose_default([r for r in summary if r["press"] != "a"], [])
+    assert (choice["press"], choice["compression_ratio"], choice["meets_bar"]) == ("b", 0.25, True)
 
 
 def test_without_a_ratio_that_clears_the_bar_the_lowest_ratio_is_chosen_and_said_so():
@@ -76,6 +79,8 @@ def test_ties_go_to_the_faster_load_on_the_longest_documents_and_query_aware_nev
              {"press": "slow", "compression_ratio": 0.5, "target_tokens": 1024, "load_s": 1.0}]
     assert choose_default(summary, costs)["press"] == "fast"
     assert choose_default([summary[2]], costs) is None
+    at_quarter = [_row("slow", 0.25, "choose", 1.0), _row("fast", 0.25, "choose", 1.0)]  # costs measured at 0.5 only
+    assert choose_default(at_quarter, costs)["press"] == "fast"
 
 
 def test_only_configurations_measured_on_every_choose_document_compete():
