@@ -8,7 +8,7 @@ the load of a shared machine weighs on both alike):
 - ``prefill``: a ~1k and a ~4k-token document loaded with no press: context tokens / the server's
   prefill-and-store time (``timings.prefill_store_s``);
 - ``load``: the same documents loaded with the app's default press (``AppConfig.default_press``,
-  kvgrad 0.5: a forward and a backward pass per chunk): wall time of ``POST /v1/sessions`` as the
+  kvzip: reconstruction-based scoring passes over the context): wall time of ``POST /v1/sessions`` as the
   client sees it, and the bytes stored;
 - ``decode``: aggregate completion tokens/s of 1, 8, 16 concurrent greedy streams (``ignore_eos``,
   ``--tokens`` each) on one session (the ~1k document under the default press), with the HTTP

@@ -92,7 +92,8 @@ class ClusterView:
         """A replica answered that its model actors are being restarted (one died): it is alive,
         but new sessions go elsewhere while another replica has room (``eligible_replicas``);
         its next full heartbeat clears the flag."""
-        view = replace(self.replica(replica_id), restarting=True, last_heartbeat_s=now_s)
+        known = self._replicas.get(replica_id) or self.expect_replica(replica_id, now_s)  # first beat after a restart
+        view = replace(known, restarting=True, last_heartbeat_s=now_s)
         self._replicas[replica_id] = view
         return view
 

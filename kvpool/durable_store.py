@@ -255,8 +255,12 @@ class DurableStore:
         """If ``session_id``'s file holds exactly ``ckv`` (see the module docstring), call
         ``link(buffer_path, packed_manifest)`` - with this store's writes and deletes held off, so the
         file cannot change in between - and return its result; else None (counted by reason).
-        OSError from ``link`` propagates (counted ``spill_not_shared_link``)."""
-        with self._io:
+        OSError from ``link`` propagates (counted ``spill_not_shared_link``). A spill never waits for
+        the writer thread: while a write or delete holds the files, it is not shared (``busy``)."""
+        if not self._io.acquire(blocking=False):  # the pool's lock is held by our caller: never block it
+            self._count("spill_not_shared_busy")
+            return None
+        try:
             why = self._unshareable(session_id, ckv)
             if why is None:
                 stem = self.root / file_stem(session_id)
@@ -268,6 +272,8 @@ class DurableStore:
                     raise
                 self._count("spill_shared")
                 return result
+        finally:
+            self._io.release()
         self._count(f"spill_not_shared_{why}")
         return None
 
@@ -282,15 +288,20 @@ class DurableStore:
         if info.nbytes != ckv.nbytes or info.dtype != ckv.meta.dtype or info.model_id != ckv.meta.model_id:
             return "different"
         stem = self.root / file_stem(session_id)
-        try:
+        try:  # the small manifest first: the buffer is read only for a cache that matches it
             packed = json.loads(stem.with_suffix(".json").read_bytes())["packed"]
-            raw = np.fromfile(stem.with_suffix(".kv"), dtype=np.uint8)
         except FileNotFoundError:
             return "missing"
         except (OSError, ValueError, KeyError, TypeError):
             return "corrupt"
         if packed.get("meta") != json.loads(json.dumps(ckv.meta.to_json())) or packed.get("checksum") != checksum_of(ckv):
             return "different"  # another cache of this session (re-compressed, quantized, extended)
+        try:
+            raw = np.fromfile(stem.with_suffix(".kv"), dtype=np.uint8)
+        except FileNotFoundError:
+            return "missing"
+        except (OSError, ValueError):
+            return "corrupt"
         try:
             verify(PackedKV(torch.from_numpy(raw), packed))
         except (ChecksumError, KeyError, TypeError):

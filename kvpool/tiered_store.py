@@ -196,7 +196,7 @@ class TieredStore:
         for lower in range(index + 1, len(self.tiers)):
             shared = self._share(entry) if self.tiers[lower].device is None else None
             if shared is not None:  # the durable copy's bytes: no room needed, nothing written
-                self.move(entry, lower, shared[0], placed=(None, shared[1]))
+                self.move(entry, lower, placed=(None, shared))
                 return
             try:
                 self.make_room(lower, entry.nbytes, exclude | {entry.handle})
@@ -255,15 +255,14 @@ class TieredStore:
             return None, self.disk.write(f"{entry.handle}.{entry.version + 1}", ckv)
         return ckv.to(state.device), None
 
-    def _share(self, entry: PoolEntry) -> tuple[CompressedKV, DiskLocation] | None:
+    def _share(self, entry: PoolEntry) -> DiskLocation | None:
         """Hard-link ``entry``'s durable copy as its spill file if that copy holds exactly its bytes
         (kvpool.durable_store ``share``); None: write as usual (no durable store, no match, no link)."""
         if self.durable is None or entry.ckv is None:
             return None
-        ckv = entry.ckv if entry.ckv.device.type == "cpu" else entry.ckv.to("cpu")
         key = f"{entry.handle}.{entry.version + 1}"
-        try:
-            location = self.durable.share(entry.session_id, ckv,
+        try:  # checksum_of reads each tensor where it lies: no copy of a device cache here
+            location = self.durable.share(entry.session_id, entry.ckv,
                                           lambda source, manifest: self.disk.link(key, source, manifest))
         except OSError as exc:  # another filesystem, no hard links: the ordinary write is the fallback
             self.counters["spill_link_failed"] += 1
@@ -273,7 +272,7 @@ class TieredStore:
         if location is None:
             return None
         self.counters["spills_shared"] += 1
-        return ckv, location
+        return location
 
     @staticmethod
     def _commit(entry: PoolEntry, state: TierState, placed: Placed) -> None:

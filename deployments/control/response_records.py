@@ -12,7 +12,7 @@ from typing import Any
 
 from control_plane.context import SessionContext
 from control_plane.ids import ReplicaId, SessionId
-from deployments.control.tiers import stored_tier
+from deployments.control.tiers import loaded_fields
 from kvpool.press_spec import PressSpec
 
 
@@ -37,8 +37,6 @@ class ResponseRecords:
                                    response: dict) -> dict:
         """The response's conversation cache is in the pool: READY with its whole token ids."""
         ctx = SessionContext(token_ids=tuple(stored["token_ids"]), uncompressed_from=uncompressed_from)
-        record = self.cp.mark_loaded(SessionId(response_id), read_tokens=stored["read_tokens"],
-                                     kept_tokens=stored["kept_tokens"], stored_bytes=stored["stored_bytes"],
-                                     codec=stored["codec"], tier=stored_tier(stored["tier"]), context=ctx,
+        record = self.cp.mark_loaded(SessionId(response_id), **loaded_fields(stored), context=ctx,
                                      response=response)
         return {"id": record.id, "state": record.state.value}

@@ -30,7 +30,7 @@ from deployments.config import AppConfig
 from deployments.control.migration_runner import MigrationRunner
 from deployments.control.recovery_runner import RecoveryRunner
 from deployments.control.response_records import ResponseRecords
-from deployments.control.tiers import primary_tier_map, stored_tier
+from deployments.control.tiers import loaded_fields, primary_tier_map
 from control_plane.recovery_queue import retry_after_s
 from kvpool.press_spec import PressSpec
 
@@ -164,10 +164,7 @@ class ControlShell(ResponseRecords):
         return {"session": record.model_dump(mode="json"), "replica": decision.replica_id}
 
     async def mark_loaded(self, session_id: str, stored: dict) -> dict:
-        record = self.cp.mark_loaded(SessionId(session_id), read_tokens=stored["read_tokens"],
-                                     kept_tokens=stored["kept_tokens"], stored_bytes=stored["stored_bytes"],
-                                     codec=stored["codec"], tier=stored_tier(stored["tier"]),
-                                     press_stats=stored.get("press_stats") or None)
+        record = self.cp.mark_loaded(SessionId(session_id), **loaded_fields(stored))
         return record.model_dump(mode="json")
 
     async def mark_load_failed(self, session_id: str, reason: str) -> dict:

@@ -1,4 +1,4 @@
-"""Replica pool tiers as the control plane names them.
+"""Replica pool tiers as the control plane names them, and a stored-cache reply as it records it.
 
 The control plane's ``device`` tier is a replica's *primary* memory tier - GPU memory on GPU
 replicas, host memory on CPU replicas - so pressure and placement work the same on both; a CPU
@@ -17,6 +17,14 @@ def primary_tier_map(pool_tiers: list[str]) -> dict[str, Tier]:
     for i, name in enumerate(names):
         mapping[name] = Tier.DISK if name == "disk" else (Tier.DEVICE if i == 0 else Tier.HOST)
     return mapping
+
+
+def loaded_fields(stored: dict) -> dict:
+    """``ControlPlane.mark_loaded`` keyword arguments from a replica's stored-cache reply
+    (``DecodeActor.store``): sizes, codec, control-plane tier and the press's statistics."""
+    return {"read_tokens": stored["read_tokens"], "kept_tokens": stored["kept_tokens"],
+            "stored_bytes": stored["stored_bytes"], "codec": stored["codec"], "tier": stored_tier(stored["tier"]),
+            "press_stats": stored.get("press_stats") or None}
 
 
 def stored_tier(pool_tier: str) -> Tier:

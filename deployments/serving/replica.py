@@ -47,7 +47,7 @@ class Replica(ResponseChains):
         self.app_name = serve.get_replica_context().app_name
         self.incarnation = 0
         self._restart_lock = asyncio.Lock()  # the health check and failing streams may both see a death
-        self.restarting = False  # actors being restarted (heartbeats say so at once)
+        self._restart_task: asyncio.Task | None = None  # a restart run in the background (heartbeats, streams)
         self.loads_in_flight = 0
         self.streams_in_flight = 0
         self._start_actors()
@@ -103,14 +103,21 @@ class Replica(ResponseChains):
             if self.incarnation != seen:
                 return True  # another caller restarted them while we waited: never restart twice
             log.warning("%s: an actor died; restarting both (sessions will be rebuilt)", self.replica_id)
-            self.restarting = True
-            try:
-                for actor in (self.prefill_actor, self.decode_actor):
-                    ray.kill(actor, no_restart=True)
-                await asyncio.to_thread(self._start_actors)
-            finally:
-                self.restarting = False
+            for actor in (self.prefill_actor, self.decode_actor):
+                ray.kill(actor, no_restart=True)
+            await asyncio.to_thread(self._start_actors)
             return True
+
+    @property
+    def restarting(self) -> bool:
+        """A background restart check or restart is running (``_restart_in_background``)."""
+        return self._restart_task is not None and not self._restart_task.done()
+
+    def _restart_in_background(self) -> None:
+        """Run ``_restart_if_dead`` as one background task (at most one at a time, referenced so it
+        is not collected mid-run); ``restarting`` is True until it ends, however it ends."""
+        if not self.restarting:
+            self._restart_task = asyncio.get_running_loop().create_task(self._restart_if_dead())
 
     async def check_health(self) -> None:
         """Serve health check: restarts dead actors (the control plane rebuilds what was lost)."""
@@ -193,7 +200,7 @@ class Replica(ResponseChains):
             if after is not None:
                 yield await after(output)
         except _ACTOR_DEATH:
-            asyncio.get_running_loop().create_task(self._restart_if_dead())
+            self._restart_in_background()
             raise
         finally:
             self.streams_in_flight -= 1
@@ -257,9 +264,7 @@ class Replica(ResponseChains):
         while the actors restart, only ``{"restarting": True}`` at once (the restart runs in the
         background: the control plane keeps hearing from this replica and places new work elsewhere)."""
         if self.restarting or await self._actor_died():
-            if not self.restarting:
-                self.restarting = True  # before the task runs: a beat in between must not start another
-                asyncio.get_running_loop().create_task(self._restart_if_dead())
+            self._restart_in_background()
             return {"replica_id": self.replica_id, "node": self.node_id, "incarnation": self.incarnation,
                     "restarting": True}
         stats, holds, events, persisted = await asyncio.gather(self.decode_actor.stats.remote(),
@@ -281,6 +286,3 @@ class Replica(ResponseChains):
         prefix = f"{self.app_name}.{self.replica_id}.{self.incarnation}"
         return {role: {"id": actor._actor_id.hex(), "name": f"{prefix}.{role}", "namespace": namespace}
                 for role, actor in (("prefill", self.prefill_actor), ("decode", self.decode_actor))}
-
-
-

@@ -148,3 +148,10 @@ def test_a_full_heartbeat_clears_restarting():
     assert view.replica(ReplicaId("r1")).restarting
     view.heartbeat(ReplicaId("r1"), ReplicaStats(node="node-a"), now_s=2.0)
     assert not view.replica(ReplicaId("r1")).restarting
+
+
+def test_a_restarting_beat_from_a_replica_not_yet_known_registers_it_taking_nothing():
+    view = view_with(("r1", {}))
+    view.restarting(ReplicaId("new"), now_s=1.0)  # e.g. the control plane restarted meanwhile
+    replica = view.replica(ReplicaId("new"))
+    assert replica.alive and replica.restarting and replica.draining  # nothing placed until a full beat

@@ -165,3 +165,18 @@ def test_quantizing_a_shared_spill_writes_its_own_file_and_keeps_the_durable_cop
     assert info.tier is Tier.DISK and pool.usage()["disk"]["held_bytes"] == info.nbytes
     assert_identical(durable.read("s-1"), first)
     pool.audit()
+
+
+def test_a_spill_never_waits_for_the_durable_writer(tmp_path):
+    """The pool spills under its own lock: while the durable store's writer holds its files, the
+    spill writes its own file at once instead of waiting (counted ``spill_not_shared_busy``)."""
+    pool, durable = _setup(tmp_path)
+    first = synthetic_kv(seed=1)
+    durable.persist("s-1", first)
+    handle = pool.put(first, SessionId("s-1"))
+    with durable._io:  # a write or delete in progress
+        pool.put(synthetic_kv(seed=2), SessionId("s-2"))
+    assert pool.info(handle).tier is Tier.DISK and durable.counters["spill_not_shared_busy"] == 1
+    [spill] = _spill_files(tmp_path)
+    assert not spill.samefile(_durable_file(tmp_path, "s-1"))
+    assert_identical(pool.get(handle, promote=False), first)
