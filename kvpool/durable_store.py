@@ -261,12 +261,10 @@ class DurableStore:
             self._count("spill_not_shared_busy")
             return None
         try:
-            why = self._unshareable(session_id, ckv)
-            if why is None:
-                stem = self.root / file_stem(session_id)
-                packed = json.loads(stem.with_suffix(".json").read_bytes())["packed"]
+            packed, why = self._matching_manifest(session_id, ckv)
+            if packed is not None:
                 try:
-                    result = link(stem.with_suffix(".kv"), packed)
+                    result = link((self.root / file_stem(session_id)).with_suffix(".kv"), packed)
                 except OSError:
                     self._count("spill_not_shared_link")
                     raise
@@ -277,36 +275,37 @@ class DurableStore:
         self._count(f"spill_not_shared_{why}")
         return None
 
-    def _unshareable(self, session_id: str, ckv: CompressedKV) -> str | None:
-        """Why ``session_id``'s file cannot stand for ``ckv`` (None: it can). Holding ``_io``."""
+    def _matching_manifest(self, session_id: str, ckv: CompressedKV) -> tuple[dict[str, Any] | None, str]:
+        """``(packed manifest, "")`` if ``session_id``'s file holds exactly ``ckv``, else ``(None, why)``.
+        Holding ``_io``."""
         with self._lock:
             if session_id in self._pending:
-                return "pending"  # a newer cache is about to replace the file
+                return None, "pending"  # a newer cache is about to replace the file
             info = self._index.get(session_id)
         if info is None:
-            return "missing"
+            return None, "missing"
         if info.nbytes != ckv.nbytes or info.dtype != ckv.meta.dtype or info.model_id != ckv.meta.model_id:
-            return "different"
+            return None, "different"
         stem = self.root / file_stem(session_id)
         try:  # the small manifest first: the buffer is read only for a cache that matches it
             packed = json.loads(stem.with_suffix(".json").read_bytes())["packed"]
         except FileNotFoundError:
-            return "missing"
+            return None, "missing"
         except (OSError, ValueError, KeyError, TypeError):
-            return "corrupt"
+            return None, "corrupt"
         if packed.get("meta") != json.loads(json.dumps(ckv.meta.to_json())) or packed.get("checksum") != checksum_of(ckv):
-            return "different"  # another cache of this session (re-compressed, quantized, extended)
+            return None, "different"  # another cache of this session (re-compressed, quantized, extended)
         try:
             raw = np.fromfile(stem.with_suffix(".kv"), dtype=np.uint8)
         except FileNotFoundError:
-            return "missing"
+            return None, "missing"
         except (OSError, ValueError):
-            return "corrupt"
+            return None, "corrupt"
         try:
             verify(PackedKV(torch.from_numpy(raw), packed))
         except (ChecksumError, KeyError, TypeError):
-            return "corrupt"
-        return None
+            return None, "corrupt"
+        return packed, ""
 
     def _count(self, counter: str) -> None:
         with self._lock:
