@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from deployments.ingress.responses.items import chat_tool_call
 from deployments.ingress.tools import ToolError, ToolPlan, call_id, parse_turn, plan_tools, render_history, tools_block
 
 _FUNCTION_KEYS = ("name", "description", "parameters", "strict")
@@ -88,16 +89,14 @@ def answer_turn(content: str | None, calls: list[dict[str, Any]]) -> str:
     (``read_answer``): its output items rendered as history (render.py) - exactly what a client
     re-sending those items (``message`` / ``function_call``) renders, whatever form the
     tool_choice's grammar generated them in (``required``: a JSON array, ``named``: the arguments)."""
-    tool_calls = [{"id": c["call_id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
-                  for c in calls]
+    tool_calls = [chat_tool_call(c) for c in calls]
     message = {"role": "assistant", "content": content, **({"tool_calls": tool_calls} if tool_calls else {})}
     return render_history([message])[0]["content"] or ""
 
 
 def previous_calls(response: dict[str, Any]) -> list[dict[str, Any]]:
     """A stored response's function calls as one assistant chat message (for the history check), or []."""
-    calls = [{"id": item["call_id"], "type": "function", "function": {"name": item["name"], "arguments": item["arguments"]}}
-             for item in response.get("output", []) if item.get("type") == "function_call"]
+    calls = [chat_tool_call(item) for item in response.get("output", []) if item.get("type") == "function_call"]
     return [{"role": "assistant", "content": None, "tool_calls": calls}] if calls else []
 
 

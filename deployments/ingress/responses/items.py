@@ -93,6 +93,13 @@ def _function_output(item: dict[str, Any], where: str) -> dict[str, Any]:
             "output": text, "status": item.get("status") or "completed"}
 
 
+def chat_tool_call(item: dict[str, Any]) -> dict[str, Any]:
+    """A ``function_call`` item (``call_id``, ``name``, ``arguments``) as a Chat Completions tool call
+    ``{"id", "type": "function", "function": {"name", "arguments"}}`` (how history renders it)."""
+    return {"id": item["call_id"], "type": "function",
+            "function": {"name": item["name"], "arguments": item["arguments"]}}
+
+
 def parse_input(value: str | list[dict[str, Any]]) -> ParsedInput:
     """Chat messages + stored items for ``input``; raises InvalidField (400 naming ``input[i]``)."""
     parsed = ParsedInput()
@@ -111,8 +118,7 @@ def parse_input(value: str | list[dict[str, Any]]) -> ParsedInput:
             parsed.messages.append(message)
         elif kind == "function_call":
             stored = _function_call(item, where)
-            call = {"id": stored["call_id"], "type": "function",
-                    "function": {"name": stored["name"], "arguments": stored["arguments"]}}
+            call = chat_tool_call(stored)
             last = parsed.messages[-1] if parsed.messages else None
             if last is not None and last["role"] == "assistant" and last.get("tool_calls") is not None:
                 last["tool_calls"].append(call)  # parallel calls are separate items, one assistant turn
