@@ -27,6 +27,7 @@ from deployments.engine.sampling import GuidedSpec
 from deployments.engine.sampling.grammar import GrammarError, grammar_of
 from deployments.engine.sampling.params import LOGIT_BIAS_LIMIT, LOGIT_BIAS_MAX_ENTRIES
 from deployments.ingress.errors import APIError
+from deployments.ingress.guards.limits import check_vocabulary
 
 _STRUCTURED_KEYS = {"json": "json_schema", "regex": "regex", "choice": "choice", "grammar": "grammar",
                     "json_object": "json_object"}
@@ -41,6 +42,7 @@ def _bad(message: str, code: str = "invalid_request", param: str | None = None) 
 def request_controls(req: Any, vocab_size: int) -> dict[str, Any]:
     """``SamplingParams`` fields for ``req``'s penalties, bias, min_tokens, top_k / min_p and
     structured output (``req``: a ``ChatCompletionRequest`` or a ``CompletionRequest``)."""
+    check_vocabulary(req.stop_token_ids or [], vocab_size, "stop_token_ids")
     controls: dict[str, Any] = {
         "top_k": max(req.top_k or 0, 0),
         "min_p": req.min_p or 0.0,
@@ -49,7 +51,7 @@ def request_controls(req: Any, vocab_size: int) -> dict[str, Any]:
         "repetition_penalty": 1.0 if req.repetition_penalty is None else req.repetition_penalty,
         "min_tokens": req.min_tokens or 0,
         "logit_bias": _logit_bias(req.logit_bias or {}, vocab_size),
-        "stop_token_ids": _token_ids(req.stop_token_ids or [], vocab_size, "stop_token_ids"),
+        "stop_token_ids": list(req.stop_token_ids or []),
     }
     guided = guided_spec(req)
     if guided is not None:
@@ -62,14 +64,6 @@ def request_controls(req: Any, vocab_size: int) -> dict[str, Any]:
             raise _bad(str(exc), "unsupported_schema", "response_format") from exc
         controls["guided"] = guided.model_dump(mode="json")
     return controls
-
-
-def _token_ids(ids: list[int], vocab_size: int, param: str) -> list[int]:
-    for i, token in enumerate(ids):
-        if not 0 <= token < vocab_size:
-            raise _bad(f"{param}[{i}] = {token} is not a token id of this model (0..{vocab_size - 1})",
-                       "invalid_token_id", param=f"{param}[{i}]")
-    return list(ids)
 
 
 def _logit_bias(bias: dict[str, float], vocab_size: int) -> dict[int, float]:

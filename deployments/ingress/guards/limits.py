@@ -27,6 +27,15 @@ class LimitExceeded(APIError):
         self.param = field
 
 
+def check_vocabulary(tokens: list[int], vocab_size: int, field: str) -> None:
+    """400 ``invalid_token_id`` naming ``field[i]`` for the first id outside ``0..vocab_size - 1``
+    (``vocab_size``: the ids the served model can read)."""
+    for i, token in enumerate(tokens):
+        if not 0 <= token < vocab_size:
+            raise APIError(400, f"{field}[{i}] = {token} is not a token id of this model (0..{vocab_size - 1})",
+                           "invalid_token_id", param=f"{field}[{i}]")
+
+
 def press_nodes(spec: PressSpec) -> int:
     """Presses in ``spec``, the wrappers and every nested inner press included."""
     return 1 + sum(press_nodes(child) for child in spec.presses)

@@ -27,7 +27,7 @@ from fastapi import Header
 from deployments.ingress.chat_template import render_chat
 from deployments.ingress.errors import ERRORS, APIError
 from deployments.ingress.fastapi_app import api
-from deployments.ingress.guards.limits import LimitExceeded
+from deployments.ingress.guards.limits import LimitExceeded, check_vocabulary
 from deployments.ingress.tools import ToolError, plan_tools
 from deployments.ingress.tokenizer.replies import DetokenizeResponse, TokenizeResponse, Version
 from deployments.ingress.tokenizer.schema import DetokenizeRequest, TokenizeRequest
@@ -89,10 +89,7 @@ class TokenizerRoutes:
         limit = self.config.limits.max_context_tokens + self.config.limits.max_tokens_limit
         if len(tokens) > limit:
             raise LimitExceeded(field, len(tokens), limit, "max_context_tokens + limits.max_tokens_limit")
-        for i, token in enumerate(tokens):
-            if not 0 <= token < self.vocab_size:
-                raise APIError(400, f"{field}[{i}] = {token} is not a token id of this model (0..{self.vocab_size - 1})",
-                               "invalid_token_id", param=f"{field}[{i}]")
+        check_vocabulary(tokens, self.vocab_size, field)
 
     @api.get("/version", responses={200: {"model": Version}})
     async def server_version(self) -> dict:
