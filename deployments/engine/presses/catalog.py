@@ -33,6 +33,7 @@ from typing import Literal
 import kvpress
 
 from deployments.engine.presses import artifacts
+from deployments.engine.presses.kvzip_blocked import BlockedKVzipPress
 from deployments.engine.presses.moe_router import MoERouterPress
 from deployments.engine.presses.window_finch import WindowFinchPress
 
@@ -69,8 +70,9 @@ def _entries() -> list[PressEntry]:
         e("cur", kvpress.CURPress, True, summary="CUR-decomposition leverage scores of keys/values"),
         e("leverage", kvpress.LeverageScorePress, True, summary="approximate leverage scores of keys"),
         e("compactor", kvpress.CompactorPress, True, summary="leverage scores + attention, sketched"),
-        e("kvzip", kvpress.KVzipPress, True, per_head=True,
-          summary="score by context reconstruction (query-agnostic by design, 2x prefill cost)"),
+        e("kvzip", BlockedKVzipPress, True, per_head=True,
+          summary="score by context reconstruction (query-agnostic by design, 2x prefill cost); kvpress's "
+                  "KVzipPress with its scoring in float32 query blocks (kvzip_blocked.py)"),
         e("snapkv", kvpress.SnapKVPress, False, summary="attention of the last window of the prefilled text"),
         e("tova", kvpress.TOVAPress, False, summary="attention of the last token"),
         e("observed_attention", kvpress.ObservedAttentionPress, False, attn_implementation="eager",
