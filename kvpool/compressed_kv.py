@@ -59,18 +59,22 @@ class LayerKV:
             return max(self.head_lengths, default=0)
         return self.keys.shape[1]
 
-    def padded(self, length: int, num_heads: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """Return ``[1, heads, length, dim]`` keys/values and a bool pad mask ``[heads, length]``.
+    def padded(self, length: int, num_heads: int,
+               spare: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Return ``[1, heads, length + spare, dim]`` keys/values and a bool pad mask ``[heads, length]``.
 
-        The pad mask is None when nothing is padded. Dense layers shorter than ``length`` are
-        padded too (layers of one cache must share a length for transformers' attention mask).
+        The first ``length`` columns hold the cache (a head's padding zeroed); the ``spare`` columns
+        after them are left uninitialised, room for a decoder to write its new tokens in place. The
+        pad mask is None when the layer is returned as views (dense, exactly ``length`` columns, no spare). Dense layers shorter than ``length`` are padded too
+        (layers of one cache must share a length for transformers' attention mask). With ``spare``
+        0, a dense layer of exactly ``length`` columns is returned as views (never to be written).
         """
         head_dim = self.keys.shape[-1]
-        if self.head_lengths is None and self.keys.shape[1] == length:
+        if spare == 0 and self.head_lengths is None and self.keys.shape[1] == length:
             return self.keys.unsqueeze(0), self.values.unsqueeze(0), None
         lengths = self.head_lengths or (self.keys.shape[1],) * num_heads
-        keys = self.keys.new_zeros((1, num_heads, length, head_dim))
-        values = self.values.new_zeros((1, num_heads, length, head_dim))
+        keys = self.keys.new_empty((1, num_heads, length + spare, head_dim))
+        values = self.values.new_empty((1, num_heads, length + spare, head_dim))
         pad = torch.ones((num_heads, length), dtype=torch.bool, device=self.keys.device)
         flat_keys = self.keys.reshape(-1, head_dim)
         flat_values = self.values.reshape(-1, head_dim)
@@ -78,6 +82,8 @@ class LayerKV:
         for head, n in enumerate(lengths):
             keys[0, head, :n] = flat_keys[start : start + n]
             values[0, head, :n] = flat_values[start : start + n]
+            keys[0, head, n:length] = 0  # padding: finite, and attended with weight 0 (masked keys)
+            values[0, head, n:length] = 0
             pad[head, :n] = False
             start += n
         return keys, values, pad
@@ -163,8 +169,9 @@ class CompressedKV:
         )
         return replace(self, layers=layers)
 
-    def padded_layers(self) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], list[torch.Tensor | None]]:
-        """Per-layer ``[1, heads, T, dim]`` keys/values sharing one T, plus per-layer pad masks.
+    def padded_layers(self, spare: int = 0) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], list[torch.Tensor | None]]:
+        """Per-layer ``[1, heads, T + spare, dim]`` keys/values sharing one T, plus per-layer ``[heads, T]``
+        pad masks (``LayerKV.padded``: with ``spare`` > 0, fresh buffers a decoder may write into).
 
         Raises CacheLayoutError if the codec is not "none" (decode with kvpool.codecs first).
         """
@@ -173,7 +180,7 @@ class CompressedKV:
         length = max(layer.max_head_length() for layer in self.layers)
         pairs, masks = [], []
         for layer in self.layers:
-            keys, values, pad = layer.padded(length, self.meta.num_kv_heads)
+            keys, values, pad = layer.padded(length, self.meta.num_kv_heads, spare)
             pairs.append((keys, values))
             masks.append(pad)
         return pairs, masks

@@ -268,14 +268,14 @@ class KVEngine:
         return hidden, cache
 
     # ---------------------------------------------------------------- internals
-    def decode_layers(self, ckv: CompressedKV) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], list[tuple | None]]:
-        """``ckv`` as decoding reads it, on the model's device: per-layer ``[1, H, T, D]`` keys and
-        values (per-head layouts padded to one T; views of ``ckv`` where nothing is padded, never
-        to be written) and kvpress masked key indices per layer (see ``masked_key_indices``).
+    def decode_layers(self, ckv: CompressedKV, spare: int = 0) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], list[tuple | None]]:
+        """``ckv`` as decoding reads it, on the model's device: per-layer ``[1, H, T + spare, D]`` keys and
+        values (per-head layouts padded to one T; with ``spare`` 0, views of ``ckv`` where nothing is padded,
+        never to be written; else fresh buffers) and kvpress masked key indices per layer (``masked_key_indices``).
         Raises CacheLayoutError if the cache is still coded (decode it with kvpool.codecs)."""
         if ckv.device != self.device:
             ckv = ckv.to(self.device)
-        pairs, pads = ckv.padded_layers()
+        pairs, pads = ckv.padded_layers(spare)
         return pairs, masked_key_indices(pads)
 
     def _working_cache(self, ckv: CompressedKV) -> tuple[DynamicCache, list[tuple | None]]:

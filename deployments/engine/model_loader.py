@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
+from deployments.engine import sdpa_gqa
 from deployments.engine.dtype import DtypeChoice, resolve_dtype
 from kvpool.errors import KVFleetError
 
@@ -149,4 +150,5 @@ def load_model(config: ModelConfig, progress: bool = False) -> LoadedModel:
     except OSError as exc:
         raise ModelLoadError(f"cannot load model {config.model_id!r} from {path!r}: {exc}") from exc
     model.to(config.device).eval()
+    sdpa_gqa.install()  # masked CPU attention without copying KV heads (deployments/engine/sdpa_gqa.py)
     return LoadedModel(model, tokenizer, path, time.perf_counter() - start, converted, dtype)

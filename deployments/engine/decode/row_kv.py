@@ -7,8 +7,9 @@ the batch copies no other row. Per-head ragged layouts (AdaKV, KVzip, CriticalAd
 number of kept tokens per head) keep their per-head padding inside the row's columns, handed to
 kvpress's attention patch as ``module.masked_key_indices`` exactly as the one-request path does.
 
-Costs: ``from_layers`` copies the stored cache once into buffers with ``spare`` columns of room for
-the tokens the row will feed (the one-request path copies the same cache once too); a forward
+Costs: a row's buffers are the stored cache copied once, with ``spare`` columns of room for the
+tokens the row will feed (``adopt`` takes them as ``KVEngine.decode_layers(ckv, spare)`` pads them;
+``from_layers`` copies given tensors; the one-request path copies the same cache once too); a forward
 writes its new columns in place; a row outgrowing its room reallocates its own buffers with the
 columns fed since it joined doubled (at least ``spare`` more) - the stored context is not doubled,
 so a long context costs at most its own size plus about twice what the row generated. Works on
@@ -49,6 +50,16 @@ class RowKV:
             bufs_k.append(buf_k)
             bufs_v.append(buf_v)
         return cls(bufs_k, bufs_v, list(masked), n, spare)
+
+    @classmethod
+    def adopt(cls, keys: list[torch.Tensor], values: list[torch.Tensor], masked: list[tuple | None],
+              spare: int) -> "RowKV":
+        """A row owning the given per-layer ``[1, H, n + spare, D]`` buffers (``KVEngine.decode_layers``
+        with ``spare``: the stored cache in the first ``n`` columns, room after them) - no copy."""
+        widths = {k.shape[2] for k in keys} | {v.shape[2] for v in values}
+        if len(widths) != 1 or min(widths) <= spare:
+            raise ValueError(f"a row's buffers must share one width above spare={spare}, got {sorted(widths)}")
+        return cls(list(keys), list(values), list(masked), widths.pop() - spare, spare)
 
     @property
     def capacity(self) -> int:

@@ -163,9 +163,9 @@ class BatchRunner:
         layouts padded as the one-request path pads them) and room for what it will feed."""
         if not w.input_ids:
             raise ValueError("a generation must feed at least one token after its cache")
-        pairs, masked = self.engine.decode_layers(w.ckv)
-        return RowKV.from_layers([k for k, _ in pairs], [v for _, v in pairs], masked,
-                                 spare=len(w.input_ids) + min(w.max_tokens, SPARE_TOKENS))
+        spare = len(w.input_ids) + min(w.max_tokens, SPARE_TOKENS)
+        pairs, masked = self.engine.decode_layers(w.ckv, spare=spare)  # one copy, into the row's own buffers
+        return RowKV.adopt([k for k, _ in pairs], [v for _, v in pairs], masked, spare=spare)
 
     # ---- per-row sampling ----------------------------------------------------------------------
     def _sample(self, w: RowWork, logits: torch.Tensor) -> RowResult:

@@ -19,9 +19,9 @@ def row(n: int, layers: int = 2, heads: int = 3, dim: int = 4, spare: int = 2) -
 
 
 def row_of(engine, ckv, spare: int) -> RowKV:
-    """A row from a stored cache, as the batch runner lays it out."""
-    pairs, masked = engine.decode_layers(ckv)
-    return RowKV.from_layers([k for k, _ in pairs], [v for _, v in pairs], masked, spare=spare)
+    """A row from a stored cache, as the batch runner lays it out (one copy, padded into its buffers)."""
+    pairs, masked = engine.decode_layers(ckv, spare=spare)
+    return RowKV.adopt([k for k, _ in pairs], [v for _, v in pairs], masked, spare=spare)
 
 
 def test_from_layers_copies_the_cache_with_room_to_spare():
@@ -32,6 +32,24 @@ def test_from_layers_copies_the_cache_with_room_to_spare():
     assert torch.equal(k, keys[0]) and torch.equal(v, values[0])
     keys[0].zero_()
     assert not torch.equal(kv.view(0, 0)[0], keys[0])  # a copy: the stored cache is never touched
+
+
+def test_adopted_row_holds_the_padded_cache_in_its_own_buffers(engine):
+    ckv = engine.prefill(document(8), PressSpec(name="adakv", compression_ratio=0.5, presses=[PressSpec(name="knorm")]))
+    assert ckv.is_ragged
+    pairs, masked = engine.decode_layers(ckv)  # views / padded copies, no room
+    adopted, adopted_masked = engine.decode_layers(ckv, spare=5)
+    kv = RowKV.adopt([k for k, _ in adopted], [v for _, v in adopted], adopted_masked, spare=5)
+    n = pairs[0][0].shape[2]
+    assert kv.length == n and kv.capacity == n + 5
+    for layer, (keys, values) in enumerate(pairs):
+        assert torch.equal(kv.keys[layer][:, :, :n], keys) and torch.equal(kv.values[layer][:, :, :n], values)
+        assert kv.keys[layer].data_ptr() == adopted[layer][0].data_ptr()  # adopted, not copied again
+        assert (masked[layer] is None) == (kv.masked[layer] is None)
+        if masked[layer] is not None:
+            assert all(torch.equal(a, b) for a, b in zip(masked[layer], kv.masked[layer]))
+    with pytest.raises(ValueError, match="width"):
+        RowKV.adopt([k for k, _ in pairs], [v for _, v in pairs], masked, spare=n)
 
 
 def test_head_padding_becomes_kvpress_masked_key_indices():
