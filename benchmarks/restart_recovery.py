@@ -22,6 +22,8 @@ not the seconds, is the figure to compare across machines). That load competes w
 asked at the same moment; so after each measured restart the application is restarted once more
 and a load is timed alone while the recovery runs in the background (no questions), with the
 recovery backlog (sessions waiting or running) seen when it started: ``load_alone_ratio``.
+Last, replica-0's decode actor is SIGKILLed and a load is timed at once, alone, against a load on
+the same application after that recovery (``sigkill``).
 
 Writes benchmarks/results/restart_recovery.json and .png. Run it under the e2e lock, nice'd.
 """
@@ -111,6 +113,43 @@ def _load_alone(args: dict, port: int, durable: bool, load_index: int) -> dict:
     return {"load_alone_during_recovery_s": round(load_s, 3), "backlog_during_load": max(seen)}
 
 
+def _sigkill_load(base: str, load_index: int) -> dict:
+    """SIGKILL replica-0's decode actor, then time one load at once (no questions): Ray restarts the
+    actor (a new process loads the model) and its sessions are read back meanwhile. Compared with a
+    load on the same application once that recovery is over (``idle_load_s``)."""
+    import os
+    import signal
+
+    from tests.e2e.test_restart_recovery import health
+
+    pid = _decode_pid(base)
+    os.kill(pid, signal.SIGKILL)
+    killed = time.monotonic()
+    seen = [_backlog(health(base)["recovery"])]
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        load = pool.submit(_timed_load, base, load_index)
+        while not load.done():
+            seen.append(_backlog(health(base)["recovery"]))
+            time.sleep(0.2)
+        load_s = load.result()
+    while time.monotonic() - killed < 300 and (_backlog(health(base)["recovery"]) or _decode_pid(base) in (None, pid)):
+        time.sleep(0.5)  # until the actor is back and its sessions are read
+    recovered_s = time.monotonic() - killed
+    idle_load_s = _timed_load(base, load_index + 1)
+    return {"load_s": round(load_s, 3), "idle_load_s": round(idle_load_s, 3), "load_ratio": round(load_s / idle_load_s, 2),
+            "backlog_during_load": max(seen), "recovered_s": round(recovered_s, 2)}
+
+
+def _decode_pid(base: str) -> int | None:
+    """replica-0's decode actor process id, None while it does not answer."""
+    import httpx
+
+    try:
+        return httpx.get(f"{base}/admin/stats", timeout=30).json()["replicas"]["replica-0"].get("pid")
+    except (httpx.HTTPError, KeyError, TypeError, ValueError):
+        return None
+
+
 def _backlog(recovery: dict) -> int:
     return recovery["waiting"] + recovery["running"]
 
@@ -149,6 +188,7 @@ def run(sizes: list[int], port: int, head: dict, kept: list[dict] | None = None)
                 row[mode].update(_load_alone(args, port, durable, 5_000 + 2 * size + int(durable)))
                 row[mode]["load_alone_ratio"] = round(row[mode]["load_alone_during_recovery_s"] / cold_idle_load_s, 2)
             row["speedup"] = round(row["recomputed"]["all_answered_s"] / row["persisted"]["all_answered_s"], 2)
+            row["sigkill"] = _sigkill_load(base, 7_000 + 2 * size)  # the app runs with durable caches on
             rows.append(row)
             print(json.dumps(row), flush=True)
             _write({**head, "rows": _merged(kept, rows), "complete": len(rows) == len(sizes)})  # cut short: rows kept
