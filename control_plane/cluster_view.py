@@ -18,6 +18,7 @@ from typing import Any, Iterator, Mapping
 
 from control_plane.errors import SessionNotReady, UnknownReplica, UnknownSession
 from control_plane.ids import NodeId, ReplicaId, SessionId
+from control_plane.pending_loads import PendingLoads
 from control_plane.pool_events import PoolEventFacts, owner_copy_changed, owner_copy_lost
 from control_plane.replica import ReplicaStats, ReplicaView, TierBytes
 from control_plane.session import SessionRecord
@@ -53,6 +54,7 @@ class ClusterView:
         self._by_owner: dict[str, Counter[ReplicaId]] = defaultdict(Counter)
         self._entries: dict[ReplicaId, dict[str, PoolEntry]] = defaultdict(dict)
         self._copies: dict[SessionId, dict[str, PoolEntry]] = defaultdict(dict)  # session -> handle -> entry
+        self._pending = PendingLoads()  # placed since the replica's last heartbeat: added to its queue depth
 
     # ---- replicas -------------------------------------------------------------------------
 
@@ -69,6 +71,7 @@ class ClusterView:
             queue_depth=stats.queue_depth, draining=stats.draining,
         )
         self._replicas[replica_id] = view
+        self._pending.beat(replica_id)
         return view
 
     def expect_replica(self, replica_id: ReplicaId, now_s: float) -> ReplicaView:
@@ -114,16 +117,20 @@ class ClusterView:
     def replica(self, replica_id: ReplicaId) -> ReplicaView:
         """The replica's snapshot; UnknownReplica if it never sent a heartbeat."""
         try:
-            return self._replicas[replica_id]
+            return self._with_pending(self._replicas[replica_id])
         except KeyError:
             known = ", ".join(sorted(self._replicas)) or "none yet"
             raise UnknownReplica(f"replica {replica_id!r} has not sent a heartbeat; known replicas: {known}") from None
 
     def find_replica(self, replica_id: ReplicaId) -> ReplicaView | None:
-        return self._replicas.get(replica_id)
+        view = self._replicas.get(replica_id)
+        return None if view is None else self._with_pending(view)
 
     def replicas(self) -> list[ReplicaView]:
-        return [self._replicas[r] for r in sorted(self._replicas)]
+        return [self._with_pending(self._replicas[r]) for r in sorted(self._replicas)]
+
+    def _with_pending(self, view: ReplicaView) -> ReplicaView:  # + loads its last heartbeat did not count yet
+        return replace(view, queue_depth=view.queue_depth + n) if (n := self._pending.count(view.replica_id)) else view
 
     def alive_replicas(self) -> list[ReplicaView]:
         return [r for r in self.replicas() if r.alive]
@@ -141,6 +148,7 @@ class ClusterView:
     def put_session(self, record: SessionRecord) -> None:
         """Insert or replace a session record; a DELETED record leaves the view."""
         old = self._sessions.pop(record.id, None)
+        self._pending.update(old, record)
         if old is not None:
             self._unindex(old)
         if record.state is SessionState.DELETED:
