@@ -14,6 +14,7 @@ rounds:
   what kvfleet runs.
 
     python benchmarks/join_ttft.py            # ~2 min; writes benchmarks/results/join_ttft.{json,png}
+    python benchmarks/join_ttft.py --decode-profile    # also: where a one-row decode step goes (cProfile)
 """
 
 from __future__ import annotations
@@ -72,10 +73,39 @@ def first_token_s(loop: DecodeLoop, ckv, ids: list[int]) -> float:
     return seen[0]
 
 
+def decode_profile(loop: DecodeLoop, ckv, ids: list[int], tokens: int = 40) -> None:
+    """Print the calls that take a one-row decode step's time (the loop thread's ``BatchRunner.run``)."""
+    import cProfile
+    import pstats
+
+    profiler, run = cProfile.Profile(), BatchRunner.run
+
+    def profiled(self, step, work):
+        profiler.enable()
+        try:
+            return run(self, step, work)
+        finally:
+            profiler.disable()
+
+    done = threading.Event()
+    BatchRunner.run = profiled
+    try:
+        start = time.perf_counter()
+        loop.submit(ckv, ids, SamplingParams(max_tokens=tokens, ignore_eos=True),
+                    lambda item: done.set() if getattr(item, "finish_reason", None) else None)
+        done.wait(300)
+        print(f"{tokens} tokens in {time.perf_counter() - start:.2f} s")
+    finally:
+        BatchRunner.run = run
+    pstats.Stats(profiler).sort_stats("tottime").print_stats(8)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tokens", type=int, default=3000)
     parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--decode-profile", action="store_true",
+                        help="after the rounds, decode 40 tokens of one row under cProfile and print the top calls")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "join_ttft.json")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -98,6 +128,9 @@ def main() -> None:
             for n in names if r % 2 == 0 else names[::-1]:
                 variant(n)
                 samples[n].append(first_token_s(loop, ckv, ids))
+        if args.decode_profile:
+            variant("gqa+adopt")
+            decode_profile(loop, ckv, ids)
     finally:
         variant("gqa+adopt")
         loop.close()
