@@ -12,7 +12,7 @@ from typing import Any, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from control_plane.errors import InvalidTransition
+from control_plane.errors import InvalidTransition, UnknownAdminEvent
 from control_plane.ids import AdminEventId, new_admin_event_id
 
 
@@ -60,3 +60,25 @@ class AdminEvent(BaseModel):
             raise InvalidTransition(f"admin event {self.event_id} is {self.status.value}; it cannot become "
                                     f"{status.value}")
         return self.model_copy(update={"status": status, "updated_s": now_s, "detail": {**self.detail, **detail}})
+
+
+class AdminEventLog:
+    """The control plane's admin events (a mixin: needs ``self.store`` and ``self.clock``)."""
+
+    def begin_admin_event(self, action: str, **detail: Any) -> AdminEvent:
+        """Record a PENDING admin action and return it; poll it by ``event_id``."""
+        event = AdminEvent.new(action, self.clock(), detail)
+        self.store.upsert_event(event)
+        return event
+
+    def update_admin_event(self, event_id: AdminEventId, status: AdminEventStatus, **detail: Any) -> AdminEvent:
+        """Move an admin event on (running, done, failed), merging ``detail``; persisted."""
+        event = self.admin_event(event_id).advance(status, self.clock(), **detail)
+        self.store.upsert_event(event)
+        return event
+
+    def admin_event(self, event_id: AdminEventId) -> AdminEvent:
+        event = self.store.get_event(event_id)
+        if event is None:
+            raise UnknownAdminEvent(f"no admin event {event_id!r}")
+        return event

@@ -14,12 +14,12 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from control_plane.admin_events import AdminEvent, AdminEventStatus
+from control_plane.admin_events import AdminEventLog
 from control_plane.cluster_view import ClusterView, PoolEntry
 from control_plane.config import ControlPlaneConfig
 from control_plane.context import SessionContext
-from control_plane.errors import UnknownAdminEvent, UnknownSession
-from control_plane.ids import ANONYMOUS_OWNER, AdminEventId, JobId, ReplicaId, SessionId, new_session_id
+from control_plane.errors import UnknownSession
+from control_plane.ids import ANONYMOUS_OWNER, JobId, ReplicaId, SessionId, new_session_id
 from control_plane.migration import (
     MigrationJob, MigrationMethod, MigrationPlan, StepResult, plan_admin_move, plan_drain, plan_replica_death,
 )
@@ -51,8 +51,9 @@ class TickReport:
     repaired: list[SessionRecord] = ()  # overstayed a transient state (control_plane.transient_sweep)
 
 
-class ControlPlane:
-    """Session registry + placement + migration decisions over one durable store.
+class ControlPlane(AdminEventLog):
+    """Session registry + placement + migration decisions over one durable store (and its admin
+    events: ``AdminEventLog``).
 
     ``store`` and ``placement`` default to what ``config`` names; ``clock`` returns seconds.
     """
@@ -124,6 +125,18 @@ class ControlPlane:
                                    stored_bytes=stored_bytes, codec=codec, tier=tier, **final)
         self._save(record)
         return record
+
+    def relocate_load(self, session_id: SessionId, failed: ReplicaId) -> tuple[SessionRecord, PlacementDecision]:
+        """A first load whose replica lost its model actors moves on: ``failed`` is marked restarting
+        (placement avoids it until its next full heartbeat) and the LOADING record is placed again
+        without it. Raises NoReplicaAvailable (503) / InsufficientCapacity (429) if none is left."""
+        self.view.restarting(failed, self.clock())
+        record = self.view.session(session_id)
+        decision = self.placement.place(PlacementRequest.for_record(record, exclude=[failed]), self.view)
+        record = record.model_copy(update={"replica": decision.replica_id, "node": decision.node,
+                                           "version": record.version + 1})
+        self._save(record)
+        return record, decision
 
     def mark_load_failed(self, session_id: SessionId, reason: str) -> SessionRecord:
         """The first prefill failed for good: LOADING -> FAILED with ``reason``."""
@@ -260,25 +273,6 @@ class ControlPlane:
     def report_step(self, job_id: JobId, result: StepResult) -> MigrationJob:
         """Result of the job's current step (see MigrationJobs.report); the flip happens here."""
         return self.jobs.report(job_id, result)
-
-    # ---- admin events -----------------------------------------------------------------------
-    def begin_admin_event(self, action: str, **detail: Any) -> AdminEvent:
-        """Record a PENDING admin action and return it; poll it by ``event_id``."""
-        event = AdminEvent.new(action, self.clock(), detail)
-        self.store.upsert_event(event)
-        return event
-
-    def update_admin_event(self, event_id: AdminEventId, status: AdminEventStatus, **detail: Any) -> AdminEvent:
-        """Move an admin event on (running, done, failed), merging ``detail``; persisted."""
-        event = self.admin_event(event_id).advance(status, self.clock(), **detail)
-        self.store.upsert_event(event)
-        return event
-
-    def admin_event(self, event_id: AdminEventId) -> AdminEvent:
-        event = self.store.get_event(event_id)
-        if event is None:
-            raise UnknownAdminEvent(f"no admin event {event_id!r}")
-        return event
 
     def stats(self) -> dict[str, Any]:
         """JSON-ready snapshot for the admin ``stats``/``health`` actions and metrics export."""

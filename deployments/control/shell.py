@@ -167,6 +167,14 @@ class ControlShell(ResponseRecords):
         record = self.cp.mark_loaded(SessionId(session_id), **loaded_fields(stored))
         return record.model_dump(mode="json")
 
+    async def relocate_load(self, session_id: str, failed_replica: str) -> str:
+        """Place a first load again, away from ``failed_replica`` (its model actors died under it);
+        returns the new replica. NoReplicaAvailable / InsufficientCapacity if none is left."""
+        record, decision = self.cp.relocate_load(SessionId(session_id), ReplicaId(failed_replica))
+        log.warning("session=%s: load moved from %s to %s (model actors lost)", record.id, failed_replica,
+                    decision.replica_id)
+        return decision.replica_id
+
     async def mark_load_failed(self, session_id: str, reason: str) -> dict:
         return self.cp.mark_load_failed(SessionId(session_id), reason).model_dump(mode="json")
 

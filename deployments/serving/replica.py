@@ -147,6 +147,9 @@ class Replica(ResponseChains):
             stored["load_s"] = time.perf_counter() - start
             stored["replica"] = self.replica_id
             return stored
+        except _ACTOR_DEATH:
+            self._restart_in_background()  # heartbeats say "restarting" until the actors are back
+            raise  # the ingress places the load on another replica (sessions/routes.py)
         finally:
             self.loads_in_flight -= 1
 

@@ -24,6 +24,7 @@ from typing import Annotated, Any, AsyncIterator, Literal
 
 from fastapi import Body, Header, Query
 from fastapi.responses import JSONResponse, StreamingResponse
+from ray.exceptions import RayActorError
 from ray.serve.exceptions import RayServeException
 
 from deployments.engine.presses import resolve
@@ -84,11 +85,19 @@ class SessionRoutes:
 
     async def _load(self, session_id: str, replica_id: str, context: Any, press: dict, pinned: bool,
                     owner: str | None = None) -> dict:
+        """Prefill and store on ``replica_id``; if that replica's model actors die under the load
+        (SIGKILL, OOM), the load is placed once more elsewhere instead of failing with a 503."""
         start = time.perf_counter()
         try:
-            stored = await asyncio.wait_for(
-                self.replicas[replica_id].load_session.remote(session_id, context, press, pinned, owner),
-                timeout=self.config.limits.load_timeout_s)
+            try:
+                stored = await asyncio.wait_for(
+                    self.replicas[replica_id].load_session.remote(session_id, context, press, pinned, owner),
+                    timeout=self.config.limits.load_timeout_s)
+            except RayActorError:
+                replica_id = await self.control.relocate_load.remote(session_id, replica_id)
+                stored = await asyncio.wait_for(
+                    self.replicas[replica_id].load_session.remote(session_id, context, press, pinned, owner),
+                    timeout=max(1.0, self.config.limits.load_timeout_s - (time.perf_counter() - start)))
         except BaseException as exc:
             await self.control.mark_load_failed.remote(session_id, to_api_error(exc).message)
             if isinstance(exc, RayServeException):

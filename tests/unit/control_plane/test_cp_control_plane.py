@@ -97,6 +97,24 @@ def test_a_failed_load_is_recorded(tmp_path, clock):
     assert failed.state is SessionState.FAILED and cp.store.get(record.id).failure == "context too long"
 
 
+def test_a_load_whose_replica_lost_its_actors_is_placed_again_elsewhere(tmp_path, clock):
+    cp = make_cp(tmp_path, clock)
+    beat(cp, R1, R2)
+    record, decision = cp.open_session(model="m", context=SessionContext(text="doc"))
+    moved, again = cp.relocate_load(record.id, decision.replica_id)
+    other = ({R1, R2} - {decision.replica_id}).pop()
+    assert again.replica_id == other and moved.replica == other and moved.state is SessionState.LOADING
+    assert cp.store.get(record.id).replica == other  # persisted before it is used
+    assert cp.view.replica(decision.replica_id).restarting  # new loads avoid it until its next full heartbeat
+    cp.mark_loaded(record.id, read_tokens=10, kept_tokens=10, stored_bytes=MiB)
+    assert cp.locate(record.id) == other
+    lone = make_cp(tmp_path / "lone", clock)
+    beat(lone, R1)
+    record, _ = lone.open_session(model="m", context=SessionContext(text="doc"))
+    with pytest.raises(NoReplicaAvailable):
+        lone.relocate_load(record.id, R1)  # nowhere else: the ingress marks the load failed (503)
+
+
 def test_ttl_expiry_deletes_and_lists_every_copy_to_free(tmp_path, clock):
     cp = make_cp(tmp_path, clock)
     beat(cp, R1, R2)
