@@ -52,10 +52,9 @@ def copied_twice(self, w):
                              spare=len(w.input_ids) + min(w.max_tokens, SPARE_TOKENS))
 
 
-def variant(name: str) -> None:
-    gqa_rule = sdpa_attention.use_gqa_in_sdpa
-    inner = getattr(gqa_rule, "kvfleet_inner", gqa_rule)
-    sdpa_attention.use_gqa_in_sdpa = inner if name == "transformers" else _patched
+def variant(name: str, gqa_rule) -> None:
+    """Switch the process to ``name``'s attention rule (``gqa_rule``: kvfleet's installed one) and join copy."""
+    sdpa_attention.use_gqa_in_sdpa = gqa_rule.kvfleet_inner if name == "transformers" else gqa_rule
     BatchRunner._row_kv = ADOPT if name == "gqa+adopt" else copied_twice
 
 
@@ -109,9 +108,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "join_ttft.json")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    global _patched
     loaded = load_model(ModelConfig())
-    _patched = sdpa_attention.use_gqa_in_sdpa
+    gqa_rule = sdpa_attention.use_gqa_in_sdpa  # installed by load_model (deployments/engine/sdpa_gqa.py)
     engine = KVEngine(loaded, EMBEDDED_MODEL_ID)
     press = AppConfig().default_press
     text, questions = document(args.tokens, 1)
@@ -122,17 +120,17 @@ def main() -> None:
     samples: dict[str, list[float]] = {n: [] for n in names}
     try:
         for n in names:  # warm-up
-            variant(n)
+            variant(n, gqa_rule)
             first_token_s(loop, ckv, ids)
         for r in range(args.rounds):
             for n in names if r % 2 == 0 else names[::-1]:
-                variant(n)
+                variant(n, gqa_rule)
                 samples[n].append(first_token_s(loop, ckv, ids))
         if args.decode_profile:
-            variant("gqa+adopt")
+            variant("gqa+adopt", gqa_rule)
             decode_profile(loop, ckv, ids)
     finally:
-        variant("gqa+adopt")
+        variant("gqa+adopt", gqa_rule)
         loop.close()
     rows = [{"variant": n, "ttft_median_ms": round(1000 * statistics.median(s), 1),
              "ttft_ms": [round(1000 * x, 1) for x in s]} for n, s in samples.items()]
@@ -161,8 +159,6 @@ def plot(rows: list[dict], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
 
-
-_patched = None
 
 if __name__ == "__main__":
     main()
