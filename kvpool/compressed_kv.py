@@ -64,10 +64,10 @@ class LayerKV:
         """Return ``[1, heads, length + spare, dim]`` keys/values and a bool pad mask ``[heads, length]``.
 
         The first ``length`` columns hold the cache (a head's padding zeroed); the ``spare`` columns
-        after them are left uninitialised, room for a decoder to write its new tokens in place. The
-        pad mask is None when the layer is returned as views (dense, exactly ``length`` columns, no spare). Dense layers shorter than ``length`` are padded too
-        (layers of one cache must share a length for transformers' attention mask). With ``spare``
-        0, a dense layer of exactly ``length`` columns is returned as views (never to be written).
+        after them are left uninitialised, room for a decoder to write its new tokens in place. Dense
+        layers shorter than ``length`` are padded too (layers of one cache must share a length for
+        transformers' attention mask). With ``spare`` 0, a dense layer of exactly ``length`` columns
+        is returned as views (never to be written) and its pad mask is None.
         """
         head_dim = self.keys.shape[-1]
         if spare == 0 and self.head_lengths is None and self.keys.shape[1] == length:
