@@ -27,12 +27,14 @@ class PlainRouter:
         self.in_flight: Counter[str] = Counter()
         self.decisions: Counter[str] = Counter()  # "prefix" | "new" | "overloaded" | "turn"
 
-    def pick(self, messages: list[dict[str, Any]], press: dict | None, scope: str) -> RouteDecision:
-        """The replica for a plain prompt; raises PromptError (400) for malformed messages."""
+    def pick(self, messages: list[dict[str, Any]], press: dict | None, scope: str,
+             exclude: frozenset[str] = frozenset()) -> RouteDecision:
+        """The replica for a plain prompt, not one of ``exclude`` (at least one replica must be left);
+        raises PromptError (400) for malformed messages."""
         plan = self.planner.plan(messages, press)
         request = PlainRouteRequest(text_block_hashes(scope, self.model_name, plan.press, plan.prefix,
                                                       self.config.routing.block_chars))
-        loads = {ReplicaId(name): self.in_flight[name] for name in self.replica_names}
+        loads = {ReplicaId(name): self.in_flight[name] for name in self.replica_names if name not in exclude}
         decision = self.policy.choose(request, loads)
         self.policy.observe(request, decision)
         self.decisions[_kind(decision)] += 1
@@ -41,6 +43,11 @@ class PlainRouter:
     def counters(self) -> dict[str, int]:
         """Routing decisions so far, for /metrics: ``plain_routed_<prefix|new|overloaded|turn>``."""
         return {f"plain_routed_{kind}": n for kind, n in self.decisions.items()}
+
+    def lost(self, replica: str) -> None:
+        """``replica`` lost its model actors (and with them every prefix it stored): route no prompt
+        there for a prefix it no longer holds."""
+        self.policy.forget_replica(ReplicaId(replica))
 
     def started(self, replica: str) -> None:
         self.in_flight[replica] += 1

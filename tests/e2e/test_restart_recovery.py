@@ -10,8 +10,8 @@ One application of its own (it is deleted and started again), on the shared e2e 
    read back (counted); a load started during the recovery is timed against an idle load (printed:
    a benchmark figure, not an assert - benchmarks/restart_recovery.py records it);
 3. SIGKILL one replica's decode actor: its sessions answer again, the same, without a 409, read
-   back (counted); two loads started right after the kill both succeed (one placed on the dead
-   actor's replica is placed again elsewhere) and are timed against an idle load on the same
+   back (counted); two loads and four plain prompts sent right after the kill all succeed (one placed
+   or routed to the dead actor's replica goes to the other one) and are timed against an idle load on the same
    restarted application (printed, as above).
 
 The seconds measured are printed (run with ``-s``) and documented in docs/durability.md.
@@ -43,6 +43,11 @@ def ask(base: str, session_id: str) -> httpx.Response:
     return httpx.post(f"{base}/v1/chat/completions", timeout=300, json={
         "model": MODEL, "session_id": session_id, "temperature": 0, "max_tokens": 12,
         "messages": [{"role": "user", "content": QUESTION}]})
+
+
+def ask_plain(base: str, question: str) -> httpx.Response:
+    return httpx.post(f"{base}/v1/chat/completions", timeout=300, json={
+        "model": MODEL, "temperature": 0, "max_tokens": 4, "messages": [{"role": "user", "content": question}]})
 
 
 def ask_all(base: str, session_ids: list[str]) -> dict[str, httpx.Response]:
@@ -150,13 +155,16 @@ def test_sigkill_of_a_decode_actor_reads_its_sessions_back(loaded):
     reads_before = health(base)["recovery"]["done"].get("read", 0)
     os.kill(pid, signal.SIGKILL)
     start = time.monotonic()
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        # two loads at once: placement spreads them, so one usually lands on the replica whose actor
-        # just died, before its heartbeat says so - it must move to the other replica, not fail (503)
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        # two loads and four plain prompts at once: they are spread over both replicas, so some land on
+        # the one whose actor just died, before its heartbeat says so - they must move to the other
+        # replica, not fail (503)
         loads = [pool.submit(timed_load, base, 12 + i) for i in range(2)]
+        plain = [pool.submit(ask_plain, base, f"Name a colour, please ({i}).") for i in range(4)]
         replies = ask_all(base, on_victim)
         elapsed_s = time.monotonic() - start
         load_during_recovery_s = max(load.result() for load in loads)  # raises if a load failed
+        assert [p.result().status_code for p in plain] == [200] * 4, [p.result().text for p in plain]
     assert {s: r.status_code for s, r in replies.items()} == {s: 200 for s in on_victim}, [
         r.text for r in replies.values() if r.status_code != 200]
     assert {s: r.json()["choices"][0]["message"]["content"] for s, r in replies.items()} == {

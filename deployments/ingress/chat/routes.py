@@ -120,13 +120,7 @@ class ChatRoutes:
             name, cached_tokens, streams, first = await self._session_streams(session_id, owner, messages, samplings)
         else:
             await asyncio.to_thread(self.context_limit.check, messages)  # the whole prompt is context here
-            name = self.router.pick(messages, press, scope).replica_id
-            if prompt_ids is not None:  # rendered here: served as a raw token-id prompt
-                streams = [self.replicas[name].options(stream=True).complete.remote(None, prompt_ids, s, press, scope)
-                           for s in samplings]
-            else:
-                streams = [self.replicas[name].options(stream=True).chat.remote(None, messages, s, press, scope)
-                           for s in samplings]
+            name, streams, first = await self._plain_streams(messages, press, scope, prompt_ids, samplings)
         calls = ToolCalls(tools.choice if tools.parses else None, self._call_seed(req, session_id))
         kind = "session" if session_id else "plain"
         self.router.started(name)
@@ -200,6 +194,28 @@ class ChatRoutes:
                             type(exc).__name__)
                 await self.control.report_missing.remote(session_id, owner, name)
         raise AssertionError("unreachable")
+
+    async def _plain_streams(self, messages: list[dict[str, Any]], press: dict | None, scope: str,
+                             prompt_ids: list[int] | None, samplings: list[dict]) -> tuple[str, list, list[dict]]:
+        """Route a plain prompt, open its streams and take their first items. A replica whose model
+        actors died before its restart was noticed is left for another, once: nothing was streamed
+        yet and a plain prompt has no state there to lose (the router forgets that replica's prefixes)."""
+        tried: frozenset[str] = frozenset()
+        while True:
+            name = self.router.pick(messages, press, scope, exclude=tried).replica_id
+            replica = self.replicas[name].options(stream=True)
+            streams = [replica.complete.remote(None, prompt_ids, s, press, scope) if prompt_ids is not None
+                       else replica.chat.remote(None, messages, s, press, scope) for s in samplings]
+            try:
+                return name, streams, [await self._first(s) for s in streams]
+            except RayActorError:
+                for stream in streams:
+                    stream.cancel()
+                self.router.lost(name)
+                tried |= {name}
+                if len(tried) > 1 or len(tried) == len(self.replicas):
+                    raise
+                log.warning("%s lost its model actors under a plain request; sending it to another replica", name)
 
     async def _first(self, stream: Any) -> dict:
         try:

@@ -51,3 +51,13 @@ def test_round_robin_is_the_baseline_and_bad_prompts_are_errors():
     assert [router.pick(chat("Q"), None, "s").replica_id for _ in range(4)] == ["replica-0", "replica-1"] * 2
     with pytest.raises(PromptError):
         router.pick([{"role": "wizard", "content": "x"}], None, "s")
+
+
+def test_a_replica_that_lost_its_actors_is_excluded_and_its_prefixes_forgotten():
+    router = PlainRouter(PlainRequestConfig(), ["replica-0", "replica-1"], "m")
+    holder = router.pick(chat("Q1"), None, "s").replica_id
+    other = router.pick(chat("Q2"), None, "s", exclude=frozenset({holder}))
+    assert other.replica_id != holder and other.matched_blocks == 0   # not where the prefix is: excluded
+    router.lost(holder)
+    router.lost(other.replica_id)
+    assert router.pick(chat("Q3"), None, "s").matched_blocks == 0     # both lost their stored prefixes
