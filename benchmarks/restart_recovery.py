@@ -100,23 +100,30 @@ def _load_alone(args: dict, port: int, durable: bool, load_index: int) -> dict:
     from tests.e2e.test_restart_recovery import health
 
     base, _ = _restart(args, port, durable)
+    load_s, backlog = _load_watching_recovery(base, load_index)
+    start = time.monotonic()
+    while _backlog(health(base)["recovery"]) and time.monotonic() - start < 300:
+        time.sleep(0.5)  # let the background recovery finish before the next restart
+    return {"load_alone_during_recovery_s": round(load_s, 3), "backlog_during_load": backlog}
+
+
+def _load_watching_recovery(base: str, load_index: int) -> tuple[float, int]:
+    """Time one load; also the largest recovery backlog (waiting + running) seen while it ran."""
+    from tests.e2e.test_restart_recovery import health
+
     seen = [_backlog(health(base)["recovery"])]
     with ThreadPoolExecutor(max_workers=1) as pool:
         load = pool.submit(_timed_load, base, load_index)
         while not load.done():
             seen.append(_backlog(health(base)["recovery"]))
             time.sleep(0.2)
-        load_s = load.result()
-    start = time.monotonic()
-    while _backlog(health(base)["recovery"]) and time.monotonic() - start < 300:
-        time.sleep(0.5)  # let the background recovery finish before the next restart
-    return {"load_alone_during_recovery_s": round(load_s, 3), "backlog_during_load": max(seen)}
+        return load.result(), max(seen)
 
 
 def _sigkill_load(base: str, load_index: int) -> dict:
-    """SIGKILL replica-0's decode actor, then time one load at once (no questions): Ray restarts the
-    actor (a new process loads the model) and its sessions are read back meanwhile. Compared with a
-    load on the same application once that recovery is over (``idle_load_s``)."""
+    """SIGKILL replica-0's decode actor, then time one load at once (no questions): the replica starts
+    new actors (a new process loads the model) and their sessions are read back meanwhile. Compared
+    with a load on the same application once that recovery is over (``idle_load_s``)."""
     import os
     import signal
 
@@ -125,19 +132,13 @@ def _sigkill_load(base: str, load_index: int) -> dict:
     pid = _decode_pid(base)
     os.kill(pid, signal.SIGKILL)
     killed = time.monotonic()
-    seen = [_backlog(health(base)["recovery"])]
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        load = pool.submit(_timed_load, base, load_index)
-        while not load.done():
-            seen.append(_backlog(health(base)["recovery"]))
-            time.sleep(0.2)
-        load_s = load.result()
+    load_s, backlog = _load_watching_recovery(base, load_index)
     while time.monotonic() - killed < 300 and (_backlog(health(base)["recovery"]) or _decode_pid(base) in (None, pid)):
         time.sleep(0.5)  # until the actor is back and its sessions are read
     recovered_s = time.monotonic() - killed
     idle_load_s = _timed_load(base, load_index + 1)
     return {"load_s": round(load_s, 3), "idle_load_s": round(idle_load_s, 3), "load_ratio": round(load_s / idle_load_s, 2),
-            "backlog_during_load": max(seen), "recovered_s": round(recovered_s, 2)}
+            "backlog_during_load": backlog, "recovered_s": round(recovered_s, 2)}
 
 
 def _decode_pid(base: str) -> int | None:
