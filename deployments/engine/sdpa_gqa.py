@@ -7,10 +7,10 @@ every key and value head ``num_key_value_groups`` times (``repeat_kv``: SmolLM2 
 for 9 query heads, so 3x the layer's whole cache per forward). Every forward kvfleet runs with a
 mask pays that copy: a question joining a stored cache (an extend: causal mask over cache +
 question), KVzip's reconstruction passes, a prefill after a prefix. On CPU, torch >= 2.5 takes
-``enable_gqa`` with a mask and computes the same numbers without the copy (bit-identical here;
-a 19-token question over 3,093 cached tokens: 1.3 vs 2.5 ms per layer in bfloat16,
-benchmarks/sdpa_gqa.py). ``install()`` makes transformers do that for CPU tensors; CUDA, XPU
-and NPU keep transformers' own rule.
+``enable_gqa`` with a mask and computes the same numbers without the copy (bit-identical:
+tests/unit/engine/test_sdpa_gqa.py; a 19-token question joining a stored 3k-token cache, first
+token in 105.7 vs 120.8 ms, benchmarks/join_ttft.py). ``install()`` makes transformers do that for
+CPU tensors; CUDA, XPU and NPU keep transformers' own rule.
 """
 
 from __future__ import annotations
