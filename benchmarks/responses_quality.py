@@ -7,7 +7,7 @@ benchmarks/results/press_quality.json) within the default press's measured loss 
 
 One Ray cluster, two 1-replica applications one after the other (CPU, 1 torch thread), the same
 except for the press their chains are compressed with: ``default`` (AppConfig's default press,
-kvzip 0.25 with min_tokens 283 today; the committed run used kvzip 0.5, the default then) and ``none`` (uncompressed). Both store responses and re-compress
+compactor 0.25 with min_tokens 284 today; the committed run used kvzip 0.5, the default then) and ``none`` (uncompressed). Both store responses and re-compress
 a chain's history past ``responses.compress_after_tokens``, set to 256 here so the 512-token
 conversations of the chat set go through the press (the default, 1024, is for longer chains).
 Per conversation of the set, the same chain on each application:
