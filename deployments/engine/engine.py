@@ -30,7 +30,6 @@ from transformers import DynamicCache
 from deployments.engine.attention_masks import AttentionMasks, masked_key_indices
 from deployments.engine.detokenizer import StreamingDetokenizer
 from deployments.engine.model_loader import LoadedModel
-from deployments.engine.press_rng import press_rng
 from deployments.engine.presses import ResolvedPress, resolve
 from deployments.engine.presses.budget import prefill_press
 from deployments.engine.presses.press_stats import load_stats
@@ -111,7 +110,7 @@ class KVEngine:
         ids = torch.tensor([token_ids], device=self.device)
         cache = DynamicCache()
         with self._lock, torch.inference_mode(), self._attn(resolved.attn_implementation):
-            with press(self.model) if press is not None else contextlib.nullcontext(), press_rng(self.device):
+            with press(self.model) if press is not None else contextlib.nullcontext():
                 self.model.model(input_ids=ids, past_key_values=cache)
             masks = self.masks.take(cache)
         if progress:
