@@ -104,8 +104,7 @@ class ControlPlane(AdminEventLog):
         record = SessionRecord.new(session_id or new_session_id(), model=model, context=context, press=press,
                                    now_s=self.clock(), owner=owner, pinned=pinned,
                                    ttl_s=self.config.default_ttl_s if ttl_s is None else ttl_s)
-        decision = (PlacementDecision(record.id, replica, getattr(self.view.find_replica(replica), "node", None),
-                                      "chain", "extends a cache this replica holds") if replica is not None else
+        decision = (self._on_cache_holder(record.id, replica) if replica is not None else
                     self.placement.place(PlacementRequest.for_record(record, estimated_bytes=estimated_bytes), self.view))
         record = record.model_copy(update={"replica": decision.replica_id, "node": decision.node})
         self._save(record)
@@ -126,17 +125,24 @@ class ControlPlane(AdminEventLog):
         self._save(record)
         return record
 
-    def relocate_load(self, session_id: SessionId, failed: ReplicaId) -> tuple[SessionRecord, PlacementDecision]:
+    def relocate_load(self, session_id: SessionId, failed: ReplicaId,
+                      to: ReplicaId | None = None) -> tuple[SessionRecord, PlacementDecision]:
         """A first load whose replica lost its model actors moves on: ``failed`` is marked restarting
         (placement avoids it until its next full heartbeat) and the LOADING record is placed again
-        without it. Raises NoReplicaAvailable (503) / InsufficientCapacity (429) if none is left."""
+        without it, or put on ``to`` (a stored response's turn follows the cache it extends).
+        Raises NoReplicaAvailable (503) / InsufficientCapacity (429) if none is left."""
         self.view.restarting(failed, self.clock())
         record = self.view.session(session_id)
-        decision = self.placement.place(PlacementRequest.for_record(record, exclude=[failed]), self.view)
+        decision = (self._on_cache_holder(record.id, to) if to is not None else
+                    self.placement.place(PlacementRequest.for_record(record, exclude=[failed]), self.view))
         record = record.model_copy(update={"replica": decision.replica_id, "node": decision.node,
                                            "version": record.version + 1})
         self._save(record)
         return record, decision
+
+    def _on_cache_holder(self, session_id: SessionId, replica: ReplicaId) -> PlacementDecision:
+        node = getattr(self.view.find_replica(replica), "node", None)
+        return PlacementDecision(session_id, replica, node, "chain", "extends a cache this replica holds")
 
     def mark_load_failed(self, session_id: SessionId, reason: str) -> SessionRecord:
         """The first prefill failed for good: LOADING -> FAILED with ``reason``."""

@@ -167,10 +167,11 @@ class ControlShell(ResponseRecords):
         record = self.cp.mark_loaded(SessionId(session_id), **loaded_fields(stored))
         return record.model_dump(mode="json")
 
-    async def relocate_load(self, session_id: str, failed_replica: str) -> str:
-        """Place a first load again, away from ``failed_replica`` (its model actors died under it);
-        returns the new replica. NoReplicaAvailable / InsufficientCapacity if none is left."""
-        record, decision = self.cp.relocate_load(SessionId(session_id), ReplicaId(failed_replica))
+    async def relocate_load(self, session_id: str, failed_replica: str, to: str | None = None) -> str:
+        """Place a first load again, away from ``failed_replica`` (its model actors died under it),
+        or on ``to``; returns the new replica. NoReplicaAvailable / InsufficientCapacity if none is left."""
+        record, decision = self.cp.relocate_load(SessionId(session_id), ReplicaId(failed_replica),
+                                                 ReplicaId(to) if to else None)
         log.warning("session=%s: load moved from %s to %s (model actors lost)", record.id, failed_replica,
                     decision.replica_id)
         return decision.replica_id

@@ -10,9 +10,11 @@ One application of its own (it is deleted and started again), on the shared e2e 
    read back (counted); a load started during the recovery is timed against an idle load (printed:
    a benchmark figure, not an assert - benchmarks/restart_recovery.py records it);
 3. SIGKILL one replica's decode actor: its sessions answer again, the same, without a 409, read
-   back (counted); two loads and four plain prompts sent right after the kill all succeed (one placed
-   or routed to the dead actor's replica goes to the other one) and are timed against an idle load on the same
-   restarted application (printed, as above).
+   back (counted); two loads and plain requests of every API (chat, completions - streamed too -,
+   responses with and without ``store``) sent right after the kill all succeed (one placed or routed
+   to the dead actor's replica goes to the other one), and so does a turn continuing a response
+   stored there; the loads are timed against an idle load on the same restarted application
+   (printed, as above).
 
 The seconds measured are printed (run with ``-s``) and documented in docs/durability.md.
 """
@@ -48,6 +50,16 @@ def ask(base: str, session_id: str) -> httpx.Response:
 def ask_plain(base: str, question: str) -> httpx.Response:
     return httpx.post(f"{base}/v1/chat/completions", timeout=300, json={
         "model": MODEL, "temperature": 0, "max_tokens": 4, "messages": [{"role": "user", "content": question}]})
+
+
+def complete_plain(base: str, prompt: str | list[str], stream: bool = False) -> httpx.Response:
+    return httpx.post(f"{base}/v1/completions", timeout=300, json={
+        "model": MODEL, "temperature": 0, "max_tokens": 4, "prompt": prompt, "stream": stream})
+
+
+def respond(base: str, text: str, **fields) -> httpx.Response:
+    return httpx.post(f"{base}/v1/responses", timeout=300, json={
+        "model": MODEL, "temperature": 0, "max_output_tokens": 4, "input": text, **fields})
 
 
 def ask_all(base: str, session_ids: list[str]) -> dict[str, httpx.Response]:
@@ -152,19 +164,25 @@ def test_sigkill_of_a_decode_actor_reads_its_sessions_back(loaded):
     on_victim = [s for s in answers if httpx.post(f"{base}/admin/lookup", json={"session_id": s},
                                                   timeout=30).json()["replica"] == victim]
     assert on_victim, "no session on replica-0"
+    chained = respond(base, "And the code again?", session_id=on_victim[-1]).json()["id"]  # stored on the victim
     reads_before = health(base)["recovery"]["done"].get("read", 0)
     os.kill(pid, signal.SIGKILL)
     start = time.monotonic()
-    with ThreadPoolExecutor(max_workers=6) as pool:
-        # two loads and four plain prompts at once: they are spread over both replicas, so some land on
-        # the one whose actor just died, before its heartbeat says so - they must move to the other
-        # replica, not fail (503)
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        # loads and plain requests of every API at once: they are spread over both replicas, so some land
+        # on the one whose actor just died, before its heartbeat says so - they must move to the other
+        # replica, not fail (503); a turn continuing a response stored there waits for its recovery
         loads = [pool.submit(timed_load, base, 12 + i) for i in range(2)]
         plain = [pool.submit(ask_plain, base, f"Name a colour, please ({i}).") for i in range(4)]
+        plain += [pool.submit(complete_plain, base, f"A colour: number {i} is", i % 2 == 1) for i in range(4)]
+        plain += [pool.submit(complete_plain, base, ["One colour is", "Another colour is"])]
+        plain += [pool.submit(respond, base, f"Name a fruit ({i}).", store=i % 2 == 0) for i in range(4)]
+        plain += [pool.submit(respond, base, "Once more, the code?", previous_response_id=chained)]
         replies = ask_all(base, on_victim)
         elapsed_s = time.monotonic() - start
         load_during_recovery_s = max(load.result() for load in loads)  # raises if a load failed
-        assert [p.result().status_code for p in plain] == [200] * 4, [p.result().text for p in plain]
+        assert [p.result().status_code for p in plain] == [200] * len(plain), [p.result().text for p in plain]
+        assert not [p.result().text for p in plain if '"error":{' in p.result().text.replace(" ", "")]  # in-band SSE
     assert {s: r.status_code for s, r in replies.items()} == {s: 200 for s in on_victim}, [
         r.text for r in replies.values() if r.status_code != 200]
     assert {s: r.json()["choices"][0]["message"]["content"] for s, r in replies.items()} == {

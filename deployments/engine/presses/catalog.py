@@ -35,6 +35,7 @@ import kvpress
 from deployments.engine.presses import artifacts
 from deployments.engine.presses.kvzip_blocked import BlockedKVzipPress
 from deployments.engine.presses.moe_router import MoERouterPress
+from deployments.engine.presses.seeded import SeededCompactorPress, SeededCURPress, SeededLeverageScorePress
 from deployments.engine.presses.window_finch import WindowFinchPress
 
 
@@ -67,9 +68,12 @@ def _entries() -> list[PressEntry]:
         e("lagkv", kvpress.LagKVPress, True, summary="score by lagged key/value statistics"),
         e("expected_attention", kvpress.ExpectedAttentionPress, True,
           summary="score by attention expected from statistics of future queries"),
-        e("cur", kvpress.CURPress, True, summary="CUR-decomposition leverage scores of keys/values"),
-        e("leverage", kvpress.LeverageScorePress, True, summary="approximate leverage scores of keys"),
-        e("compactor", kvpress.CompactorPress, True, summary="leverage scores + attention, sketched"),
+        e("cur", SeededCURPress, True, summary="CUR-decomposition leverage scores of keys/values (a random "
+                                                "sketch is drawn from a fixed seed: seeded.py)"),
+        e("leverage", SeededLeverageScorePress, True,
+          summary="approximate leverage scores of keys (Gaussian sketch from a fixed seed: seeded.py)"),
+        e("compactor", SeededCompactorPress, True,
+          summary="leverage scores + chunked non-causal attention (sketch from a fixed seed: seeded.py)"),
         e("kvzip", BlockedKVzipPress, True, per_head=True,
           summary="score by context reconstruction (query-agnostic by design, 2x prefill cost); kvpress's "
                   "KVzipPress with its scoring in float32 query blocks (kvzip_blocked.py)"),

@@ -23,12 +23,10 @@ from typing import Annotated, Any
 
 from fastapi import Body, Header, Request
 from fastapi.responses import StreamingResponse
-from ray.exceptions import RayActorError
 from ray.serve.exceptions import RayServeException
 
 from deployments.common.prefix_scope import prefix_scope
 from deployments.engine.engine import ContextTooLongError
-from deployments.common.replica_errors import MissingCache
 from deployments.engine.presses import resolve
 from deployments.engine.prompt import normalize_messages
 from deployments.engine.sampling import SamplingParams
@@ -39,6 +37,7 @@ from deployments.ingress.chat.schema import ChatCompletionRequest
 from deployments.ingress.chat.stream import StreamSetup, ToolCalls, chat_events
 from deployments.ingress.chat_template import check_template_options, render_chat
 from deployments.ingress.errors import ERRORS, APIError, to_api_error
+from deployments.ingress.failover import CACHE_GONE, first_items, start_with_failover
 from deployments.ingress.fastapi_app import api
 from deployments.ingress.tools import ToolError, ToolPlan, plan_tools
 
@@ -177,45 +176,49 @@ class ChatRoutes:
         """Locate the session (the control plane waits for it if it is being recovered), open its
         streams and take their first items. If the replica turns out not to hold the cache (its
         decode actor died or restarted before a heartbeat told the control plane), report it - the
-        session then recovers first - and try once more."""
-        for attempt in (1, 2):
-            where = await self.control.locate.remote(session_id, owner)
-            name = where["replica"]
+        session then recovers first - and try once more (deployments/ingress/failover.py)."""
+        where = await self.control.locate.remote(session_id, owner)
+
+        async def start(name: str) -> tuple[list, list[dict]]:
             streams = [self.replicas[name].options(stream=True).chat.remote(session_id, messages, s, None, "")
                        for s in samplings]
-            try:
-                return name, where["read_tokens"], streams, [await self._first(s) for s in streams]
-            except (MissingCache, RayActorError) as exc:
-                for stream in streams:
-                    stream.cancel()
-                if attempt == 2:
-                    raise
-                log.warning("session=%s: %s lost its cache (%s); recovering it", session_id, name,
-                            type(exc).__name__)
-                await self.control.report_missing.remote(session_id, owner, name)
-        raise AssertionError("unreachable")
+            return streams, await first_items(streams, self._first)
+
+        async def move(name: str, exc: BaseException) -> str:
+            log.warning("session=%s: %s lost its cache (%s); recovering it", session_id, name, type(exc).__name__)
+            await self.control.report_missing.remote(session_id, owner, name)
+            where.update(await self.control.locate.remote(session_id, owner))
+            return where["replica"]
+
+        name, (streams, first) = await start_with_failover(where["replica"], start, move, CACHE_GONE)
+        return name, where["read_tokens"], streams, first
 
     async def _plain_streams(self, messages: list[dict[str, Any]], press: dict | None, scope: str,
                              prompt_ids: list[int] | None, samplings: list[dict]) -> tuple[str, list, list[dict]]:
         """Route a plain prompt, open its streams and take their first items. A replica whose model
         actors died before its restart was noticed is left for another, once: nothing was streamed
         yet and a plain prompt has no state there to lose (the router forgets that replica's prefixes)."""
-        tried: frozenset[str] = frozenset()
-        while True:
-            name = self.router.pick(messages, press, scope, exclude=tried).replica_id
+        async def start(name: str) -> tuple[list, list[dict]]:
             replica = self.replicas[name].options(stream=True)
             streams = [replica.complete.remote(None, prompt_ids, s, press, scope) if prompt_ids is not None
                        else replica.chat.remote(None, messages, s, press, scope) for s in samplings]
-            try:
-                return name, streams, [await self._first(s) for s in streams]
-            except RayActorError:
-                for stream in streams:
-                    stream.cancel()
-                self.router.lost(name)
-                tried |= {name}
-                if len(tried) > 1 or len(tried) == len(self.replicas):
-                    raise
-                log.warning("%s lost its model actors under a plain request; sending it to another replica", name)
+            return streams, await first_items(streams, self._first)
+
+        async def move(name: str, exc: BaseException) -> str:
+            return self._plain_elsewhere(name, exc, lambda tried: self.router.pick(messages, press, scope, exclude=tried))
+
+        first_pick = self.router.pick(messages, press, scope).replica_id
+        name, (streams, first) = await start_with_failover(first_pick, start, move)
+        return name, streams, first
+
+    def _plain_elsewhere(self, name: str, exc: BaseException, pick: Any) -> str:
+        """Another replica for a plain request whose replica ``name`` lost its model actors (the
+        router forgets ``name``'s prefixes); ``exc`` again when it is the only replica."""
+        self.router.lost(name)
+        if len(self.replicas) == 1:
+            raise exc
+        log.warning("%s lost its model actors under a plain request; sending it to another replica", name)
+        return pick(frozenset({name})).replica_id
 
     async def _first(self, stream: Any) -> dict:
         try:

@@ -25,7 +25,6 @@ reply's.
 
 import asyncio
 import time
-from dataclasses import dataclass
 from typing import Annotated, Any, AsyncIterator
 
 from fastapi import Body, Header, Request
@@ -37,6 +36,7 @@ from deployments.engine.engine import ContextTooLongError
 from deployments.engine.presses import resolve
 from deployments.engine.sampling import SamplingParams
 from deployments.ingress.chat.controls import request_controls
+from deployments.ingress.completions.jobs import CompletionJobs, PromptJob
 from deployments.ingress.completions.replies import Completion, TextChoice, chunk, completion_body, completion_id, usage
 from deployments.ingress.completions.schema import CompletionRequest
 from deployments.ingress.errors import ERRORS, APIError, error_body, to_api_error
@@ -52,21 +52,11 @@ COMPLETION_EXAMPLES = {
 }
 
 
-@dataclass
-class PromptJob:
-    """One prompt of a request: its text (for ``echo`` and routing), its ids, and its replica."""
-
-    index: int
-    text: str
-    ids: list[int]
-    replica: str = ""
-
-
-class CompletionRoutes:
+class CompletionRoutes(CompletionJobs):
     """Needs ``self.auth``, ``self.control``, ``self.replicas``, ``self.config``, ``self.limits``,
     ``self.context_limit``, ``self.router``, ``self.metrics``, ``self.vocab_size``, ``self.model_name``,
-    ``self._check_model``, ``self.check_token_ids`` (tokenizer routes) and ``self._first`` (chat
-    routes) from the Ingress."""
+    ``self._check_model``, ``self.check_token_ids`` (tokenizer routes) and ``self._first`` /
+    ``self._plain_elsewhere`` (chat routes) from the Ingress."""
 
     auth: Any
     control: Any
@@ -106,20 +96,18 @@ class CompletionRoutes:
         kind = "session" if session_id else "plain"
         handed_over = False
         try:
-            prompt_logprobs = await self._prompt_logprobs(req, jobs, session_id)
+            prompt_logprobs, streams, first = await self._start_jobs(req, jobs, sampling, session_id, owner, press, scope)
             choices = [TextChoice(job.index * req.n + i, req.logprobs is not None)
                        for job in jobs for i in range(req.n)]
-            streams = self._open_streams(req, jobs, sampling, session_id, press, scope)
             total_prompt = sum(len(job.ids) + session_tokens for job in jobs)
-            if req.stream:
-                first = {k: await self._first(s) for k, s in streams.items()}  # errors before streaming: HTTP errors
+            if req.stream:  # errors before the first items were HTTP errors
                 self.metrics.ttft.labels(kind).observe(time.perf_counter() - arrived)
                 handed_over = True
                 return StreamingResponse(
                     self._completion_sse(req, jobs, choices, prompt_logprobs, streams, first, total_prompt,
                                          session_tokens, request, lambda: self._release(jobs)),
                     media_type="text/event-stream")
-            await self._drain(req, jobs, choices, prompt_logprobs, streams)
+            await self._drain(req, jobs, choices, prompt_logprobs, streams, first)
             produced = sum(c.completion_tokens for c in choices)
             self.metrics.tokens.labels(kind).inc(produced)
             self.metrics.prompt_tokens.labels(kind).inc(total_prompt)
@@ -178,34 +166,8 @@ class CompletionRoutes:
         for job in jobs:
             self.router.finished(job.replica)
 
-    # ---- replica calls -----------------------------------------------------------------------
-    async def _prompt_logprobs(self, req: CompletionRequest, jobs: list[PromptJob],
-                               session_id: str | None) -> list[list[dict] | None]:
-        """Per prompt: its tokens' log-prob entries when ``echo`` and ``logprobs`` are set, else None."""
-        if not (req.echo and req.logprobs is not None):
-            return [None] * len(jobs)
-        calls = [self.replicas[job.replica].prompt_logprobs.remote(session_id, job.ids, req.logprobs) for job in jobs]
-        try:
-            return list(await asyncio.wait_for(asyncio.gather(*calls), timeout=self.config.limits.request_timeout_s))
-        except RayServeException as exc:
-            raise to_api_error(exc) from exc
-
-    def _open_streams(self, req: CompletionRequest, jobs: list[PromptJob], sampling: SamplingParams,
-                      session_id: str | None, press: dict | None, scope: str) -> dict[int, Any]:
-        """Choice index -> the replica's token stream (none when ``max_tokens`` is 0)."""
-        if req.max_tokens == 0:
-            return {}
-        streams = {}
-        for job in jobs:
-            for i in range(req.n):
-                seed = None if req.seed is None else req.seed + i
-                params = sampling.model_copy(update={"seed": seed}).model_dump(mode="json")
-                streams[job.index * req.n + i] = self.replicas[job.replica].options(stream=True).complete.remote(
-                    session_id, job.ids, params, press, scope)
-        return streams
-
     async def _drain(self, req: CompletionRequest, jobs: list[PromptJob], choices: list[TextChoice],
-                     prompt_logprobs: list, streams: dict[int, Any]) -> None:
+                     prompt_logprobs: list, streams: dict[int, Any], first: dict[int, dict]) -> None:
         for choice in choices:
             if req.echo:
                 job = jobs[choice.index // req.n]
@@ -214,6 +176,9 @@ class CompletionRoutes:
                 choice.finish_reason = "length"
 
         async def drain(k: int) -> None:
+            choices[k].add(first[k])
+            if choices[k].finish_reason:
+                return
             async for item in streams[k]:
                 choices[k].add(item)
 

@@ -28,8 +28,6 @@ from fastapi import Body, Header, Request
 from fastapi.responses import StreamingResponse
 from ray.serve.exceptions import RayServeException
 
-from control_plane.errors import SessionNotReady
-from deployments.common.prefix_scope import prefix_scope
 from deployments.ingress.chat.messages import InvalidField
 from deployments.ingress.chat.schema import ChatCompletionRequest
 from deployments.ingress.errors import ERRORS, APIError, to_api_error
@@ -41,8 +39,9 @@ from deployments.ingress.responses.items import ParsedInput, parse_input
 from deployments.ingress.responses.replies import (
     Response, response_id, skeleton,
 )
+from deployments.ingress.responses.placement import TurnPlacement
 from deployments.ingress.responses.schema import ResponseCreateRequest
-from deployments.ingress.responses.state import Finisher, Parent, chain_layout
+from deployments.ingress.responses.state import Finisher, Parent
 from deployments.ingress.tools import ToolError, ToolPlan, render_history, with_tools
 
 
@@ -50,10 +49,10 @@ def _bad(message: str, param: str | None, code: str = "invalid_request") -> APIE
     return APIError(400, message, code, param=param)
 
 
-class ResponseRoutes:
+class ResponseRoutes(TurnPlacement):
     """Needs ``self.auth``, ``self.control``, ``self.replicas``, ``self.config``, ``self.router``,
     ``self.metrics``, ``self.context_limit``, ``self._check_model`` and ``self._sampling`` /
-    ``self._first`` (ChatRoutes) from the Ingress."""
+    ``self._first`` / ``self._plain_elsewhere`` (ChatRoutes) from the Ingress."""
 
     auth: Any
     control: Any
@@ -94,19 +93,21 @@ class ResponseRoutes:
         name, store = await self._place(req, owner, rid, parent, turn, parsed)
         if store is not None and tools.parses:
             store["answer_later"] = True  # the stored answer is its output items' rendering (Finisher.record)
-        stream = self.replicas[name].options(stream=True).respond.remote(
-            parent.id if parent else None, turn.input_ids, sampling, store)
         self.router.started(name)
         state = ResponseStream(skeleton(rid, req, self.model_name), parent.tokens if parent else 0, req.logprobs(),
                                text_events=not tools.parses)
         finish = self._finisher(req, rid, parsed, turn, parent, store, tools, self.replicas[name])
         streaming = False
         try:
-            try:
-                first = await self._first(stream)  # errors before the first token are HTTP errors
+            try:  # errors before the first token are HTTP errors
+                moved, (stream, first) = await self._start_turn(owner, rid, parent, turn, sampling, store, name)
             except BaseException as exc:
                 await finish.failed(to_api_error(exc).message)
                 raise
+            if moved != name:
+                self.router.finished(name)
+                self.router.started(moved)
+                name, finish.replica = moved, self.replicas[moved]
             self.metrics.ttft.labels("response").observe(time.perf_counter() - arrived)
             if req.streams:
                 streaming = True
@@ -179,39 +180,6 @@ class ResponseRoutes:
         if parent.is_response:
             return self.conversations.after_response(parent.conversation, plain)
         return self.conversations.after_session(parent.record["context"], plain)
-
-    async def _place(self, req: ResponseCreateRequest, owner: str, rid: str, parent: Parent | None, turn: Turn,
-                     parsed: ParsedInput) -> tuple[str, dict | None]:
-        """The replica to run the turn on, and the store plan (None for ``store: false``)."""
-        if parent is not None:
-            where = await self._locate(parent.id, owner)
-            name = where["replica"]
-        elif not req.stores:
-            scope = prefix_scope(owner, None, self.config.plain.share_prefixes_across_owners)
-            name = self.router.pick(turn.conversation, None, scope).replica_id
-        if not req.stores:
-            return name, None
-        layout = chain_layout(parent, self.config.responses.compress_after_tokens)
-        press = parent.record["press"] if parent is not None else self.config.default_press.model_dump(mode="json")
-        opened = await self.control.open_response.remote(
-            response_id=rid, owner=owner, model=req.model, token_ids=turn.input_ids,
-            uncompressed_from=0, press=press, ttl_s=self.config.responses.ttl_s,
-            replica=name if parent is not None else None)
-        store = {"key": rid, "closing_ids": self.conversations.closing_ids, "press": press,
-                 "uncompressed_from": layout.uncompressed_from, "recompress": layout.recompress}
-        return opened["replica"], store
-
-    async def _locate(self, parent_id: str, owner: str) -> dict:
-        """Where the parent's cache is; waits (up to ``responses.ready_wait_s``) while it is being
-        rebuilt or moved, then 409."""
-        deadline = time.monotonic() + self.config.responses.ready_wait_s
-        while True:
-            try:
-                return await self.control.locate.remote(parent_id, owner)
-            except SessionNotReady:
-                if time.monotonic() > deadline:
-                    raise
-                await asyncio.sleep(0.25)
 
     def _finisher(self, req: ResponseCreateRequest, rid: str, parsed: ParsedInput, turn: Turn,
                   parent: Parent | None, store: dict | None, tools: ToolPlan, replica: Any) -> Finisher:

@@ -115,6 +115,17 @@ def test_a_load_whose_replica_lost_its_actors_is_placed_again_elsewhere(tmp_path
         lone.relocate_load(record.id, R1)  # nowhere else: the ingress marks the load failed (503)
 
 
+def test_a_stored_turn_follows_its_parent_cache_when_it_moves(tmp_path, clock):
+    cp = make_cp(tmp_path, clock)
+    beat(cp, R1, R2)
+    record, _ = cp.open_session(model="m", context=SessionContext(text="turn"), replica=R1)
+    moved, decision = cp.relocate_load(record.id, R1, to=R1)  # the parent recovered where it was
+    assert decision.replica_id == R1 and decision.policy == "chain" and moved.replica == R1
+    moved, decision = cp.relocate_load(record.id, R1, to=R2)  # ... or on the other replica
+    assert decision.replica_id == R2 and cp.store.get(record.id).replica == R2
+    assert cp.view.replica(R1).restarting and moved.state is SessionState.LOADING
+
+
 def test_ttl_expiry_deletes_and_lists_every_copy_to_free(tmp_path, clock):
     cp = make_cp(tmp_path, clock)
     beat(cp, R1, R2)

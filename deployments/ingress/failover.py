@@ -1,0 +1,50 @@
+"""Start a request's work on a replica, and move it once if that replica's model actors are gone.
+
+A replica's prefill and decode actors can die (SIGKILL, OOM) before a heartbeat tells the control
+plane. A request sent there fails before its first token with ``RayActorError`` (the actor is
+dead) or ``MissingCache`` (the decode actor restarted empty: the cache a turn continues is gone).
+Nothing was streamed to the client yet, so the request can start again elsewhere: a plain prompt
+on another replica (the router forgets the dead replica's prefixes), a session's question where
+the control plane recovers the session, a first load or a stored response where the control
+plane places it again. The route supplies the ``move`` (the decision); this module only runs the
+attempt twice at most. Errors after the first item are the route's (in-band on a stream).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Awaitable, Callable, Iterable, TypeVar
+
+from ray.exceptions import RayActorError
+
+from deployments.common.replica_errors import MissingCache
+
+T = TypeVar("T")
+
+ACTORS_GONE: tuple[type[BaseException], ...] = (RayActorError,)  # any request: the model actors died
+CACHE_GONE: tuple[type[BaseException], ...] = (RayActorError, MissingCache)  # a request that continues a cache
+
+
+async def start_with_failover(name: str, start: Callable[[str], Awaitable[T]],
+                              move: Callable[[str, BaseException], Awaitable[str]],
+                              lost: tuple[type[BaseException], ...] = ACTORS_GONE) -> tuple[str, T]:
+    """``(replica, await start(replica))``: ``start`` on ``name``; if it raises one of ``lost``,
+    ``name = await move(name, exc)`` (which raises when there is nowhere to go: the route's error,
+    e.g. 503) and ``start`` once more there. ``start`` must leave nothing open when it raises
+    (``first_items`` cancels its streams)."""
+    try:
+        return name, await start(name)
+    except lost as exc:
+        name = await move(name, exc)
+    return name, await start(name)
+
+
+async def first_items(streams: Iterable[Any], take_first: Callable[[Any], Awaitable[dict]]) -> list[dict]:
+    """The first item of every stream (ObjectRefGenerators of a replica); on any error every
+    stream is cancelled and the error raised (nothing keeps generating for a request that moved)."""
+    streams = list(streams)
+    try:
+        return [await take_first(s) for s in streams]
+    except BaseException:
+        for stream in streams:
+            stream.cancel()
+        raise
