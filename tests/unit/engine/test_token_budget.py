@@ -63,7 +63,7 @@ def test_kvzip_at_half_keeps_the_vault_code_on_the_readme_context(engine):
 def test_the_default_press_stores_the_readme_vault_context_whole_and_keeps_its_code(engine):
     """The README's 43-token vault context is under the default's min_tokens, so the default stores
     it uncompressed. (compactor, the default since the RULER grid's fifth round, loses the code when
-    forced to prune this context: at 0.5 it answers "a mystery", at 0.25 in float32 "7331" -
+    forced to prune this context: at 0.5 it answers "a mystery", at 0.25 "7331" -
     docs/presses.md; min_tokens is what keeps such contexts whole.)"""
     default = AppConfig().default_press
     ckv = engine.prefill(VAULT, default)
