@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from deployments.engine import sdpa_gqa
+from deployments.engine import denormals, sdpa_gqa
 from deployments.engine.dtype import DtypeChoice, resolve_dtype
 from kvpool.errors import KVFleetError
 
@@ -151,4 +151,6 @@ def load_model(config: ModelConfig, progress: bool = False) -> LoadedModel:
         raise ModelLoadError(f"cannot load model {config.model_id!r} from {path!r}: {exc}") from exc
     model.to(config.device).eval()
     sdpa_gqa.install()  # masked CPU attention without copying KV heads (deployments/engine/sdpa_gqa.py)
+    if config.device == "cpu":
+        denormals.install(model)  # FTZ/DAZ in every thread that runs it (deployments/engine/denormals.py)
     return LoadedModel(model, tokenizer, path, time.perf_counter() - start, converted, dtype)

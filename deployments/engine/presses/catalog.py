@@ -35,6 +35,7 @@ import kvpress
 from deployments.engine.presses import artifacts
 from deployments.engine.presses.kvzip_blocked import BlockedKVzipPress
 from deployments.engine.presses.moe_router import MoERouterPress
+from deployments.engine.presses.non_causal_grouped import GroupedNonCausalAttnPress
 from deployments.engine.presses.seeded import SeededCompactorPress, SeededCURPress, SeededLeverageScorePress
 from deployments.engine.presses.window_finch import WindowFinchPress
 
@@ -123,7 +124,7 @@ def _entries_added_for_kvpress_055() -> list[PressEntry]:
           summary="FINCH: attention of the last window_tokens (no delimiter), chunked top-k, re-rotated keys"),
         e("kvgrad", kvpress.KVgradPress, True, per_head=True,
           summary="KVzip-style context replay scored by gradients (3-4x prefill cost)"),
-        e("non_causal_attn", kvpress.NonCausalAttnPress, True,
+        e("non_causal_attn", GroupedNonCausalAttnPress, True,
           summary="non-causal attention within chunks of the context"),
         e("kvcompose", kvpress.KVComposePress, True,
           summary="composite tokens from aggregated attention (structured); ~2x KV memory during prefill"),

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import kvpress
 import torch
 
+from deployments.engine.presses.non_causal_grouped import GroupedNonCausalAttnPress
+
 
 class _SeededScore:
     """Runs the press's ``score`` with the RNG seeded per layer; needs a ``seed`` field."""
@@ -40,9 +42,15 @@ class SeededLeverageScorePress(_SeededScore, kvpress.LeverageScorePress):
 
 @dataclass
 class SeededCompactorPress(_SeededScore, kvpress.CompactorPress):
-    """kvpress ``CompactorPress`` with its leverage sketch drawn from ``seed + layer index``."""
+    """kvpress ``CompactorPress`` with its leverage sketch drawn from ``seed + layer index`` and its
+    non-causal attention computed a few chunks at a time (``GroupedNonCausalAttnPress``)."""
 
     seed: int = 0
+
+    def __post_init__(self):
+        super().__post_init__()
+        self._non_causal_press = GroupedNonCausalAttnPress(compression_ratio=self.compression_ratio,
+                                                           chunk_size=self.chunk_size)
 
 
 @dataclass

@@ -37,3 +37,38 @@ def test_another_seed_is_another_draw(engine):
     default = keys_of(engine, PressSpec(name="leverage", compression_ratio=0.5))
     other = keys_of(engine, PressSpec(name="leverage", compression_ratio=0.5, kwargs={"seed": 1}))
     assert not all(a.shape == b.shape and torch.equal(a, b) for a, b in zip(default, other))
+
+
+@pytest.mark.parametrize("tokens", [1051, 4129, 512, 700])  # not a multiple of the chunks per call, a multiple, short
+def test_grouped_non_causal_attention_is_kvpress_bit_for_bit(tokens):
+    from kvpress.presses.non_causal_attention_press import NonCausalAttnPress
+
+    from deployments.engine.presses.non_causal_grouped import GroupedNonCausalAttnPress
+
+    generator = torch.Generator().manual_seed(tokens)
+    for dtype in (torch.float32, torch.bfloat16):
+        q = (torch.randn(1, 9, tokens, 64, generator=generator) * 2).to(dtype)
+        k = (torch.randn(1, 9, tokens, 64, generator=generator) * 2).to(dtype)
+        ours = GroupedNonCausalAttnPress.non_causal_chunked_attn(q, k, 256)
+        assert torch.equal(ours, NonCausalAttnPress.non_causal_chunked_attn(q, k, 256))
+
+
+def test_denormals_are_flushed_in_a_thread_that_runs_the_model(loaded_models):
+    """deployments/engine/denormals.py: a thread started with denormals on has them flushed once
+    it runs a forward of the loaded model (the hook), in either dtype."""
+    import threading
+
+    seen = {}
+
+    def run():
+        torch.set_flush_denormal(False)
+        seen["before"] = (torch.tensor([1e-39]) * 1.0).item()
+        loaded = loaded_models("bfloat16")
+        with torch.no_grad():
+            loaded.model(input_ids=torch.tensor([[1, 2, 3]]))
+        seen["after"] = (torch.tensor([1e-39]) * 1.0).item()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    assert seen["before"] > 0 and seen["after"] == 0, seen
