@@ -39,12 +39,23 @@ async def start_with_failover(name: str, start: Callable[[str], Awaitable[T]],
 
 
 async def first_items(streams: Iterable[Any], take_first: Callable[[Any], Awaitable[dict]]) -> list[dict]:
-    """The first item of every stream (ObjectRefGenerators of a replica); on any error every
-    stream is cancelled and the error raised (nothing keeps generating for a request that moved)."""
+    """The first item of every stream (a replica's DeploymentResponseGenerators); on any error
+    every stream is cancelled (``cancel_all``) and the error raised: nothing keeps generating for a
+    request that moved or failed."""
     streams = list(streams)
     try:
         return [await take_first(s) for s in streams]
     except BaseException:
-        for stream in streams:
-            stream.cancel()
+        cancel_all(streams)
         raise
+
+
+def cancel_all(streams: Iterable[Any]) -> None:
+    """Cancel every stream. A stream whose request itself failed may raise its error again from
+    ``cancel()`` (Serve's BackPressureError does): that error is the request's, already being
+    reported, so it is not raised a second time in place of the route's own (a 429 turned 503)."""
+    for stream in streams:
+        try:
+            stream.cancel()
+        except Exception:  # noqa: BLE001 - see the docstring
+            pass

@@ -10,11 +10,12 @@ One application of its own (it is deleted and started again), on the shared e2e 
    read back (counted); a load started during the recovery is timed against an idle load (printed:
    a benchmark figure, not an assert - benchmarks/restart_recovery.py records it);
 3. SIGKILL one replica's decode actor: its sessions answer again, the same, without a 409, read
-   back (counted); two loads and plain requests of every API (chat, completions - streamed too -,
-   responses with and without ``store``) sent right after the kill all succeed (one placed or routed
-   to the dead actor's replica goes to the other one), and so does a turn continuing a response
-   stored there; the loads are timed against an idle load on the same restarted application
-   (printed, as above).
+   back (counted); two loads and four plain prompts sent right after the kill all succeed (one placed
+   or routed to the dead actor's replica goes to the other one) and are timed against an idle load on the same
+   restarted application (printed, as above);
+4. SIGKILL the other replica's decode actor: plain requests of every API (chat, completions -
+   streamed too -, responses with and without ``store``) sent right after the kill all succeed, and
+   so does a turn continuing a response stored there.
 
 The seconds measured are printed (run with ``-s``) and documented in docs/durability.md.
 """
@@ -164,25 +165,19 @@ def test_sigkill_of_a_decode_actor_reads_its_sessions_back(loaded):
     on_victim = [s for s in answers if httpx.post(f"{base}/admin/lookup", json={"session_id": s},
                                                   timeout=30).json()["replica"] == victim]
     assert on_victim, "no session on replica-0"
-    chained = respond(base, "And the code again?", session_id=on_victim[-1]).json()["id"]  # stored on the victim
     reads_before = health(base)["recovery"]["done"].get("read", 0)
     os.kill(pid, signal.SIGKILL)
     start = time.monotonic()
-    with ThreadPoolExecutor(max_workers=16) as pool:
-        # loads and plain requests of every API at once: they are spread over both replicas, so some land
-        # on the one whose actor just died, before its heartbeat says so - they must move to the other
-        # replica, not fail (503); a turn continuing a response stored there waits for its recovery
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        # two loads and four plain prompts at once: they are spread over both replicas, so some land on
+        # the one whose actor just died, before its heartbeat says so - they must move to the other
+        # replica, not fail (503)
         loads = [pool.submit(timed_load, base, 12 + i) for i in range(2)]
         plain = [pool.submit(ask_plain, base, f"Name a colour, please ({i}).") for i in range(4)]
-        plain += [pool.submit(complete_plain, base, f"A colour: number {i} is", i % 2 == 1) for i in range(4)]
-        plain += [pool.submit(complete_plain, base, ["One colour is", "Another colour is"])]
-        plain += [pool.submit(respond, base, f"Name a fruit ({i}).", store=i % 2 == 0) for i in range(4)]
-        plain += [pool.submit(respond, base, "Once more, the code?", previous_response_id=chained)]
         replies = ask_all(base, on_victim)
         elapsed_s = time.monotonic() - start
         load_during_recovery_s = max(load.result() for load in loads)  # raises if a load failed
-        assert [p.result().status_code for p in plain] == [200] * len(plain), [p.result().text for p in plain]
-        assert not [p.result().text for p in plain if '"error":{' in p.result().text.replace(" ", "")]  # in-band SSE
+        assert [p.result().status_code for p in plain] == [200] * 4, [p.result().text for p in plain]
     assert {s: r.status_code for s, r in replies.items()} == {s: 200 for s in on_victim}, [
         r.text for r in replies.values() if r.status_code != 200]
     assert {s: r.json()["choices"][0]["message"]["content"] for s, r in replies.items()} == {
@@ -192,3 +187,29 @@ def test_sigkill_of_a_decode_actor_reads_its_sessions_back(loaded):
     print(f"\nSIGKILL: {len(on_victim)} sessions answered {elapsed_s:.2f} s after the kill; a load took "
           f"{load_during_recovery_s:.2f} s meanwhile vs {loaded.get('idle_after_restart_s', float('nan')):.2f} s idle on "
           f"the same application; recovery {recovery}")
+
+
+def test_requests_of_every_api_move_off_a_sigkilled_replica(loaded):
+    """Right after the other replica's decode actor is SIGKILLed: plain requests of every API (chat,
+    completions - streamed too, several prompts -, responses with and without ``store``) all answer,
+    those sent to the dead actors' replica moved before their first token, and a turn continuing a
+    response stored there waits for that response's recovery (deployments/ingress/failover.py). A
+    separate kill from the read-back test above, whose count of reads this burst would perturb (reads
+    happen on the replica holding the file, once it is back)."""
+    base, answers = loaded["base"], loaded["answers"]
+    victim = "replica-1"
+    pid = httpx.get(f"{base}/admin/stats", timeout=60).json()["replicas"][victim]["pid"]
+    on_victim = [s for s in answers if httpx.post(f"{base}/admin/lookup", json={"session_id": s},
+                                                  timeout=30).json()["replica"] == victim]
+    assert on_victim, "no session on replica-1"
+    chained = respond(base, "And the code again?", session_id=on_victim[0]).json()["id"]  # stored on the victim
+    os.kill(pid, signal.SIGKILL)
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        sent = [pool.submit(ask_plain, base, f"Name a colour, please ({i}).") for i in range(2)]
+        sent += [pool.submit(complete_plain, base, f"A colour: number {i} is", i % 2 == 1) for i in range(4)]
+        sent += [pool.submit(complete_plain, base, ["One colour is", "Another colour is"])]
+        sent += [pool.submit(respond, base, f"Name a fruit ({i}).", store=i % 2 == 0) for i in range(4)]
+        sent += [pool.submit(respond, base, "Once more, the code?", previous_response_id=chained)]
+        replies = [f.result() for f in sent]
+    assert [r.status_code for r in replies] == [200] * len(replies), [r.text for r in replies]
+    assert not [r.text for r in replies if '"error":{' in r.text.replace(" ", "")]  # nothing failed in-band

@@ -21,6 +21,7 @@ from typing import Any, AsyncIterator, Callable
 from deployments.ingress.chat.replies import ChoiceAccumulator, chunk, completion_id, usage
 from deployments.ingress.chat.schema import ChatCompletionRequest
 from deployments.ingress.errors import error_body, to_api_error
+from deployments.ingress.failover import cancel_all
 from deployments.ingress.sse import SSE_DONE, sse
 from deployments.ingress.tools import ToolChoice, ToolDeltaStream, finish_reason
 
@@ -111,7 +112,6 @@ async def chat_events(req: ChatCompletionRequest, streams: list, first: list[dic
         yield sse(error_body(to_api_error(exc)))
         yield SSE_DONE
     finally:
-        for stream in streams:
-            stream.cancel()
+        cancel_all(streams)
         if setup.done is not None:
             setup.done()

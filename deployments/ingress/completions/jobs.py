@@ -15,7 +15,7 @@ from ray.serve.exceptions import RayServeException
 from deployments.engine.sampling import SamplingParams
 from deployments.ingress.completions.schema import CompletionRequest
 from deployments.ingress.errors import to_api_error
-from deployments.ingress.failover import ACTORS_GONE, CACHE_GONE, first_items, start_with_failover
+from deployments.ingress.failover import ACTORS_GONE, CACHE_GONE, cancel_all, first_items, start_with_failover
 
 
 @dataclass
@@ -48,8 +48,7 @@ class CompletionJobs:
         if failed:
             for result in started:
                 if not isinstance(result, BaseException):
-                    for stream in result[1].values():
-                        stream.cancel()
+                    cancel_all(result[1].values())
             raise failed[0]
         streams = {k: s for _, job_streams, _ in started for k, s in job_streams.items()}
         first = {k: item for _, _, job_first in started for k, item in job_first.items()}

@@ -40,6 +40,7 @@ from deployments.ingress.completions.jobs import CompletionJobs, PromptJob
 from deployments.ingress.completions.replies import Completion, TextChoice, chunk, completion_body, completion_id, usage
 from deployments.ingress.completions.schema import CompletionRequest
 from deployments.ingress.errors import ERRORS, APIError, error_body, to_api_error
+from deployments.ingress.failover import cancel_all
 from deployments.ingress.fastapi_app import api
 from deployments.ingress.sse import SSE_DONE, sse
 
@@ -232,6 +233,5 @@ class CompletionRoutes(CompletionJobs):
             yield sse(error_body(to_api_error(exc)))
             yield SSE_DONE
         finally:
-            for stream in streams.values():
-                stream.cancel()
+            cancel_all(streams.values())
             done()

@@ -31,6 +31,7 @@ from ray.serve.exceptions import RayServeException
 from deployments.ingress.chat.messages import InvalidField
 from deployments.ingress.chat.schema import ChatCompletionRequest
 from deployments.ingress.errors import ERRORS, APIError, to_api_error
+from deployments.ingress.failover import cancel_all
 from deployments.ingress.fastapi_app import api
 from deployments.ingress.responses import function_tools
 from deployments.ingress.responses.conversation import ConversationRenderer, Turn
@@ -232,5 +233,5 @@ class ResponseRoutes(TurnPlacement):
             error = to_api_error(exc)
             yield frame(state.error(error.code, error.message, error.param))
         finally:
-            stream.cancel()
+            cancel_all([stream])
             done()

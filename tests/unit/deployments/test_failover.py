@@ -104,3 +104,19 @@ def test_first_items_cancels_every_stream_when_one_fails():
     with pytest.raises(RayActorError):
         run(first_items(streams, take))
     assert all(s.cancelled for s in streams)
+
+
+class Refusing(Stream):
+    """A stream whose request was refused: ``cancel()`` raises the refusal again (Serve's
+    BackPressureError does), which must not replace the route's error."""
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        raise RuntimeError("Request dropped due to backpressure")
+
+
+def test_a_stream_that_raises_on_cancel_does_not_replace_the_error():
+    streams = [Refusing(ValueError("over capacity")), Stream({"text": "b"})]
+    with pytest.raises(ValueError, match="over capacity"):
+        run(first_items(streams, take))
+    assert all(s.cancelled for s in streams)
