@@ -10,7 +10,7 @@ One application of its own (it is deleted and started again), on the shared e2e 
    read back (counted); a load started during the recovery is timed against an idle load (printed:
    a benchmark figure, not an assert - benchmarks/restart_recovery.py records it);
 3. SIGKILL one replica's decode actor: its sessions answer again, the same, without a 409, read
-   back (counted); two loads and four plain prompts sent right after the kill all succeed (one placed
+   back or - if asked for before that replica accepts work again - re-prefilled elsewhere (counted); two loads and four plain prompts sent right after the kill all succeed (one placed
    or routed to the dead actor's replica goes to the other one) and are timed against an idle load on the same
    restarted application (printed, as above);
 4. SIGKILL the other replica's decode actor: plain requests of every API (chat, completions -
@@ -165,7 +165,8 @@ def test_sigkill_of_a_decode_actor_reads_its_sessions_back(loaded):
     on_victim = [s for s in answers if httpx.post(f"{base}/admin/lookup", json={"session_id": s},
                                                   timeout=30).json()["replica"] == victim]
     assert on_victim, "no session on replica-0"
-    reads_before = health(base)["recovery"]["done"].get("read", 0)
+    before = health(base)["recovery"]["done"]
+    reads_before, rebuilds_before = before.get("read", 0), before.get("rebuild", 0)
     os.kill(pid, signal.SIGKILL)
     start = time.monotonic()
     with ThreadPoolExecutor(max_workers=6) as pool:
@@ -183,7 +184,11 @@ def test_sigkill_of_a_decode_actor_reads_its_sessions_back(loaded):
     assert {s: r.json()["choices"][0]["message"]["content"] for s, r in replies.items()} == {
         s: answers[s] for s in on_victim}
     recovery = health(base)["recovery"]
-    assert recovery["done"].get("read", 0) - reads_before >= len(on_victim), recovery
+    done = recovery["done"]
+    recovered = done.get("read", 0) - reads_before + done.get("rebuild", 0) - rebuilds_before
+    # each came back from its durable copy, or - if asked for before the killed replica, which holds the copies,
+    # accepted work again - by re-prefill elsewhere (docs/durability.md); the answers above are the same either way
+    assert recovered >= len(on_victim) and done.get("read", 0) > reads_before, recovery
     print(f"\nSIGKILL: {len(on_victim)} sessions answered {elapsed_s:.2f} s after the kill; a load took "
           f"{load_during_recovery_s:.2f} s meanwhile vs {loaded.get('idle_after_restart_s', float('nan')):.2f} s idle on "
           f"the same application; recovery {recovery}")
