@@ -185,9 +185,7 @@ class ChatRoutes:
             return streams, await first_items(streams, self._first)
 
         async def move(name: str, exc: BaseException) -> str:
-            log.warning("session=%s: %s lost its cache (%s); recovering it", session_id, name, type(exc).__name__)
-            await self.control.report_missing.remote(session_id, owner, name)
-            where.update(await self.control.locate.remote(session_id, owner))
+            where.update(await self._session_elsewhere(session_id, owner, name, exc))
             return where["replica"]
 
         name, (streams, first) = await start_with_failover(where["replica"], start, move, CACHE_GONE)
@@ -210,6 +208,14 @@ class ChatRoutes:
         first_pick = self.router.pick(messages, press, scope).replica_id
         name, (streams, first) = await start_with_failover(first_pick, start, move)
         return name, streams, first
+
+    async def _session_elsewhere(self, session_id: str, owner: str, name: str, exc: BaseException) -> dict:
+        """Where a session is now (``{"replica", "read_tokens"}``) after its replica ``name`` turned
+        out not to hold its cache (``exc``): reported, so the session recovers first, then located
+        again (the control plane waits for the recovery)."""
+        log.warning("session=%s: %s lost its cache (%s); recovering it", session_id, name, type(exc).__name__)
+        await self.control.report_missing.remote(session_id, owner, name)
+        return await self.control.locate.remote(session_id, owner)
 
     def _plain_elsewhere(self, name: str, exc: BaseException, pick: Any) -> str:
         """Another replica for a plain request whose replica ``name`` lost its model actors (the

@@ -29,10 +29,9 @@ class PromptJob:
 
 
 class CompletionJobs:
-    """Needs ``self.control``, ``self.replicas``, ``self.config``, ``self.router`` and ``self._first`` /
-    ``self._plain_elsewhere`` (chat routes) from the Ingress."""
+    """Needs ``self.replicas``, ``self.config``, ``self.router`` and ``self._first`` /
+    ``self._session_elsewhere`` / ``self._plain_elsewhere`` (chat routes) from the Ingress."""
 
-    control: Any
     replicas: dict[str, Any]
 
     async def _start_jobs(self, req: CompletionRequest, jobs: list[PromptJob], sampling: SamplingParams,
@@ -64,8 +63,7 @@ class CompletionJobs:
 
         async def move(name: str, exc: BaseException) -> str:
             if session_id:
-                await self.control.report_missing.remote(session_id, owner, name)
-                to = (await self.control.locate.remote(session_id, owner))["replica"]
+                to = (await self._session_elsewhere(session_id, owner, name, exc))["replica"]
             else:
                 to = self._plain_elsewhere(name, exc, lambda tried: self.router.pick(
                     [{"role": "user", "content": job.text}], press, scope, exclude=tried))

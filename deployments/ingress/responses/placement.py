@@ -75,19 +75,17 @@ class TurnPlacement:
             return stream, (await first_items([stream], self._first))[0]
 
         async def move(at: str, exc: BaseException) -> str:
-            if parent is not None:
-                self.router.lost(at)
-                await self.control.report_missing.remote(parent.id, owner, at)
-                to = (await self._locate(parent.id, owner))["replica"]
-                if store is not None:
-                    await self.control.relocate_load.remote(rid, at, to)
-            elif store is not None:
-                self.router.lost(at)
-                to = await self.control.relocate_load.remote(rid, at)
-            else:
+            if parent is None and store is None:
                 scope = prefix_scope(owner, None, self.config.plain.share_prefixes_across_owners)
-                to = self._plain_elsewhere(at, exc, lambda tried: self.router.pick(turn.conversation, None, scope,
-                                                                                   exclude=tried))
+                return self._plain_elsewhere(at, exc, lambda tried: self.router.pick(turn.conversation, None, scope,
+                                                                                     exclude=tried))
+            self.router.lost(at)
+            if parent is None:
+                return await self.control.relocate_load.remote(rid, at)
+            await self.control.report_missing.remote(parent.id, owner, at)
+            to = (await self._locate(parent.id, owner))["replica"]
+            if store is not None:
+                await self.control.relocate_load.remote(rid, at, to)
             return to
 
         return await start_with_failover(name, start, move, CACHE_GONE if parent is not None else ACTORS_GONE)
