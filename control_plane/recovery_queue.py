@@ -9,9 +9,12 @@ brings it back. The order (docs/durability.md):
 2. The rest, most recently used first, in up to ``max_concurrent`` background slots, and only
    onto replicas with no live work (loads or decodes a client is waiting for): live traffic first.
 
-How: when an alive replica lists a durable copy of the session (``note_persisted``) whose owner
-and press match the record, and the replica has room, the plan reads it back there
-(``read_persisted``); otherwise it re-prefills wherever there is room. The shell falls back to the
+How: when a replica lists a durable copy of the session (``note_persisted``) whose owner and
+press match the record, the plan reads it back (``read_persisted``): on that replica if it is
+accepting work, not restarting its actors, and has room; else on another replica of the same node,
+which reads the holder's files (``read_from``: after a SIGKILL the holder spends seconds loading
+its model, a read takes milliseconds); else on the restarting holder. Otherwise it re-prefills
+wherever there is room, off restarting replicas while another has room. The shell falls back to the
 re-prefill itself if the read fails (missing file, checksum, model or dtype) - logged and counted.
 
 ``estimate_s`` turns the queue position into the seconds a refused request should wait
@@ -23,7 +26,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 from control_plane.cluster_view import ClusterView
 from control_plane.config import ControlPlaneConfig, RecoveryConfig
@@ -31,6 +34,7 @@ from control_plane.ids import ReplicaId, SessionId
 from control_plane.migration.orphans import is_orphan
 from control_plane.migration.plan import MigrationMethod, MigrationPlan, MigrationReason
 from control_plane.migration.targets import TargetPicker
+from control_plane.replica import ReplicaView
 from control_plane.session import SessionRecord
 from kvpool.press_spec import PressSpec
 
@@ -165,27 +169,31 @@ class RecoveryQueue:
 
     def _plan(self, record: SessionRecord, view: ClusterView, picker: TargetPicker,
               busy_replicas: set[ReplicaId]) -> MigrationPlan | None:
-        """Read back where a matching durable copy is (if that replica has room), else re-prefill.
+        """Read a matching durable copy back where a replica can (``_readers``), else re-prefill on
+        the least loaded replica, one restarting its actors only if no other has room.
         ``busy_replicas``: replicas with live work, which this plan must not use."""
-        allowed = {r.replica_id for r in view.accepting_replicas() if r.replica_id not in busy_replicas}
-        holders = [r for r, copy in self.persisted_on(record.id).items() if r in allowed and copy_matches(record, copy)]
-        for holder in sorted(holders):
-            target = picker.pick(record.stored_bytes, exclude=[r.replica_id for r in view.replicas()
-                                                               if r.replica_id != holder])
+        allowed = {r.replica_id: r for r in view.accepting_replicas() if r.replica_id not in busy_replicas}
+        others = [r.replica_id for r in view.replicas()]
+        holders = sorted(r for r, copy in self.persisted_on(record.id).items() if copy_matches(record, copy))
+        for holder, reader in _readers(holders, view, allowed):
+            if picker.pick(record.stored_bytes, exclude=[r for r in others if r != reader]) is not None:
+                own = reader == holder
+                return self._make(record, reader, True, f"read back the durable copy on {holder}"
+                                  + ("" if own else f" from {reader} (same node)"), None if own else holder)
+        for restarting_ok in (False, True):
+            usable = {r for r, v in allowed.items() if restarting_ok or not v.restarting}
+            target = picker.pick(record.stored_bytes, exclude=[r for r in others if r not in usable])
             if target is not None:
-                return self._make(record, target.replica_id, True, f"read back the durable copy on {holder}")
-        target = picker.pick(record.stored_bytes, exclude=[r.replica_id for r in view.replicas()
-                                                           if r.replica_id not in allowed])
-        if target is None:
-            return None
-        why = "no usable durable copy" if not holders else "the replica with the durable copy has no room"
-        return self._make(record, target.replica_id, False, f"{why}; re-prefill the stored context")
+                why = "no usable durable copy" if not holders else "no replica that can read the durable copy has room"
+                return self._make(record, target.replica_id, False, f"{why}; re-prefill the stored context")
+        return None
 
     @staticmethod
-    def _make(record: SessionRecord, target: ReplicaId, read: bool, detail: str) -> MigrationPlan:
+    def _make(record: SessionRecord, target: ReplicaId, read: bool, detail: str,
+              read_from: ReplicaId | None = None) -> MigrationPlan:
         return MigrationPlan(session_id=record.id, source=None, target=target, reason=MigrationReason.COPY_LOST,
                              method=MigrationMethod.REBUILD, stored_bytes=record.stored_bytes,
-                             read_persisted=read, detail=detail)
+                             read_persisted=read, read_from=read_from, detail=detail)
 
     # ---- outcomes and estimates ----------------------------------------------------------------
 
@@ -229,6 +237,25 @@ class RecoveryQueue:
                 "done": dict(self.progress.done),
                 "mean_s": {k: round(v, 3) for k, v in self._mean_s.items()},
                 "persisted_copies": sum(len(listing) for listing in self._copies.values())}
+
+
+def _readers(holders: list[ReplicaId], view: ClusterView,
+             allowed: Mapping[ReplicaId, ReplicaView]) -> Iterator[tuple[ReplicaId, ReplicaId]]:
+    """``(holder, reader)`` pairs in the order a read is tried: each holder reading its own copy;
+    another allowed replica on a holder's node reading the holder's files (the holder is restarting
+    its actors, dead, busy or full); last, a restarting holder (its read waits for its model).
+    Only ``allowed`` replicas read."""
+    for holder in holders:
+        if holder in allowed and not allowed[holder].restarting:
+            yield holder, holder
+    for holder in holders:
+        node = view.find_replica(holder)
+        for reader in sorted(r for r, v in allowed.items() if r != holder and not v.restarting
+                             and node is not None and v.node == node.node):
+            yield holder, reader
+    for holder in holders:
+        if holder in allowed and allowed[holder].restarting:
+            yield holder, holder
 
 
 def retry_after_s(estimate_s: float) -> int:

@@ -29,7 +29,6 @@ bytes verify) and lets the disk tier hard-link it instead of writing a second co
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -44,25 +43,13 @@ import numpy as np
 import torch
 
 from kvpool.compressed_kv import CompressedKV
-from kvpool.errors import ChecksumError, KVFleetError
-from kvpool.packing import PackedKV, checksum_of, pack, unpack, verify
+from kvpool.errors import ChecksumError
+from kvpool.durable_files import file_stem, read_persisted
+from kvpool.packing import PackedKV, checksum_of, pack, verify
 
 log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 T = TypeVar("T")
-
-
-class PersistedCacheError(KVFleetError):
-    """A persisted cache cannot be used. ``reason``: ``missing`` (no file, or not written yet),
-    ``corrupt`` (checksum, size or manifest does not verify) or ``mismatch`` (another session,
-    owner, press, model or dtype than expected). The caller re-prefills instead."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-
-    def __reduce__(self) -> tuple:  # crosses Ray process boundaries: rebuilt with both arguments
-        return (type(self), (self.reason, str(self)))
 
 
 @dataclass(frozen=True)
@@ -86,11 +73,6 @@ class _Pending:
     ckv: CompressedKV
     owner: str | None
     press: dict[str, Any] | None
-
-
-def file_stem(session_id: str) -> str:
-    """The file name stem of ``session_id``'s files (a hash: safe whatever the id holds)."""
-    return hashlib.blake2b(session_id.encode(), digest_size=16).hexdigest()
 
 
 class DurableStore:
@@ -230,26 +212,8 @@ class DurableStore:
 
     def read(self, session_id: str, *, owner: str | None = None, press: dict[str, Any] | None = None,
              model_id: str | None = None, dtype: str | None = None) -> CompressedKV:
-        """The verified cache of ``session_id``. Given expectations (None: not checked; an owner or
-        press the file does not record is not checked either) must match. Raises PersistedCacheError."""
-        stem = self.root / file_stem(session_id)
-        try:
-            manifest = json.loads(stem.with_suffix(".json").read_bytes())
-            raw = np.fromfile(stem.with_suffix(".kv"), dtype=np.uint8)
-        except FileNotFoundError:
-            raise PersistedCacheError("missing", f"no persisted cache for session {session_id!r}") from None
-        except (OSError, ValueError) as exc:
-            raise PersistedCacheError("corrupt", f"persisted cache of session {session_id!r}: {exc}") from exc
-        expected = {"session_id": session_id, "owner": owner, "press": press, "model_id": model_id, "dtype": dtype}
-        for field, want in expected.items():
-            have = manifest.get(field)
-            if want is not None and have is not None and have != want:
-                raise PersistedCacheError("mismatch", f"persisted cache of session {session_id!r} has {field} "
-                                                      f"{have!r}, expected {want!r}")
-        try:
-            return unpack(PackedKV(torch.from_numpy(raw), manifest["packed"]))
-        except (ChecksumError, KeyError, TypeError, ValueError) as exc:
-            raise PersistedCacheError("corrupt", f"persisted cache of session {session_id!r}: {exc}") from exc
+        """The verified cache of ``session_id`` (``read_persisted`` on this store's root)."""
+        return read_persisted(self.root, session_id, owner=owner, press=press, model_id=model_id, dtype=dtype)
 
     def share(self, session_id: str, ckv: CompressedKV, link: Callable[[Path, dict[str, Any]], T]) -> T | None:
         """If ``session_id``'s file holds exactly ``ckv`` (see the module docstring), call
@@ -353,3 +317,4 @@ def _write_atomic(path: Path, data: memoryview | bytes) -> None:
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
+

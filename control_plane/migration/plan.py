@@ -30,8 +30,10 @@ class MigrationPlan:
     - REBUILD: re-prefill on ``target``; ``source`` is the old owner, if any, for the record.
     - ``free_source``: after the flip, the source's copy must be freed (it is alive and holds one).
     - ``stored_bytes``: size of the cache being moved (the estimate for a rebuild).
-    - ``read_persisted``: REBUILD by reading the target's durable copy back (kvpool.durable_store)
-      before re-prefilling; the re-prefill stays the fallback (control_plane.recovery_queue).
+    - ``read_persisted``: REBUILD by reading a durable copy back (kvpool.durable_store) before
+      re-prefilling; the re-prefill stays the fallback (control_plane.recovery_queue).
+    - ``read_from``: the replica whose durable copy the target reads, when it is not the target's
+      own (another replica on the same node: the copy's files are on the target's disk).
     """
 
     session_id: SessionId
@@ -44,3 +46,4 @@ class MigrationPlan:
     free_source: bool = False
     detail: str = ""
     read_persisted: bool = False
+    read_from: ReplicaId | None = None

@@ -12,3 +12,17 @@ from kvpool.errors import KVFleetError
 class MissingCache(KVFleetError):
     """This decode actor holds no cache for the session: it was lost (e.g. the actor restarted)
     and the control plane is about to rebuild it, or it moved (HTTP 409: retry shortly)."""
+
+
+class ActorsRestarting(KVFleetError):
+    """This replica is restarting its model actors (one died): its pool is empty and new work would
+    wait seconds for the model to load. Raised at once, before any work starts, when another
+    replica may take the request (the ingress moves it there: deployments/ingress/failover.py);
+    HTTP 503 with ``Retry-After`` (``retry_after_s``: the replica's last restart time) when none can."""
+
+    def __init__(self, message: str, retry_after_s: float = 5.0) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+    def __reduce__(self) -> tuple:  # crosses Ray process boundaries: rebuilt with both arguments
+        return (type(self), (str(self), self.retry_after_s))

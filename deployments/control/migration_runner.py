@@ -23,7 +23,7 @@ from control_plane.errors import InvalidMigration
 from control_plane.migration import MigrationPlan
 from control_plane.migration.job import MigrationStep, StepResult
 from deployments.config import AppConfig
-from kvpool.durable_store import PersistedCacheError
+from kvpool.durable_files import PersistedCacheError
 from kvpool.errors import CapacityError
 from transfer import Fault, KVExpectation, make_backend, start_transfer
 
@@ -107,8 +107,8 @@ class MigrationRunner:
         cannot be used - missing, corrupt, another owner/press/model/dtype, or no room - and the
         caller re-prefills instead."""
         try:
-            stored = await target.restore_session.remote(plan.session_id, {"owner": record.owner,
-                                                                           "press": record.press}, record.pinned)
+            stored = await target.restore_session.remote(plan.session_id, {"owner": record.owner, "press": record.press},
+                                                         record.pinned, from_replica=plan.read_from)
         except Exception as exc:  # any failure of the read falls back to the re-prefill (logged, counted)
             reason = _read_failure(exc)
             self.read_fallbacks[plan.session_id] = reason

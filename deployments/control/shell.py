@@ -25,6 +25,7 @@ from control_plane.replica import ReplicaStats, Tier
 from control_plane.errors import SessionNotReady, UnknownSession
 from control_plane.session_listing import page_sessions
 from control_plane.states import SessionState
+from deployments.common.replica_errors import ActorsRestarting
 from deployments.control.admin_actions import AdminActions
 from deployments.config import AppConfig
 from deployments.control.migration_runner import MigrationRunner
@@ -209,6 +210,8 @@ class ControlShell(ResponseRecords):
         except Exception as exc:  # its decode actor is dead: whatever it held is gone
             log.warning("holds() of %s failed (%s): its caches are gone", replica_id, type(exc).__name__)
             holds = {}
+            if isinstance(exc, ActorsRestarting):  # before its heartbeat says so: recover elsewhere now
+                self.cp.view.restarting(ReplicaId(replica_id), self.cp.clock())
         if session_id not in holds:
             log.warning("session=%s is not held by %s (reported by a request); recovering it first", session_id,
                         replica_id)

@@ -9,6 +9,7 @@ so ``isinstance`` checks work across actor and deployment boundaries.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +18,7 @@ from ray.exceptions import GetTimeoutError, RayActorError
 from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
 
 from control_plane import errors as cp_errors
-from deployments.common.replica_errors import MissingCache
+from deployments.common.replica_errors import ActorsRestarting, MissingCache
 from deployments.engine.engine import ContextTooLongError
 from deployments.engine.model_loader import ModelLoadError
 from deployments.engine.prompt import PromptError
@@ -66,6 +67,7 @@ def _rules() -> list[_Rule]:
         _Rule(cp_errors.InvalidTransition, 409, "invalid_state"),
         _Rule(cp_errors.InvalidMigration, 409, "invalid_migration"),  # conflicts with the fleet's state
         _Rule(MissingCache, 409, "session_not_ready"),
+        _Rule(ActorsRestarting, 503, "replica_unavailable"),
         *rules,
     ]
 
@@ -98,7 +100,7 @@ def _retry_after(exc: BaseException) -> dict[str, str] | None:
     """``Retry-After`` (whole seconds) when the error carries an estimate (SessionNotReady of a
     recovering session: control_plane.recovery_queue); Ray keeps it on the wrapped ``cause``."""
     seconds = getattr(exc, "retry_after_s", None) or getattr(getattr(exc, "cause", None), "retry_after_s", None)
-    return {"Retry-After": str(int(seconds))} if seconds else None
+    return {"Retry-After": str(max(1, math.ceil(seconds)))} if seconds else None  # never earlier than estimated
 
 
 def _message(exc: BaseException) -> str:

@@ -2,7 +2,8 @@
 
 A replica's prefill and decode actors can die (SIGKILL, OOM) before a heartbeat tells the control
 plane. A request sent there fails before its first token with ``RayActorError`` (the actor is
-dead) or ``MissingCache`` (the decode actor restarted empty: the cache a turn continues is gone).
+dead), ``ActorsRestarting`` (the replica is restarting them and refuses work at once) or
+``MissingCache`` (the decode actor restarted empty: the cache a turn continues is gone).
 Nothing was streamed to the client yet, so the request can start again elsewhere: a plain prompt
 on another replica (the router forgets the dead replica's prefixes), a session's question where
 the control plane recovers the session, a first load or a stored response where the control
@@ -16,12 +17,12 @@ from typing import Any, Awaitable, Callable, Iterable, TypeVar
 
 from ray.exceptions import RayActorError
 
-from deployments.common.replica_errors import MissingCache
+from deployments.common.replica_errors import ActorsRestarting, MissingCache
 
 T = TypeVar("T")
 
-ACTORS_GONE: tuple[type[BaseException], ...] = (RayActorError,)  # any request: the model actors died
-CACHE_GONE: tuple[type[BaseException], ...] = (RayActorError, MissingCache)  # a request that continues a cache
+ACTORS_GONE: tuple[type[BaseException], ...] = (RayActorError, ActorsRestarting)  # any request: the model actors died
+CACHE_GONE: tuple[type[BaseException], ...] = (*ACTORS_GONE, MissingCache)  # a request that continues a cache
 
 
 async def start_with_failover(name: str, start: Callable[[str], Awaitable[T]],

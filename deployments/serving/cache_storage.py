@@ -24,7 +24,8 @@ from deployments.serving.prefix_cache import PrefixCache
 from deployments.serving.session_table import SessionTable
 from kvpool.compressed_kv import CompressedKV
 from kvpool.config import KVPoolConfig
-from kvpool.durable_store import DurableStore, PersistedCacheError
+from kvpool.durable_files import PersistedCacheError, read_persisted
+from kvpool.durable_store import DurableStore
 from kvpool.errors import UnknownHandleError
 from kvpool.handles import KVHandle
 from kvpool.packing import PackedKV, pack, unpack
@@ -76,17 +77,22 @@ class CacheStorage:
             spec = PressSpec.model_validate(press).model_dump(mode="json") if press is not None else None
             self.durable.persist(session_id, ckv, owner=owner, press=spec)
 
-    def restore(self, session_id: str, expect: dict, pinned: bool = False) -> dict:
+    def restore(self, session_id: str, expect: dict, pinned: bool = False, from_dir: str | None = None) -> dict:
         """Read ``session_id``'s persisted cache back into the pool, checking it against ``expect``
-        (``owner``, ``press``) and this engine (model id, dtype). Raises PersistedCacheError
-        (``reason`` missing / corrupt / mismatch), or CapacityError if the pool has no room."""
+        (``owner``, ``press``) and this engine (model id, dtype): this store's copy, or the one
+        under ``from_dir`` (another replica's durable directory on this node), then persisted here
+        too. Raises PersistedCacheError (``reason`` missing / corrupt / mismatch), or CapacityError
+        if the pool has no room."""
         if self.durable is None:
             raise PersistedCacheError("missing", "durable caches are disabled on this replica")
         dtype = str(self.engine.model.dtype).removeprefix("torch.")
         spec = PressSpec.model_validate(expect["press"]).model_dump(mode="json") if expect.get("press") else None
-        ckv = self.durable.read(session_id, owner=expect.get("owner"), press=spec,
-                                model_id=self.engine.model_name, dtype=dtype)
+        checks = {"owner": expect.get("owner"), "press": spec, "model_id": self.engine.model_name, "dtype": dtype}
+        ckv = self.durable.read(session_id, **checks) if from_dir is None else read_persisted(from_dir, session_id,
+                                                                                              **checks)
         handle, info = self.sessions.store(session_id, ckv, pinned)
+        if from_dir is not None:
+            self._persist(session_id, ckv, expect.get("owner"), spec)
         return self._stored(ckv, handle, info) | {"source": "persisted"}
 
     @staticmethod

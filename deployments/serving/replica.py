@@ -7,8 +7,9 @@ routing is explicit and deterministic (Serve's multiplexed-model routing is only
 affinity, which would answer from the wrong pool or re-prefill under load).
 
 The replica process itself does no model work; it wires the two actors and relays streams. If
-an actor dies, the replica recreates both and bumps ``incarnation``; the control plane sees in
-the next heartbeat that the sessions it expected are gone and rebuilds them. The Responses API's
+an actor dies, the replica recreates it (deployments/serving/actor_restarts.py); when it was the
+decode actor, the control plane sees in the next heartbeat that the sessions it expected are gone
+and recovers them (read back from their durable copies, or re-prefilled). The Responses API's
 conversation chains are in deployments/serving/response_chains.py (a mixin).
 """
 
@@ -21,11 +22,11 @@ from typing import Any, AsyncIterator
 
 import ray
 from ray import serve
-from ray.exceptions import ActorDiedError, ActorUnavailableError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from deployments.config import AppConfig
 from deployments.engine.presses.press_stats import pool_pressure_of, wants_pool_pressure
+from deployments.serving.actor_restarts import ACTOR_DEATH, ROLES, ActorRestarts
 from deployments.serving.decode_actor import DecodeActor
 from deployments.common.plain_prompt import PlainPromptPlanner
 from deployments.engine.prompt import PromptError
@@ -33,27 +34,25 @@ from deployments.serving.prefill_actor import PrefillActor
 from deployments.serving.response_chains import ResponseChains
 
 log = logging.getLogger(__name__)
-_ACTOR_DEATH = (ActorDiedError, ActorUnavailableError)
-_READY_TIMEOUT_S = 10.0  # below Serve's 30 s health-check timeout
 
 
-class Replica(ResponseChains):
-    """Actors are named ``<app>.<replica>.<incarnation>.prefill|decode`` (for operators and tests)."""
+class Replica(ActorRestarts, ResponseChains):
+    """Actors are named ``<app>.<replica>.<incarnation>.prefill|decode`` (for operators and tests;
+    ``incarnation`` counts the replica's actor restarts, and an actor keeps the name it started with)."""
 
     def __init__(self, config: dict, replica_id: str):
         self.config = AppConfig.model_validate(config)
         self.replica_id = replica_id
         self.node_id = ray.get_runtime_context().get_node_id()
         self.app_name = serve.get_replica_context().app_name
-        self.incarnation = 0
-        self._restart_lock = asyncio.Lock()  # the health check and failing streams may both see a death
-        self._restart_task: asyncio.Task | None = None  # a restart run in the background (heartbeats, streams)
+        self._init_restarts()
         self.loads_in_flight = 0
         self.streams_in_flight = 0
-        self._start_actors()
+        self._start_actors(ROLES)
         self.planner = PlainPromptPlanner(self.config.plain)
 
-    def _start_actors(self) -> None:
+    def _start_actors(self, roles: tuple[str, ...]) -> None:
+        """Start the actors of ``roles`` (``prefill``, ``decode``) and wait until they answer."""
         cfg = self.config
         options = {
             "num_cpus": cfg.replicas.num_cpus, "num_gpus": cfg.replicas.num_gpus,
@@ -61,63 +60,31 @@ class Replica(ResponseChains):
         }
         model = cfg.model.model_dump(mode="json")
         prefix = f"{self.app_name}.{self.replica_id}.{self.incarnation + 1}"
-        self.prefill_actor = PrefillActor.options(**options, name=f"{prefix}.prefill").remote(
-            model, cfg.replicas.torch_threads, cfg.presses.model_dump(mode="json"))
-        self.decode_actor = DecodeActor.options(**options, name=f"{prefix}.decode", max_concurrency=1000).remote(
-            model, cfg.replicas.torch_threads, cfg.replicas.pool.model_dump(mode="json"),
-            cfg.plain.model_dump(mode="json"), cfg.batching.model_dump(mode="json"),
-            cfg.presses.model_dump(mode="json"), self._durable())
-        ray.get([self.prefill_actor.ready.remote(), self.decode_actor.ready.remote()])
+        if "prefill" in roles:
+            self.prefill_actor = PrefillActor.options(**options, name=f"{prefix}.prefill").remote(
+                model, cfg.replicas.torch_threads, cfg.presses.model_dump(mode="json"))
+        if "decode" in roles:
+            self.decode_actor = DecodeActor.options(**options, name=f"{prefix}.decode", max_concurrency=1000).remote(
+                model, cfg.replicas.torch_threads, cfg.replicas.pool.model_dump(mode="json"),
+                cfg.plain.model_dump(mode="json"), cfg.batching.model_dump(mode="json"),
+                cfg.presses.model_dump(mode="json"), self._durable())
+        ray.get([getattr(self, f"{role}_actor").ready.remote() for role in roles])
         self.incarnation += 1
-        log.info("%s: actors started (incarnation %d)", self.replica_id, self.incarnation)
+        self.actor_names.update({role: f"{prefix}.{role}" for role in roles})
+        log.info("%s: %s actor(s) started (incarnation %d)", self.replica_id, " and ".join(roles), self.incarnation)
 
     def _durable(self) -> dict | None:
         """The decode actor's durable-cache settings: one directory per application and replica."""
         durable = self.config.replicas.durable
         if not durable.enabled:
             return None
-        return {"dir": str(durable.dir.absolute() / self.app_name / self.replica_id),
-                "budget_bytes": durable.budget_bytes}
+        return {"dir": self._durable_dir(self.replica_id), "budget_bytes": durable.budget_bytes}
 
-    async def _actor_died(self) -> bool:
-        """True if an actor is dead. A slow ``ready`` is not death: killing a busy actor would
-        throw away every session it holds (Ray reports a dead process as ActorDiedError /
-        ActorUnavailableError on its own)."""
-        try:
-            await asyncio.wait_for(asyncio.gather(self.prefill_actor.ready.remote(),
-                                                  self.decode_actor.ready.remote()), timeout=_READY_TIMEOUT_S)
-            return False
-        except asyncio.TimeoutError:
-            log.warning("%s: actors did not answer ready() within %.0f s (busy); not restarting them",
-                        self.replica_id, _READY_TIMEOUT_S)
-            return False
-        except _ACTOR_DEATH:
-            return True
-
-    async def _restart_if_dead(self) -> bool:
-        """Restart both actors if one of them died; True if it did (or another caller just did)."""
-        seen = self.incarnation
-        if not await self._actor_died():
-            return False
-        async with self._restart_lock:
-            if self.incarnation != seen:
-                return True  # another caller restarted them while we waited: never restart twice
-            log.warning("%s: an actor died; restarting both (sessions will be rebuilt)", self.replica_id)
-            for actor in (self.prefill_actor, self.decode_actor):
-                ray.kill(actor, no_restart=True)
-            await asyncio.to_thread(self._start_actors)
-            return True
-
-    @property
-    def restarting(self) -> bool:
-        """A background restart check or restart is running (``_restart_in_background``)."""
-        return self._restart_task is not None and not self._restart_task.done()
-
-    def _restart_in_background(self) -> None:
-        """Run ``_restart_if_dead`` as one background task (at most one at a time, referenced so it
-        is not collected mid-run); ``restarting`` is True until it ends, however it ends."""
-        if not self.restarting:
-            self._restart_task = asyncio.get_running_loop().create_task(self._restart_if_dead())
+    def _durable_dir(self, replica_id: str) -> str:
+        """Where ``replica_id`` of this application keeps its durable caches on this node."""
+        if replica_id not in self.config.replica_names():
+            raise ValueError(f"unknown replica {replica_id!r}")  # never a path from elsewhere
+        return str(self.config.replicas.durable.dir.absolute() / self.app_name / replica_id)
 
     async def check_health(self) -> None:
         """Serve health check: restarts dead actors (the control plane rebuilds what was lost)."""
@@ -132,6 +99,7 @@ class Replica(ResponseChains):
         ``context`` may also be a conversation chain ``{"token_ids": [...], "uncompressed_from": n}``
         (a stored response, deployments/ingress/responses/): the first ``n`` tokens are prefilled
         under ``press``, the rest appended whole - the layout the chain had when it was stored."""
+        self.refuse_while_restarting()
         self.loads_in_flight += 1
         try:
             start = time.perf_counter()
@@ -147,7 +115,7 @@ class Replica(ResponseChains):
             stored["load_s"] = time.perf_counter() - start
             stored["replica"] = self.replica_id
             return stored
-        except _ACTOR_DEATH:
+        except ACTOR_DEATH:
             self._restart_in_background()  # heartbeats say "restarting" until the actors are back
             raise  # the ingress places the load on another replica (sessions/routes.py)
         finally:
@@ -162,7 +130,7 @@ class Replica(ResponseChains):
                 return self.decode_actor.generate.options(num_returns="streaming").remote(session_id, question, sampling)
             return await self._plain_stream(question, sampling, press, scope)
 
-        async for item in self._relay(open_stream):
+        async for item in self._relay(open_stream, needs=("decode",) if session_id is not None else ROLES):
             yield item
 
     async def complete(self, session_id: str | None, prompt_ids: list[int], sampling: dict,
@@ -183,13 +151,15 @@ class Replica(ResponseChains):
             found = await self.decode_actor.plain_plan_ids.remote(prompt_ids[:-1], prompt_ids[-1:], plan_press, scope)
             return await self._prefix_stream(found, sampling, plan_press, scope)
 
-        async for item in self._relay(open_stream):
+        async for item in self._relay(open_stream, needs=("decode",) if session_id is not None else ROLES):
             yield item
 
-    async def _relay(self, open_stream: Any, after: Any = None) -> AsyncIterator[dict]:
+    async def _relay(self, open_stream: Any, after: Any = None, needs: tuple[str, ...] = ROLES) -> AsyncIterator[dict]:
         """Relay the decode actor's stream; a dead actor triggers a restart; the stream is cancelled
         when the caller stops reading. ``after(output_ids)``: an optional async step run once the
-        stream has ended, given the token ids it produced; its result is relayed last."""
+        stream has ended, given the token ids it produced; its result is relayed last. ``needs``:
+        the actors the stream uses (refused at once while one of them restarts)."""
+        self.refuse_while_restarting(needs)
         self.streams_in_flight += 1
         stream = None
         try:
@@ -202,7 +172,7 @@ class Replica(ResponseChains):
                 yield item
             if after is not None:
                 yield await after(output)
-        except _ACTOR_DEATH:
+        except ACTOR_DEATH:
             self._restart_in_background()
             raise
         finally:
@@ -212,6 +182,7 @@ class Replica(ResponseChains):
 
     async def prompt_logprobs(self, session_id: str | None, prompt_ids: list[int], top_k: int) -> list[dict | None]:
         """Each prompt token's log-prob (DecodeActor.prompt_logprobs): ``echo`` + ``logprobs``."""
+        self.refuse_while_restarting(("decode",))
         return await self.decode_actor.prompt_logprobs.remote(session_id, list(prompt_ids), top_k)
 
     async def _plain_stream(self, messages: list[dict], sampling: dict, press: dict | None, scope: str) -> Any:
@@ -232,13 +203,16 @@ class Replica(ResponseChains):
             return generate.remote(None, found["suffix_ids"], sampling, None, handle)
         return generate.remote(None, found["suffix_ids"], sampling, cache)
 
-    async def restore_session(self, session_id: str, expect: dict, pinned: bool = False) -> dict:
-        """Read a session's persisted cache back into the pool (DecodeActor.restore); raises
-        PersistedCacheError (reason missing / corrupt / mismatch) when it cannot be used. Dead
-        actors are restarted first (recovery often follows an actor's death)."""
+    async def restore_session(self, session_id: str, expect: dict, pinned: bool = False,
+                              from_replica: str | None = None) -> dict:
+        """Read a session's persisted cache back into the pool (DecodeActor.restore): this replica's
+        own copy, or ``from_replica``'s on this node (read from its directory, then persisted here).
+        Raises PersistedCacheError (reason missing / corrupt / mismatch) when it cannot be used.
+        Dead actors are restarted first (recovery often follows an actor's death)."""
         await self._restart_if_dead()
         start = time.perf_counter()
-        stored = await self.decode_actor.restore.remote(session_id, expect, pinned)
+        from_dir = None if from_replica in (None, self.replica_id) else self._durable_dir(from_replica)
+        stored = await self.decode_actor.restore.remote(session_id, expect, pinned, from_dir)
         return {**stored, "load_s": time.perf_counter() - start, "replica": self.replica_id}
 
     async def free(self, session_id: str) -> int:
@@ -253,6 +227,7 @@ class Replica(ResponseChains):
         return self.decode_actor
 
     async def holds(self) -> dict[str, dict]:
+        self.refuse_while_restarting(("decode",))  # its pool is gone: the caller (report_missing) need not wait
         return await self.decode_actor.holds.remote()
 
     async def admin(self, action: str, session_id: str, **kwargs: Any) -> Any:
@@ -286,6 +261,5 @@ class Replica(ResponseChains):
     def actor_ids(self) -> dict[str, dict[str, str]]:
         """Ids and names of this replica's actors (operators kill or inspect them by these)."""
         namespace = ray.get_runtime_context().namespace
-        prefix = f"{self.app_name}.{self.replica_id}.{self.incarnation}"
-        return {role: {"id": actor._actor_id.hex(), "name": f"{prefix}.{role}", "namespace": namespace}
+        return {role: {"id": actor._actor_id.hex(), "name": self.actor_names[role], "namespace": namespace}
                 for role, actor in (("prefill", self.prefill_actor), ("decode", self.decode_actor))}

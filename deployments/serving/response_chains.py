@@ -60,7 +60,9 @@ class ResponseChains:
         async def stored(output: list[int]) -> dict:
             return {"stored": await self._store_turn(base, fed, output, store)}
 
-        async for item in self._relay(open_stream, stored if store is not None else None):
+        prefills = parent is None or (store is not None and store.get("recompress"))
+        async for item in self._relay(open_stream, stored if store is not None else None,
+                                      ("prefill", "decode") if prefills else ("decode",)):
             yield item
 
     async def _store_turn(self, base: Any, fed: list[int], output: list[int], store: dict) -> dict:

@@ -31,7 +31,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from kvpool.durable_store import file_stem
+from kvpool.durable_files import file_stem
 from tests.conftest import document
 from tests.e2e.conftest import PORT, START_TIMEOUT_S
 from tests.serving import MODEL, create_session, serve_app, small_args

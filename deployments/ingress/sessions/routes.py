@@ -24,11 +24,11 @@ from typing import Annotated, Any, AsyncIterator, Literal
 
 from fastapi import Body, Header, Query
 from fastapi.responses import JSONResponse, StreamingResponse
-from ray.exceptions import RayActorError
 from ray.serve.exceptions import RayServeException
 
 from deployments.engine.presses import resolve
 from deployments.ingress.errors import ERRORS, error_body, to_api_error
+from deployments.ingress.failover import ACTORS_GONE
 from deployments.ingress.fastapi_app import api
 from deployments.ingress.sessions.examples import SESSION
 from deployments.ingress.sessions.replies import Session, SessionDeleted, SessionList, session_view
@@ -93,7 +93,7 @@ class SessionRoutes:
                 stored = await asyncio.wait_for(
                     self.replicas[replica_id].load_session.remote(session_id, context, press, pinned, owner),
                     timeout=self.config.limits.load_timeout_s)
-            except RayActorError:
+            except ACTORS_GONE:  # died, or restarting them (ActorsRestarting)
                 replica_id = await self.control.relocate_load.remote(session_id, replica_id)
                 stored = await asyncio.wait_for(
                     self.replicas[replica_id].load_session.remote(session_id, context, press, pinned, owner),

@@ -118,8 +118,8 @@ def test_reads_back_where_a_matching_copy_is_else_rebuilds():
     assert "no usable durable copy" in plans["s1"].detail
 
 
-def test_copy_on_a_dead_replica_is_rebuilt_elsewhere():
-    view = view_with(("r1", {}), ("r2", {}))
+def test_copy_on_a_dead_replica_of_another_node_is_rebuilt_elsewhere():
+    view = view_with(("r1", {}), ("r2", {"node": "n2"}))
     view.mark_dead(ReplicaId("r2"))
     q, _ = queue()
     (rec,) = lost(view, 1)
@@ -127,6 +127,45 @@ def test_copy_on_a_dead_replica_is_rebuilt_elsewhere():
     q.note_persisted(ReplicaId("r2"), {"s0": {"owner": "anonymous", "press": PRESS}})
     (plan,) = q.next_plans(view, config(), {}, never_busy)
     assert (plan.target, plan.read_persisted) == ("r1", False)
+
+
+def test_copy_on_a_dead_replica_of_the_same_node_is_read_by_another_replica_there():
+    view = view_with(("r1", {}), ("r2", {}))
+    view.mark_dead(ReplicaId("r2"))
+    q, _ = queue()
+    (rec,) = lost(view, 1)
+    q.add(rec)
+    q.note_persisted(ReplicaId("r2"), {"s0": {"owner": "anonymous", "press": PRESS}})
+    (plan,) = q.next_plans(view, config(), {}, never_busy)
+    assert (plan.target, plan.read_persisted, plan.read_from) == ("r1", True, "r2")
+    assert "from r1 (same node)" in plan.detail
+
+
+def test_a_restarting_holder_is_read_by_a_replica_of_its_node_not_waited_for():
+    """After a SIGKILL the holder spends seconds loading its model; a same-node replica reads its
+    files at once. A holder that is not restarting reads its own copy (no double file)."""
+    view = view_with(("r1", {}), ("r2", {}), ("r3", {"node": "n2"}))
+    view.restarting(ReplicaId("r1"), 1.0)
+    q, _ = queue()
+    for rec in lost(view, 2):
+        q.demand(rec)
+    q.note_persisted(ReplicaId("r1"), {"s0": {"owner": "anonymous", "press": PRESS}})
+    q.note_persisted(ReplicaId("r2"), {"s1": {"owner": "anonymous", "press": PRESS}})
+    plans = {p.session_id: p for p in q.next_plans(view, config(), {}, never_busy)}
+    assert (plans["s0"].target, plans["s0"].read_persisted, plans["s0"].read_from) == ("r2", True, "r1")
+    assert (plans["s1"].target, plans["s1"].read_persisted, plans["s1"].read_from) == ("r2", True, None)
+
+
+def test_a_restarting_holder_alone_on_its_node_reads_its_own_copy_and_rebuilds_avoid_it():
+    view = view_with(("r1", {}), ("r2", {"node": "n2"}))
+    view.restarting(ReplicaId("r1"), 1.0)
+    q, _ = queue()
+    for rec in lost(view, 2):
+        q.demand(rec)
+    q.note_persisted(ReplicaId("r1"), {"s0": {"owner": "anonymous", "press": PRESS}})
+    plans = {p.session_id: p for p in q.next_plans(view, config(), {}, never_busy)}
+    assert (plans["s0"].target, plans["s0"].read_persisted, plans["s0"].read_from) == ("r1", True, None)
+    assert (plans["s1"].target, plans["s1"].read_persisted) == ("r2", False)  # no copy: not on the restarting one
 
 
 def test_sessions_that_came_back_or_were_deleted_leave_the_queue():

@@ -1,5 +1,6 @@
 """A real DecodeActor's durable-cache paths (no model): store persists, restore reads back and
-verifies, free deletes, a corrupted file is refused; and the 409 a recovering session gets carries
+verifies (its own copy, or another replica's of its node), free deletes, a corrupted file is
+refused; and the 409 a recovering session gets carries
 Retry-After."""
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import torch
 from deployments.config import PlainRequestConfig
 from deployments.serving.decode_actor import DecodeActor
 from kvpool import KVPoolConfig
-from kvpool.durable_store import PersistedCacheError, file_stem
+from kvpool.durable_files import PersistedCacheError, file_stem
 from kvpool.synthetic import synthetic_kv
 
 PRESS = {"name": "knorm", "compression_ratio": 0.5}
@@ -56,6 +57,25 @@ def test_restore_refuses_corrupt_and_mismatched_copies(tmp_path):
     assert error.value.reason == "corrupt"
 
 
+def test_restore_reads_another_replicas_copy_on_its_node_and_persists_its_own(tmp_path):
+    """A replica reads the durable copy of a replica of its node whose decode actor died
+    (``from_dir``), checked as its own would be, then holds a durable copy of its own."""
+    ckv = synthetic_kv(compression_ratio=0.5, seed=6)
+    dead = actor_with_disk(tmp_path / "replica-0")
+    dead.store("s-1", ckv, False, "alice", PRESS)
+    dead.durable.close()
+    reader = actor_with_disk(tmp_path / "replica-1")
+    with pytest.raises(PersistedCacheError) as error:
+        reader.restore("s-1", {"owner": "bob", "press": PRESS}, from_dir=str(tmp_path / "replica-0"))
+    assert error.value.reason == "mismatch"
+    stored = reader.restore("s-1", {"owner": "alice", "press": PRESS}, from_dir=str(tmp_path / "replica-0"))
+    assert stored["source"] == "persisted" and stored["stored_bytes"] == ckv.nbytes
+    reader.durable.close()
+    assert reader.persisted()["s-1"]["owner"] == "alice"  # its own copy, in its own directory
+    again = actor_with_disk(tmp_path / "replica-1").restore("s-1", {"owner": "alice", "press": PRESS})
+    assert again["stored_bytes"] == ckv.nbytes
+
+
 def test_free_deletes_the_durable_copy(tmp_path):
     actor = actor_with_disk(tmp_path)
     actor.store("s-1", synthetic_kv(seed=5), False, "alice", PRESS)
@@ -73,3 +93,13 @@ def test_session_not_ready_with_estimate_maps_to_409_with_retry_after():
     error = to_api_error(exc)
     assert (error.status, error.code, error.headers) == (409, "session_not_ready", {"Retry-After": "7"})
     assert to_api_error(SessionNotReady("loading")).headers is None
+
+
+def test_a_replica_restarting_its_actors_maps_to_503_with_retry_after():
+    """With nowhere to move a request (deployments/ingress/failover.py), a replica refusing work
+    while its actors restart answers 503 with its last restart time as Retry-After."""
+    from deployments.common.replica_errors import ActorsRestarting
+    from deployments.ingress.errors import to_api_error
+
+    error = to_api_error(ActorsRestarting("replica-0 is restarting its decode actor; retry shortly", 4.2))
+    assert (error.status, error.code, error.headers) == (503, "replica_unavailable", {"Retry-After": "5"})

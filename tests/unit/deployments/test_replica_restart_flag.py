@@ -1,14 +1,21 @@
 """The replica's ``restarting`` state (what its heartbeat reports) ends whenever its background
 restart ends - also when the second look finds the actors alive after all (a transient
 ActorUnavailableError, or another caller restarted them) - so a replica never stays "restarting"
-and keeps sending full heartbeats. Fake actors, no Ray cluster."""
+and keeps sending full heartbeats. While the actors restart, requests are refused at once when
+another replica may take them. Fake actors, no Ray cluster."""
 
 from __future__ import annotations
 
 import asyncio
 
+import threading
+
+import pytest
 from ray.exceptions import ActorDiedError
 
+from deployments.common.replica_errors import ActorsRestarting
+from deployments.config import AppConfig
+from deployments.serving import actor_restarts
 from deployments.serving.replica import Replica
 
 
@@ -37,9 +44,9 @@ class _Actor:
 
 def _replica(decode_ready: list) -> Replica:
     replica = Replica.__new__(Replica)  # no actors started: the fakes stand in
+    replica._init_restarts()
     replica.replica_id, replica.node_id, replica.incarnation = "replica-0", "node", 1
     replica.loads_in_flight = replica.streams_in_flight = 0
-    replica._restart_lock, replica._restart_task = asyncio.Lock(), None
     replica.prefill_actor, replica.decode_actor = _Actor([True]), _Actor(decode_ready)
     return replica
 
@@ -66,4 +73,83 @@ def test_one_background_restart_at_a_time():
         assert replica._restart_task is task
         await task
 
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("replicas", [2, 1])
+def test_work_is_refused_at_once_while_the_decode_actor_restarts_if_another_replica_may_take_it(monkeypatch, replicas):
+    """Between the decision to restart the dead decode actor and the new one's ready(), a load, a
+    stream and holds() raise ActorsRestarting at once (503 + Retry-After, or moved by the ingress) -
+    with one replica they wait for the new actor instead. The live prefill actor is kept."""
+    killed = []
+    monkeypatch.setattr(actor_restarts.ray, "kill", lambda actor, no_restart: killed.append(actor))
+    loading, release = threading.Event(), threading.Event()
+
+    def start_actors(roles):  # the new actor loads the model (seconds); held here until released
+        loading.set()
+        release.wait(10)
+        assert roles == ("decode",)
+        replica.decode_actor = _Actor([True])
+        replica.incarnation += 1
+
+    async def scenario():
+        replica.config = AppConfig.model_validate({"replicas": {"count": replicas}})
+        replica._start_actors = start_actors
+        prefill = replica.prefill_actor
+        await replica.heartbeat()  # sees the death, restarts in the background
+        await asyncio.to_thread(loading.wait, 10)
+        assert replica.roles_down == {"decode"} and replica.restarting
+        if replicas > 1:
+            with pytest.raises(ActorsRestarting) as refused:
+                await replica.load_session("s", "a document", {"name": "no_press"})
+            assert refused.value.retry_after_s > 0 and replica.loads_in_flight == 0
+            with pytest.raises(ActorsRestarting):
+                await replica.chat("s", [{"role": "user", "content": "hi"}], {}).__anext__()
+            assert replica.streams_in_flight == 0
+            with pytest.raises(ActorsRestarting):
+                await replica.holds()
+        else:
+            replica.refuse_while_restarting()  # one replica: nothing to move to, the work waits
+        release.set()
+        await replica._restart_task
+        assert not replica.roles_down and replica.incarnation == 2
+        assert replica.prefill_actor is prefill and killed == [replica_decode_before]
+        replica.refuse_while_restarting()
+
+    replica = _replica([ActorDiedError()])
+    replica_decode_before = replica.decode_actor
+    asyncio.run(scenario())
+
+
+def test_a_dead_prefill_actor_alone_is_replaced_and_session_work_goes_on(monkeypatch):
+    """The prefill actor died: only it is replaced (the decode actor's KV pool, every session, is
+    kept); meanwhile loads are refused but a session's stream and holds() are not."""
+    monkeypatch.setattr(actor_restarts.ray, "kill", lambda actor, no_restart: None)
+    loading, release = threading.Event(), threading.Event()
+    started = []
+
+    def start_actors(roles):
+        started.append(roles)
+        loading.set()
+        release.wait(10)
+        replica.prefill_actor = _Actor([True])
+        replica.incarnation += 1
+
+    async def scenario():
+        replica.config = AppConfig.model_validate({"replicas": {"count": 2}})
+        replica._start_actors = start_actors
+        decode = replica.decode_actor
+        await replica.heartbeat()
+        await asyncio.to_thread(loading.wait, 10)
+        assert replica.roles_down == {"prefill"}
+        with pytest.raises(ActorsRestarting):
+            await replica.load_session("s", "a document", {"name": "no_press"})
+        replica.refuse_while_restarting(("decode",))  # a session's question or holds(): not refused
+        assert await replica.holds() == {}
+        release.set()
+        await replica._restart_task
+        assert started == [("prefill",)] and replica.decode_actor is decode
+
+    replica = _replica([True])
+    replica.prefill_actor = _Actor([ActorDiedError()])
     asyncio.run(scenario())

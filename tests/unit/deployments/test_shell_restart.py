@@ -13,7 +13,8 @@ import pytest
 from control_plane import SessionContext
 from control_plane.errors import SessionNotReady
 from control_plane.store.memory import MemorySessionStore
-from kvpool.durable_store import PersistedCacheError
+from deployments.common.replica_errors import ActorsRestarting
+from kvpool.durable_files import PersistedCacheError
 from kvpool.press_spec import PressSpec
 
 PRESS = PressSpec(name="knorm", compression_ratio=0.5).model_dump(mode="json")
@@ -34,25 +35,33 @@ class FakeReplica:
         self.name, self.persisted, self.corrupt = name, set(persisted), set(corrupt)
         self.held: dict[str, dict] = {}
         self.reads, self.prefills = [], []
+        self.peers: dict[str, FakeReplica] = {}  # replicas of its node whose files it may read
+        self.restarting = False  # True: its actors restart (heartbeat says so, holds() refuses)
         for method in ("heartbeat", "holds", "restore_session", "load_session", "free", "drop_persisted"):
             setattr(self, method, Method(getattr(self, f"_{method}")))
 
     async def _heartbeat(self):
+        if self.restarting:
+            return {"replica_id": self.name, "node": "node-a", "restarting": True}
         return {"node": "node-a", "queue_depth": 0, "loads_in_flight": 0, "streams_in_flight": 0,
                 "tiers": {"host": {"budget_bytes": 1 << 30, "held_bytes": sum(h["nbytes"] for h in self.held.values())}},
                 "events": [], "holds": dict(self.held),
                 "persisted": {s: {"owner": "anonymous", "press": PRESS} for s in self.persisted}}
 
     async def _holds(self):
+        if self.restarting:
+            raise ActorsRestarting(f"{self.name} is restarting its model actors")
         return dict(self.held)
 
-    async def _restore_session(self, session_id, expect, pinned=False):
+    async def _restore_session(self, session_id, expect, pinned=False, from_replica=None):
         await asyncio.sleep(0.01)
-        if session_id not in self.persisted:
+        source = self.peers[from_replica] if from_replica not in (None, self.name) else self  # same node
+        if session_id not in source.persisted:
             raise PersistedCacheError("missing", f"no persisted cache for {session_id}")
-        if session_id in self.corrupt:
+        if session_id in source.corrupt:
             raise PersistedCacheError("corrupt", "checksum mismatch")
         self.reads.append(session_id)
+        self.persisted.add(session_id)
         self.held[session_id] = {"handle": f"h-{session_id}", "tier": "host", "nbytes": 1000}
         return {"stored_bytes": 1000, "load_s": 0.01}
 
@@ -178,5 +187,44 @@ def test_a_copy_on_another_replica_than_recorded_is_kept_and_read_back(monkeypat
         assert not set(ids[:2]) & set(on_disk.prefills + recorded.prefills)
         await shell.ready()
         assert ids[2] not in on_disk.persisted and "deleted-session" not in on_disk.persisted
+        shell._loop_task.cancel()
+    asyncio.run(scenario())
+
+
+def test_sessions_of_a_restarting_replica_are_read_by_its_node_neighbour(monkeypatch):
+    """replica-0's decode actor died and its actors restart (seconds of model loading): a request
+    finds its session gone (``report_missing``: holds() refuses while restarting, so the control
+    plane marks it restarting at once) and replica-1, on the same node, reads the durable copy from
+    replica-0's files instead of waiting for it or re-prefilling."""
+    from control_plane import ControlPlane, ReplicaId
+    from deployments.config import AppConfig
+    from deployments.control import shell as shell_module
+
+    async def scenario():
+        store = MemorySessionStore()
+        config = AppConfig.model_validate({"replicas": {"count": 2}, "control": {"store": "memory"},
+                                           "control_tick_s": 0.05, "transfer": {"backend": "fake"}})
+        monkeypatch.setattr(shell_module, "ControlPlane", lambda cfg: ControlPlane(cfg, store=store))
+        holder, neighbour = FakeReplica("replica-0", set()), FakeReplica("replica-1", set())
+        neighbour.peers = {"replica-0": holder}
+        shell = shell_module.ControlShell(config.model_dump(mode="json"), {"replica-0": holder, "replica-1": neighbour})
+        await shell.ready()
+        ids = []
+        for i in range(3):
+            record, _ = shell.cp.open_session(model="m", context=SessionContext(text=f"doc {i}"),
+                                              press=PressSpec.model_validate(PRESS), replica=ReplicaId("replica-0"))
+            shell.cp.mark_loaded(record.id, read_tokens=10, kept_tokens=5, stored_bytes=1000)
+            holder.held[record.id] = {"handle": f"h-{record.id}", "tier": "host", "nbytes": 1000}
+            holder.persisted.add(record.id)
+            ids.append(record.id)
+        await shell.heartbeat_all()  # the control plane lists replica-0's durable copies
+        holder.restarting, holder.held = True, {}  # SIGKILL: the pool is gone, the files stay
+        for session_id in ids:
+            await shell.report_missing(session_id, "anonymous", "replica-0")
+        where = await asyncio.wait_for(asyncio.gather(*(shell.locate(s, "anonymous") for s in ids)), 20)
+        assert [w["replica"] for w in where] == ["replica-1"] * 3
+        assert sorted(neighbour.reads) == sorted(ids) and not holder.reads
+        assert not neighbour.prefills and not holder.prefills  # read, never re-prefilled
+        assert set(ids) <= neighbour.persisted  # durable again on the replica that holds them now
         shell._loop_task.cancel()
     asyncio.run(scenario())

@@ -8,7 +8,8 @@ from __future__ import annotations
 import torch
 
 from kvpool.config import KVPoolConfig
-from kvpool.durable_store import DurableStore, file_stem
+from kvpool.durable_files import file_stem
+from kvpool.durable_store import DurableStore
 from kvpool.handles import SessionId, Tier
 from kvpool.packing import checksum_of, pack
 from kvpool.pool import KVPool

@@ -8,7 +8,8 @@ import os
 import pytest
 import torch
 
-from kvpool.durable_store import DurableStore, PersistedCacheError, file_stem
+from kvpool.durable_files import PersistedCacheError, file_stem
+from kvpool.durable_store import DurableStore
 from kvpool.synthetic import synthetic_kv
 
 PRESS = {"name": "knorm", "compression_ratio": 0.5}
