@@ -22,8 +22,8 @@ not the seconds, is the figure to compare across machines). That load competes w
 asked at the same moment; so after each measured restart the application is restarted once more
 and a load is timed alone while the recovery runs in the background (no questions), with the
 recovery backlog (sessions waiting or running) seen when it started: ``load_alone_ratio``.
-Last, replica-0's decode actor is SIGKILLed and a load is timed at once, alone, against a load on
-the same application after that recovery (``sigkill``).
+Last, replica-0's decode actor is SIGKILLed and three loads are timed one after another at once,
+alone, against three loads on the same application after that recovery (``sigkill``, means).
 
 Writes benchmarks/results/restart_recovery.json and .png. Run it under the e2e lock, nice'd.
 """
@@ -120,10 +120,15 @@ def _load_watching_recovery(base: str, load_index: int) -> tuple[float, int]:
         return load.result(), max(seen)
 
 
+SIGKILL_LOADS = 3  # loads timed one after another right after the kill (and again once it is over)
+# (``_context(i)``'s length repeats every 10 indices: the idle loads read documents as long as the others)
+
+
 def _sigkill_load(base: str, load_index: int) -> dict:
-    """SIGKILL replica-0's decode actor, then time one load at once (no questions): the replica starts
-    new actors (a new process loads the model) and their sessions are read back meanwhile. Compared
-    with a load on the same application once that recovery is over (``idle_load_s``)."""
+    """SIGKILL replica-0's decode actor, then time ``SIGKILL_LOADS`` loads one after another at once
+    (no questions), while the replica starts a new decode actor (a new process imports torch and
+    loads the model) and its sessions are read back. Compared with as many loads on the same
+    application once that recovery is over (``idle_load_s``); means of each."""
     import os
     import signal
 
@@ -132,13 +137,16 @@ def _sigkill_load(base: str, load_index: int) -> dict:
     pid = _decode_pid(base)
     os.kill(pid, signal.SIGKILL)
     killed = time.monotonic()
-    load_s, backlog = _load_watching_recovery(base, load_index)
+    timed = [_load_watching_recovery(base, load_index + i) for i in range(SIGKILL_LOADS)]
+    loads_s = [load_s for load_s, _ in timed]
     while time.monotonic() - killed < 300 and (_backlog(health(base)["recovery"]) or _decode_pid(base) in (None, pid)):
         time.sleep(0.5)  # until the actor is back and its sessions are read
     recovered_s = time.monotonic() - killed
-    idle_load_s = _timed_load(base, load_index + 1)
+    idle_s = [_timed_load(base, load_index + 10 + i) for i in range(SIGKILL_LOADS)]  # same lengths, other copies
+    load_s, idle_load_s = sum(loads_s) / len(loads_s), sum(idle_s) / len(idle_s)
     return {"load_s": round(load_s, 3), "idle_load_s": round(idle_load_s, 3), "load_ratio": round(load_s / idle_load_s, 2),
-            "backlog_during_load": backlog, "recovered_s": round(recovered_s, 2)}
+            "loads_s": [round(x, 3) for x in loads_s], "idle_loads_s": [round(x, 3) for x in idle_s],
+            "backlog_during_load": max(backlog for _, backlog in timed), "recovered_s": round(recovered_s, 2)}
 
 
 def _decode_pid(base: str) -> int | None:
@@ -189,7 +197,7 @@ def run(sizes: list[int], port: int, head: dict, kept: list[dict] | None = None)
                 row[mode].update(_load_alone(args, port, durable, 5_000 + 2 * size + int(durable)))
                 row[mode]["load_alone_ratio"] = round(row[mode]["load_alone_during_recovery_s"] / cold_idle_load_s, 2)
             row["speedup"] = round(row["recomputed"]["all_answered_s"] / row["persisted"]["all_answered_s"], 2)
-            row["sigkill"] = _sigkill_load(base, 7_000 + 2 * size)  # the app runs with durable caches on
+            row["sigkill"] = _sigkill_load(base, 7_000 + 20 * size)  # the app runs with durable caches on
             rows.append(row)
             print(json.dumps(row), flush=True)
             _write({**head, "rows": _merged(kept, rows), "complete": len(rows) == len(sizes)})  # cut short: rows kept

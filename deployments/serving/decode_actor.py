@@ -26,6 +26,7 @@ from deployments.engine.presses import install_press_policy
 from deployments.engine.sampling import SamplingParams
 from deployments.engine.token_bytes import TokenBytes
 from deployments.serving.cache_storage import CacheStorage
+from deployments.serving import start_priority
 from deployments.serving.model_process import start_engine
 from kvpool import codecs
 from kvpool.compressed_kv import CompressedKV
@@ -58,6 +59,7 @@ class DecodeActor(CacheStorage, TransferEndpoint):
                            dtype=self.engine.dtype)
         self.active_streams = 0
         self.tokens_generated = 0
+        start_priority.restore()  # a restarted actor started below live work: it serves now
 
     def ready(self) -> bool:
         return True

@@ -14,6 +14,7 @@ import ray
 
 from deployments.engine.model_loader import ModelConfig
 from deployments.engine.presses import install_press_policy
+from deployments.serving import start_priority
 from deployments.serving.model_process import start_engine
 from kvpool.compressed_kv import CompressedKV
 from kvpool.press_spec import PressSpec
@@ -27,6 +28,7 @@ class PrefillActor:
     def __init__(self, model: dict, torch_threads: int, presses: dict | None = None):
         install_press_policy(presses)  # AppConfig.presses: allowlisted custom presses, artifact directory
         self.engine = start_engine(ModelConfig.model_validate(model), torch_threads)
+        start_priority.restore()  # a restarted actor started below live work: it serves now
 
     @ray.method(concurrency_group="health")
     def ready(self) -> bool:

@@ -32,6 +32,7 @@ from deployments.common.plain_prompt import PlainPromptPlanner
 from deployments.engine.prompt import PromptError
 from deployments.serving.prefill_actor import PrefillActor
 from deployments.serving.response_chains import ResponseChains
+from deployments.serving.start_priority import START_BELOW_LIVE_WORK
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,8 @@ class Replica(ActorRestarts, ResponseChains):
             "num_cpus": cfg.replicas.num_cpus, "num_gpus": cfg.replicas.num_gpus,
             "scheduling_strategy": NodeAffinitySchedulingStrategy(self.node_id, soft=False),
         }
+        if self.incarnation > 0:  # a restart: other replicas serve meanwhile (start_priority.py)
+            options["runtime_env"] = START_BELOW_LIVE_WORK
         model = cfg.model.model_dump(mode="json")
         prefix = f"{self.app_name}.{self.replica_id}.{self.incarnation + 1}"
         if "prefill" in roles:
