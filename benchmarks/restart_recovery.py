@@ -144,8 +144,8 @@ def _sigkill_load(base: str, load_index: int) -> dict:
     recovered_s = time.monotonic() - killed
     idle_s = [_timed_load(base, load_index + 10 + i) for i in range(SIGKILL_LOADS)]  # same lengths, other copies
     load_s, idle_load_s = sum(loads_s) / len(loads_s), sum(idle_s) / len(idle_s)
-    return {"load_s": round(load_s, 3), "idle_load_s": round(idle_load_s, 3), "load_ratio": round(load_s / idle_load_s, 2),
-            "loads_s": [round(x, 3) for x in loads_s], "idle_loads_s": [round(x, 3) for x in idle_s],
+    return {"load_s": round(load_s, 3), "idle_load_s": round(idle_load_s, 3),
+            "load_ratio": round(load_s / idle_load_s, 2), "loads_s": [round(x, 3) for x in loads_s], "idle_loads_s": [round(x, 3) for x in idle_s],
             "backlog_during_load": max(backlog for _, backlog in timed), "recovered_s": round(recovered_s, 2)}
 
 

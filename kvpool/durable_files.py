@@ -43,7 +43,8 @@ def read_persisted(root: Path, session_id: str, *, owner: str | None = None, pre
     """The verified cache of ``session_id`` from the durable files under ``root`` (any DurableStore's
     root: a replica also reads another's on its node). Given expectations (None: not checked; an
     owner or press the file does not record is not checked either) must match. Raises
-    PersistedCacheError. Files are renamed into place whole; a rewrite between reading the manifest and the buffer reads as ``corrupt``."""
+    PersistedCacheError. Files are renamed into place whole; a rewrite between reading the manifest
+    and the buffer reads as ``corrupt``."""
     stem = Path(root) / file_stem(session_id)
     try:
         manifest = json.loads(stem.with_suffix(".json").read_bytes())

@@ -59,7 +59,7 @@ class Replica(ActorRestarts, ResponseChains):
             "num_cpus": cfg.replicas.num_cpus, "num_gpus": cfg.replicas.num_gpus,
             "scheduling_strategy": NodeAffinitySchedulingStrategy(self.node_id, soft=False),
         }
-        if self.incarnation > 0:  # a restart: other replicas serve meanwhile (start_priority.py)
+        if self.incarnation > 0 and cfg.replicas.count > 1:  # a restart while other replicas serve (start_priority.py)
             options["runtime_env"] = START_BELOW_LIVE_WORK
         model = cfg.model.model_dump(mode="json")
         prefix = f"{self.app_name}.{self.replica_id}.{self.incarnation + 1}"

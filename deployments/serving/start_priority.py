@@ -2,8 +2,9 @@
 
 A new actor process spends seconds of CPU before it serves (a Ray worker, importing torch,
 transformers and kvpress: about 3.3 s of CPU here, loading the model: 0.4 s) - as much as several
-prefills, taken from the replicas that serve meanwhile on the same cores. A restarted actor is
-created with ``START_BELOW_LIVE_WORK`` (an environment variable in its runtime_env); the package
+prefills, taken from the replicas that serve meanwhile on the same cores. A restarted actor of an
+application with other replicas (with one, requests wait for it: it should not wait for anything)
+is created with ``START_BELOW_LIVE_WORK`` (an environment variable in its runtime_env); the package
 ``deployments.serving`` calls ``lower_if_asked`` when it is imported - before the actor's module
 and its heavy imports - and the process runs under ``SCHED_IDLE`` (Linux: it gets the CPU that
 live work leaves; at full speed on an idle machine). The actor calls ``restore`` at the end of its

@@ -1,5 +1,6 @@
 """The fleet on a simulated 2-node Ray cluster: admin move, drain, pressure migration, decode-actor
-death, control-plane death - every session keeps answering with the same greedy answer."""
+and prefill-actor death, control-plane death - every session keeps answering with the same greedy
+answer."""
 
 from __future__ import annotations
 
@@ -104,6 +105,27 @@ def test_killing_a_decode_actor_loses_no_session(fleet):
     assert {s["id"] for s in sessions if s["state"] == "ready"} == set(answers)
 
 
+def test_killing_a_prefill_actor_keeps_every_cache_in_place(fleet):
+    """Only the dead actor is replaced (deployments/serving/actor_restarts.py): the decode actor and
+    its KV pool live on, so no session is recovered - each answers from the cache it had - and new
+    loads work again once the new prefill actor is up."""
+    base, _, answers = fleet
+    victim = replica_of(base, next(iter(answers)))
+    stats = httpx.get(f"{base}/admin/stats", timeout=60).json()
+    actors = stats["replicas"][victim]["actor_ids"]
+    wait_until(lambda: _recovery_idle(base), what="earlier recoveries to end")
+    done_before = httpx.get(f"{base}/admin/health", timeout=30).json()["recovery"]["done"]
+    ray.kill(ray.get_actor(actors["prefill"]["name"], namespace=actors["prefill"]["namespace"]), no_restart=True)
+    for session_id, answer in answers.items():
+        assert ask(base, session_id) == answer
+    wait_until(lambda: httpx.get(f"{base}/admin/stats", timeout=60).json()["replicas"][victim]["actor_ids"][
+        "prefill"]["id"] != actors["prefill"]["id"], what="a new prefill actor")
+    after = httpx.get(f"{base}/admin/stats", timeout=60).json()["replicas"][victim]["actor_ids"]
+    assert after["decode"] == actors["decode"]  # the same decode actor, the same pool
+    assert httpx.get(f"{base}/admin/health", timeout=30).json()["recovery"]["done"] == done_before
+    create_session(base, document(8) + " (after the prefill actor died)")
+
+
 def test_killing_the_control_plane_loses_no_session(fleet):
     base, _, answers = fleet
     actor = httpx.get(f"{base}/admin/stats", timeout=60).json()["cluster"]["actor"]
@@ -113,6 +135,11 @@ def test_killing_the_control_plane_loses_no_session(fleet):
     wait_until(lambda: _healthy(base), what="control plane back")
     for session_id, answer in answers.items():
         assert ask(base, session_id) == answer
+
+
+def _recovery_idle(base: str) -> bool:
+    recovery = httpx.get(f"{base}/admin/health", timeout=30).json()["recovery"]
+    return recovery["waiting"] + recovery["running"] == 0
 
 
 def _healthy(base: str) -> bool:
