@@ -317,4 +317,3 @@ def _write_atomic(path: Path, data: memoryview | bytes) -> None:
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
-

@@ -15,10 +15,11 @@ class MissingCache(KVFleetError):
 
 
 class ActorsRestarting(KVFleetError):
-    """This replica is restarting its model actors (one died): its pool is empty and new work would
-    wait seconds for the model to load. Raised at once, before any work starts, when another
-    replica may take the request (the ingress moves it there: deployments/ingress/failover.py);
-    HTTP 503 with ``Retry-After`` (``retry_after_s``: the replica's last restart time) when none can."""
+    """This replica is restarting a model actor (one died): new work that needs it would wait seconds
+    for the model to load. Raised at once, before any work starts, when the application has other
+    replicas and the request was not moved here already (deployments/serving/actor_restarts.py
+    ``admit``): the ingress moves it (deployments/ingress/failover.py); HTTP 503 with
+    ``Retry-After`` when it cannot. ``retry_after_s``: how many seconds the replica's last restart took."""
 
     def __init__(self, message: str, retry_after_s: float = 5.0) -> None:
         super().__init__(message)

@@ -78,7 +78,7 @@ class ControlShell(ResponseRecords):
     async def _heartbeat(self, replica_id: str) -> None:
         versions = {r.id: r.version for r in self.cp.view.sessions_on(ReplicaId(replica_id))}
         beat = await asyncio.wait_for(self.replicas[replica_id].heartbeat.remote(), timeout=_CALL_TIMEOUT_S)
-        if beat.get("restarting"):  # its pool is gone with the dead actor; the next full beat tells what it holds
+        if beat.get("restarting"):  # an actor restarts; the next full beat tells what its pool holds
             self.cp.view.restarting(ReplicaId(replica_id), self.cp.clock())
             return
         tiers = primary_tier_map(list(beat["tiers"]))

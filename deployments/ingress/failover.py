@@ -25,18 +25,20 @@ ACTORS_GONE: tuple[type[BaseException], ...] = (RayActorError, ActorsRestarting)
 CACHE_GONE: tuple[type[BaseException], ...] = (*ACTORS_GONE, MissingCache)  # a request that continues a cache
 
 
-async def start_with_failover(name: str, start: Callable[[str], Awaitable[T]],
+async def start_with_failover(name: str, start: Callable[[str, bool], Awaitable[T]],
                               move: Callable[[str, BaseException], Awaitable[str]],
                               lost: tuple[type[BaseException], ...] = ACTORS_GONE) -> tuple[str, T]:
-    """``(replica, await start(replica))``: ``start`` on ``name``; if it raises one of ``lost``,
-    ``name = await move(name, exc)`` (which raises when there is nowhere to go: the route's error,
-    e.g. 503) and ``start`` once more there. ``start`` must leave nothing open when it raises
-    (``first_items`` cancels its streams)."""
+    """``(replica, await start(replica, moved))``: ``start(name, False)``; if it raises one of
+    ``lost``, ``name = await move(name, exc)`` (which raises when there is nowhere to go: the route's
+    error, e.g. 503) and ``start(name, True)`` there. ``moved`` is the replica methods'
+    ``wait_for_actors``: a request moved once waits for a restarting replica's actors instead of
+    being refused again. ``start`` must leave nothing open when it raises (``first_items`` cancels
+    its streams)."""
     try:
-        return name, await start(name)
+        return name, await start(name, False)
     except lost as exc:
         name = await move(name, exc)
-    return name, await start(name)
+    return name, await start(name, True)
 
 
 async def first_items(streams: Iterable[Any], take_first: Callable[[Any], Awaitable[dict]]) -> list[dict]:

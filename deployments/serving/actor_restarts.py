@@ -4,8 +4,8 @@ A Replica mixin (deployments/serving/replica.py). Only the dead actor is replace
 actor leaves the decode actor's KV pool - every session - in place; a dead decode actor takes the
 pool with it (the control plane recovers those sessions). While the new actor loads the model
 (seconds of CPU on this machine, as much as a prefill), work that needs it would wait there; with
-other replicas in the application it is refused at once instead (``refuse_while_restarting``: the
-ingress moves it, deployments/ingress/failover.py) and the heartbeat says ``restarting`` (the
+other replicas in the application it is refused at once instead (``admit``: the ingress moves it,
+deployments/ingress/failover.py; work moved here already, or sent by the control plane, waits) and the heartbeat says ``restarting`` (the
 control plane places new work, and reads the lost sessions' durable copies, elsewhere).
 """
 
@@ -20,6 +20,7 @@ import ray
 from ray.exceptions import ActorDiedError, ActorUnavailableError
 
 from deployments.common.replica_errors import ActorsRestarting
+from deployments.config import AppConfig
 
 log = logging.getLogger(__name__)
 ACTOR_DEATH = (ActorDiedError, ActorUnavailableError)
@@ -28,10 +29,13 @@ _READY_TIMEOUT_S = 10.0  # below Serve's 30 s health-check timeout
 
 
 class ActorRestarts:
+    """Restart state of a replica's actors: ``incarnation`` (restarts so far), ``actor_names``,
+    ``roles_down`` (the roles being restarted now) and ``last_restart_s`` (how long the last took)."""
+
     replica_id: str
     prefill_actor: Any
     decode_actor: Any
-    config: Any
+    config: AppConfig
 
     def _init_restarts(self) -> None:
         self.incarnation = 0
@@ -63,17 +67,19 @@ class ActorRestarts:
         return tuple(role for role, is_dead in zip(ROLES, found) if is_dead)
 
     async def _actor_died(self) -> bool:
+        """True if an actor is dead (``_dead_roles``)."""
         return bool(await self._dead_roles())
 
     async def _restart_if_dead(self) -> bool:
-        """Replace the actors that died; True if it did (or another caller just did)."""
+        """Replace the actors that died; True if it did (or another caller just did). Runs as the one
+        background task (``_restart_in_background``), so no caller's cancellation interrupts it."""
         seen = self.incarnation
-        dead = await self._dead_roles()
-        if not dead:
+        if not await self._dead_roles():
             return False
         async with self._restart_lock:
-            if self.incarnation != seen:
-                return True  # another caller restarted them while we waited: never restart twice
+            dead = await self._dead_roles()  # again, on the current handles: another caller may have replaced one
+            if not dead:
+                return self.incarnation != seen
             log.warning("%s: the %s actor died; starting a new one%s", self.replica_id, " and ".join(dead),
                         " (its sessions will be recovered)" if "decode" in dead else " (the KV pool is kept)")
             self.roles_down, start = frozenset(dead), time.perf_counter()
@@ -91,16 +97,35 @@ class ActorRestarts:
         """A background restart check or restart is running (``_restart_in_background``)."""
         return self._restart_task is not None and not self._restart_task.done()
 
-    def _restart_in_background(self) -> None:
+    def _restart_in_background(self) -> asyncio.Task:
         """Run ``_restart_if_dead`` as one background task (at most one at a time, referenced so it
-        is not collected mid-run); ``restarting`` is True until it ends, however it ends."""
+        is not collected mid-run) and return it; ``restarting`` is True until it ends, however it ends."""
         if not self.restarting:
             self._restart_task = asyncio.get_running_loop().create_task(self._restart_if_dead())
+        return self._restart_task
 
-    def refuse_while_restarting(self, needs: tuple[str, ...] = ROLES) -> None:
-        """Raise ActorsRestarting while an actor of ``needs`` restarts, if another replica may take
-        the work (``replicas.count`` > 1); with a single replica the work waits for it instead."""
-        down = self.roles_down.intersection(needs)
-        if down and self.config.replicas.count > 1:
-            raise ActorsRestarting(f"{self.replica_id} is restarting its {' and '.join(sorted(down))} actor; "
-                                   "retry shortly", retry_after_s=self.last_restart_s)
+    async def actors_ready(self) -> None:
+        """Return once every actor answers: a dead one is restarted first (the background task; a
+        cancelled caller does not cancel it). Raises ActorsRestarting if the restart failed."""
+        task = self._restart_in_background()
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the restart's own error is logged by its task; the caller gets a 503
+            raise ActorsRestarting(f"{self.replica_id} could not restart its model actors ({type(exc).__name__}); "
+                                   "retry shortly", retry_after_s=self.last_restart_s) from exc
+
+    async def admit(self, needs: tuple[str, ...] = ROLES, wait_for_actors: bool = False) -> None:
+        """Let work that uses the actors of ``needs`` start. While one of them restarts, raise
+        ActorsRestarting at once (the ingress moves the work to another replica) - unless the
+        application has one replica or ``wait_for_actors`` (the work was moved here already, or the
+        control plane sends it): then wait for the restart."""
+        if not self.roles_down.intersection(needs):
+            return
+        if wait_for_actors or self.config.replicas.count == 1:
+            await self.actors_ready()
+            return
+        down = " and ".join(sorted(self.roles_down.intersection(needs)))
+        raise ActorsRestarting(f"{self.replica_id} is restarting its {down} actor; retry shortly",
+                               retry_after_s=self.last_restart_s)

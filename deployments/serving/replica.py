@@ -22,6 +22,7 @@ from typing import Any, AsyncIterator
 
 import ray
 from ray import serve
+from ray.exceptions import GetTimeoutError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from deployments.config import AppConfig
@@ -35,6 +36,7 @@ from deployments.serving.response_chains import ResponseChains
 from deployments.serving.start_priority import START_BELOW_LIVE_WORK
 
 log = logging.getLogger(__name__)
+_START_TIMEOUT_S = 600.0  # a new actor loads the model; a restarted one may start below live work (slower)
 
 
 class Replica(ActorRestarts, ResponseChains):
@@ -71,7 +73,13 @@ class Replica(ActorRestarts, ResponseChains):
                 model, cfg.replicas.torch_threads, cfg.replicas.pool.model_dump(mode="json"),
                 cfg.plain.model_dump(mode="json"), cfg.batching.model_dump(mode="json"),
                 cfg.presses.model_dump(mode="json"), self._durable())
-        ray.get([getattr(self, f"{role}_actor").ready.remote() for role in roles])
+        try:
+            ray.get([getattr(self, f"{role}_actor").ready.remote() for role in roles], timeout=_START_TIMEOUT_S)
+        except GetTimeoutError:  # never a replica that waits for its actors forever
+            for role in roles:
+                ray.kill(getattr(self, f"{role}_actor"), no_restart=True)
+            raise RuntimeError(f"{self.replica_id}: the new {' and '.join(roles)} actor did not start within "
+                               f"{_START_TIMEOUT_S:.0f} s; killed (the next health check starts another)") from None
         self.incarnation += 1
         self.actor_names.update({role: f"{prefix}.{role}" for role in roles})
         log.info("%s: %s actor(s) started (incarnation %d)", self.replica_id, " and ".join(roles), self.incarnation)
@@ -90,19 +98,22 @@ class Replica(ActorRestarts, ResponseChains):
         return str(self.config.replicas.durable.dir.absolute() / self.app_name / replica_id)
 
     async def check_health(self) -> None:
-        """Serve health check: restarts dead actors (the control plane rebuilds what was lost)."""
-        await self._restart_if_dead()
+        """Serve health check: a dead actor is restarted in the background (the control plane
+        recovers what was lost); the check itself returns at once, however long the restart takes."""
+        if not self.restarting and await self._actor_died():
+            self._restart_in_background()
 
     # ---- sessions ----------------------------------------------------------------------------
     async def load_session(self, session_id: str, context: Any, press: dict, pinned: bool = False,
-                           owner: str | None = None) -> dict:
+                           owner: str | None = None, wait_for_actors: bool = False) -> dict:
         """Prefill ``context`` under ``press`` and store it in this replica's pool (and, behind the
         reply, in its durable store, recording ``owner`` and ``press``).
 
         ``context`` may also be a conversation chain ``{"token_ids": [...], "uncompressed_from": n}``
         (a stored response, deployments/ingress/responses/): the first ``n`` tokens are prefilled
-        under ``press``, the rest appended whole - the layout the chain had when it was stored."""
-        self.refuse_while_restarting()
+        under ``press``, the rest appended whole - the layout the chain had when it was stored.
+        While an actor restarts: ActorsRestarting at once, or a wait with ``wait_for_actors`` (``admit``)."""
+        await self.admit(ROLES, wait_for_actors)
         self.loads_in_flight += 1
         try:
             start = time.perf_counter()
@@ -124,8 +135,8 @@ class Replica(ActorRestarts, ResponseChains):
         finally:
             self.loads_in_flight -= 1
 
-    async def chat(self, session_id: str | None, question: Any, sampling: dict,
-                   press: dict | None = None, scope: str = "") -> AsyncIterator[dict]:
+    async def chat(self, session_id: str | None, question: Any, sampling: dict, press: dict | None = None,
+                   scope: str = "", wait_for_actors: bool = False) -> AsyncIterator[dict]:
         """Stream token dicts answering ``question`` (session cache, or a plain prompt if no session,
         reusing only prefixes stored under ``scope``: deployments.common.prefix_scope)."""
         async def open_stream() -> Any:
@@ -133,11 +144,11 @@ class Replica(ActorRestarts, ResponseChains):
                 return self.decode_actor.generate.options(num_returns="streaming").remote(session_id, question, sampling)
             return await self._plain_stream(question, sampling, press, scope)
 
-        async for item in self._relay(open_stream, needs=("decode",) if session_id is not None else ROLES):
+        async for item in self._relay(open_stream, needs=_needs(session_id), wait_for_actors=wait_for_actors):
             yield item
 
-    async def complete(self, session_id: str | None, prompt_ids: list[int], sampling: dict,
-                       press: dict | None = None, scope: str = "") -> AsyncIterator[dict]:
+    async def complete(self, session_id: str | None, prompt_ids: list[int], sampling: dict, press: dict | None = None,
+                       scope: str = "", wait_for_actors: bool = False) -> AsyncIterator[dict]:
         """Stream token dicts continuing a raw token-id prompt (no chat template; ``/v1/completions``):
         after the session's stored context, or, without a session, as a plain prompt whose tokens but
         the last are its prefix (reused or prefilled, and compressed when long, as for chat).
@@ -154,15 +165,17 @@ class Replica(ActorRestarts, ResponseChains):
             found = await self.decode_actor.plain_plan_ids.remote(prompt_ids[:-1], prompt_ids[-1:], plan_press, scope)
             return await self._prefix_stream(found, sampling, plan_press, scope)
 
-        async for item in self._relay(open_stream, needs=("decode",) if session_id is not None else ROLES):
+        async for item in self._relay(open_stream, needs=_needs(session_id), wait_for_actors=wait_for_actors):
             yield item
 
-    async def _relay(self, open_stream: Any, after: Any = None, needs: tuple[str, ...] = ROLES) -> AsyncIterator[dict]:
+    async def _relay(self, open_stream: Any, after: Any = None, needs: tuple[str, ...] = ROLES,
+                     wait_for_actors: bool = False) -> AsyncIterator[dict]:
         """Relay the decode actor's stream; a dead actor triggers a restart; the stream is cancelled
         when the caller stops reading. ``after(output_ids)``: an optional async step run once the
         stream has ended, given the token ids it produced; its result is relayed last. ``needs``:
-        the actors the stream uses (refused at once while one of them restarts)."""
-        self.refuse_while_restarting(needs)
+        the actors the stream uses (``admit``: refused at once while one of them restarts, unless
+        ``wait_for_actors``)."""
+        await self.admit(needs, wait_for_actors)
         self.streams_in_flight += 1
         stream = None
         try:
@@ -183,9 +196,10 @@ class Replica(ActorRestarts, ResponseChains):
             if stream is not None:
                 ray.cancel(stream)
 
-    async def prompt_logprobs(self, session_id: str | None, prompt_ids: list[int], top_k: int) -> list[dict | None]:
+    async def prompt_logprobs(self, session_id: str | None, prompt_ids: list[int], top_k: int,
+                              wait_for_actors: bool = False) -> list[dict | None]:
         """Each prompt token's log-prob (DecodeActor.prompt_logprobs): ``echo`` + ``logprobs``."""
-        self.refuse_while_restarting(("decode",))
+        await self.admit(("decode",), wait_for_actors)
         return await self.decode_actor.prompt_logprobs.remote(session_id, list(prompt_ids), top_k)
 
     async def _plain_stream(self, messages: list[dict], sampling: dict, press: dict | None, scope: str) -> Any:
@@ -211,8 +225,8 @@ class Replica(ActorRestarts, ResponseChains):
         """Read a session's persisted cache back into the pool (DecodeActor.restore): this replica's
         own copy, or ``from_replica``'s on this node (read from its directory, then persisted here).
         Raises PersistedCacheError (reason missing / corrupt / mismatch) when it cannot be used.
-        Dead actors are restarted first (recovery often follows an actor's death)."""
-        await self._restart_if_dead()
+        Waits for a restart of the actors first (recovery often follows an actor's death)."""
+        await self.actors_ready()
         start = time.perf_counter()
         from_dir = None if from_replica in (None, self.replica_id) else self._durable_dir(from_replica)
         stored = await self.decode_actor.restore.remote(session_id, expect, pinned, from_dir)
@@ -230,7 +244,7 @@ class Replica(ActorRestarts, ResponseChains):
         return self.decode_actor
 
     async def holds(self) -> dict[str, dict]:
-        self.refuse_while_restarting(("decode",))  # its pool is gone: the caller (report_missing) need not wait
+        await self.admit(("decode",))  # its pool is gone: the caller (report_missing) need not wait
         return await self.decode_actor.holds.remote()
 
     async def admin(self, action: str, session_id: str, **kwargs: Any) -> Any:
@@ -244,7 +258,7 @@ class Replica(ActorRestarts, ResponseChains):
         """What the control plane needs: node, pool usage, queue depth, held sessions, events - or,
         while the actors restart, only ``{"restarting": True}`` at once (the restart runs in the
         background: the control plane keeps hearing from this replica and places new work elsewhere)."""
-        if self.restarting or await self._actor_died():
+        if self.restarting or self.roles_down or await self._actor_died():
             self._restart_in_background()
             return {"replica_id": self.replica_id, "node": self.node_id, "incarnation": self.incarnation,
                     "restarting": True}
@@ -266,3 +280,9 @@ class Replica(ActorRestarts, ResponseChains):
         namespace = ray.get_runtime_context().namespace
         return {role: {"id": actor._actor_id.hex(), "name": self.actor_names[role], "namespace": namespace}
                 for role, actor in (("prefill", self.prefill_actor), ("decode", self.decode_actor))}
+
+
+def _needs(session_id: str | None) -> tuple[str, ...]:
+    """The actors a stream uses: a session's question only the decode actor (its cache is there), a
+    plain prompt the prefill actor too."""
+    return ("decode",) if session_id is not None else ROLES

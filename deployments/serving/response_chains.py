@@ -31,7 +31,7 @@ class ResponseChains:
         return await self.decode_actor.store_extended.remote(session_id, base, token_ids[uncompressed_from:], pinned)
 
     async def respond(self, parent: str | None, input_ids: list[int], sampling: dict,
-                      store: dict | None = None) -> AsyncIterator[dict]:
+                      store: dict | None = None, wait_for_actors: bool = False) -> AsyncIterator[dict]:
         """One turn of a conversation (the Responses API, deployments/ingress/responses/).
 
         ``parent``: the session/response id whose stored cache this turn continues (None: a first
@@ -45,6 +45,7 @@ class ResponseChains:
         appends the answer it renders (``append_answer``; a tool-calling turn's output items).
         With ``recompress`` the tokens before ``uncompressed_from`` are re-prefilled under ``press``
         and the rest appended whole; otherwise the new tokens are appended to the parent's cache.
+        ``wait_for_actors``: wait for a restart of the actors the turn uses instead of ActorsRestarting.
         """
         fed = input_ids[-1:] if parent is None else list(input_ids)
         base: Any = parent
@@ -62,7 +63,7 @@ class ResponseChains:
 
         prefills = parent is None or (store is not None and store.get("recompress"))
         async for item in self._relay(open_stream, stored if store is not None else None,
-                                      ("prefill", "decode") if prefills else ("decode",)):
+                                      ("prefill", "decode") if prefills else ("decode",), wait_for_actors):
             yield item
 
     async def _store_turn(self, base: Any, fed: list[int], output: list[int], store: dict) -> dict:

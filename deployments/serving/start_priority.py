@@ -49,8 +49,9 @@ def _can_return() -> bool:
 
 
 def lower() -> None:
-    """Run this process (its main thread, and every thread it starts) under SCHED_IDLE, if it may
-    return; a no-op otherwise."""
+    """Run the calling thread - the worker's main thread, which imports and starts the actor - and
+    every thread it starts later under SCHED_IDLE, if it may return; a no-op otherwise. (Ray's
+    threads started before keep their policy: they only move messages.)"""
     if not _can_return() or os.sched_getscheduler(0) != os.SCHED_OTHER:
         return
     os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
@@ -64,13 +65,31 @@ def lower_if_asked() -> None:
 
 
 def restore() -> None:
-    """Every thread of this process back to SCHED_OTHER, if ``lower`` moved it (else a no-op)."""
+    """Every thread of this process back to SCHED_OTHER, if ``lower`` moved it (else a no-op). A
+    thread that a still-lowered thread starts during a pass is caught by the next pass."""
     if os.environ.pop(_MARK, None) is None:
         return
-    for tid in os.listdir("/proc/self/task"):
-        try:
-            if os.sched_getscheduler(int(tid)) == os.SCHED_IDLE:
-                os.sched_setscheduler(int(tid), os.SCHED_OTHER, os.sched_param(0))
-        except OSError:  # a thread that ended meanwhile
-            pass
+    for _ in range(10):
+        lowered = [tid for tid in _threads() if _policy(tid) == os.SCHED_IDLE]
+        if not lowered:
+            break
+        for tid in lowered:
+            try:
+                os.sched_setscheduler(tid, os.SCHED_OTHER, os.sched_param(0))
+            except ProcessLookupError:  # the thread ended meanwhile
+                pass
+    left = [tid for tid in _threads() if _policy(tid) == os.SCHED_IDLE]
+    if left:
+        log.warning("threads %s are still under SCHED_IDLE after the start", left)
     log.info("started below live work (SCHED_IDLE); serving at normal priority now")
+
+
+def _threads() -> list[int]:
+    return [int(tid) for tid in os.listdir("/proc/self/task")]
+
+
+def _policy(tid: int) -> int | None:
+    try:
+        return os.sched_getscheduler(tid)
+    except ProcessLookupError:
+        return None

@@ -179,8 +179,8 @@ class ChatRoutes:
         session then recovers first - and try once more (deployments/ingress/failover.py)."""
         where = await self.control.locate.remote(session_id, owner)
 
-        async def start(name: str) -> tuple[list, list[dict]]:
-            streams = [self.replicas[name].options(stream=True).chat.remote(session_id, messages, s, None, "")
+        async def start(name: str, moved: bool) -> tuple[list, list[dict]]:
+            streams = [self.replicas[name].options(stream=True).chat.remote(session_id, messages, s, None, "", moved)
                        for s in samplings]
             return streams, await first_items(streams, self._first)
 
@@ -196,10 +196,10 @@ class ChatRoutes:
         """Route a plain prompt, open its streams and take their first items. A replica whose model
         actors died before its restart was noticed is left for another, once: nothing was streamed
         yet and a plain prompt has no state there to lose (the router forgets that replica's prefixes)."""
-        async def start(name: str) -> tuple[list, list[dict]]:
+        async def start(name: str, moved: bool) -> tuple[list, list[dict]]:
             replica = self.replicas[name].options(stream=True)
-            streams = [replica.complete.remote(None, prompt_ids, s, press, scope) if prompt_ids is not None
-                       else replica.chat.remote(None, messages, s, press, scope) for s in samplings]
+            streams = [replica.complete.remote(None, prompt_ids, s, press, scope, moved) if prompt_ids is not None
+                       else replica.chat.remote(None, messages, s, press, scope, moved) for s in samplings]
             return streams, await first_items(streams, self._first)
 
         async def move(name: str, exc: BaseException) -> str:

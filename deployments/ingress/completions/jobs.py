@@ -56,9 +56,9 @@ class CompletionJobs:
     async def _start_job(self, req: CompletionRequest, job: PromptJob, sampling: SamplingParams,
                          session_id: str | None, owner: str, press: dict | None,
                          scope: str) -> tuple[list[dict] | None, dict[int, Any], dict[int, dict]]:
-        async def start(name: str) -> tuple[list[dict] | None, dict[int, Any], dict[int, dict]]:
-            logprobs = await self._job_logprobs(req, job, name, session_id)
-            streams = self._job_streams(req, job, name, sampling, session_id, press, scope)
+        async def start(name: str, moved: bool) -> tuple[list[dict] | None, dict[int, Any], dict[int, dict]]:
+            logprobs = await self._job_logprobs(req, job, name, session_id, moved)
+            streams = self._job_streams(req, job, name, sampling, session_id, press, scope, moved)
             return logprobs, streams, dict(zip(streams, await first_items(streams.values(), self._first)))
 
         async def move(name: str, exc: BaseException) -> str:
@@ -75,19 +75,19 @@ class CompletionJobs:
         _, started = await start_with_failover(job.replica, start, move, CACHE_GONE if session_id else ACTORS_GONE)
         return started
 
-    async def _job_logprobs(self, req: CompletionRequest, job: PromptJob, name: str,
-                            session_id: str | None) -> list[dict] | None:
+    async def _job_logprobs(self, req: CompletionRequest, job: PromptJob, name: str, session_id: str | None,
+                            moved: bool = False) -> list[dict] | None:
         """The prompt tokens' log-prob entries when ``echo`` and ``logprobs`` are set, else None."""
         if not (req.echo and req.logprobs is not None):
             return None
-        call = self.replicas[name].prompt_logprobs.remote(session_id, job.ids, req.logprobs)
+        call = self.replicas[name].prompt_logprobs.remote(session_id, job.ids, req.logprobs, moved)
         try:
             return await asyncio.wait_for(call, timeout=self.config.limits.request_timeout_s)
         except RayServeException as exc:
             raise to_api_error(exc) from exc
 
     def _job_streams(self, req: CompletionRequest, job: PromptJob, name: str, sampling: SamplingParams,
-                     session_id: str | None, press: dict | None, scope: str) -> dict[int, Any]:
+                     session_id: str | None, press: dict | None, scope: str, moved: bool = False) -> dict[int, Any]:
         """Choice index -> the replica's token stream, for one prompt (none when ``max_tokens`` is 0)."""
         if req.max_tokens == 0:
             return {}
@@ -96,5 +96,5 @@ class CompletionJobs:
             seed = None if req.seed is None else req.seed + i
             params = sampling.model_copy(update={"seed": seed}).model_dump(mode="json")
             streams[job.index * req.n + i] = self.replicas[name].options(stream=True).complete.remote(
-                session_id, job.ids, params, press, scope)
+                session_id, job.ids, params, press, scope, moved)
         return streams

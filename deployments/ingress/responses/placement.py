@@ -69,9 +69,9 @@ class TurnPlacement:
         (deployments/ingress/failover.py): after the parent's cache, which the control plane
         recovers first (waited for up to ``responses.ready_wait_s``), else on another replica; a
         stored turn's LOADING record moves with it (``relocate_load``)."""
-        async def start(at: str) -> tuple[Any, dict]:
+        async def start(at: str, moved: bool) -> tuple[Any, dict]:
             stream = self.replicas[at].options(stream=True).respond.remote(
-                parent.id if parent else None, turn.input_ids, sampling, store)
+                parent.id if parent else None, turn.input_ids, sampling, store, moved)
             return stream, (await first_items([stream], self._first))[0]
 
         async def move(at: str, exc: BaseException) -> str:

@@ -95,8 +95,8 @@ class SessionRoutes:
                     timeout=self.config.limits.load_timeout_s)
             except ACTORS_GONE:  # died, or restarting them (ActorsRestarting)
                 replica_id = await self.control.relocate_load.remote(session_id, replica_id)
-                stored = await asyncio.wait_for(
-                    self.replicas[replica_id].load_session.remote(session_id, context, press, pinned, owner),
+                stored = await asyncio.wait_for(  # moved once: waits for a restarting replica's actors
+                    self.replicas[replica_id].load_session.remote(session_id, context, press, pinned, owner, True),
                     timeout=max(1.0, self.config.limits.load_timeout_s - (time.perf_counter() - start)))
         except BaseException as exc:
             await self.control.mark_load_failed.remote(session_id, to_api_error(exc).message)

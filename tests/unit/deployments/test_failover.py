@@ -9,7 +9,7 @@ import asyncio
 import pytest
 from ray.exceptions import RayActorError
 
-from deployments.common.replica_errors import MissingCache
+from deployments.common.replica_errors import ActorsRestarting, MissingCache
 from deployments.ingress.failover import ACTORS_GONE, CACHE_GONE, first_items, start_with_failover
 
 
@@ -21,10 +21,11 @@ class Starts:
     """``start`` fails with the listed errors, one per call, then answers with the replica's name."""
 
     def __init__(self, *errors: BaseException):
-        self.errors, self.calls, self.moves = list(errors), [], []
+        self.errors, self.calls, self.moves, self.moved = list(errors), [], [], []
 
-    async def start(self, name: str) -> str:
+    async def start(self, name: str, moved: bool) -> str:
         self.calls.append(name)
+        self.moved.append(moved)
         if self.errors:
             raise self.errors.pop(0)
         return f"answer from {name}"
@@ -44,6 +45,16 @@ def test_a_dead_replica_is_left_once_for_the_one_move_names():
     s = Starts(RayActorError())
     assert run(start_with_failover("replica-0", s.start, s.move)) == ("replica-1", "answer from replica-1")
     assert s.calls == ["replica-0", "replica-1"] and s.moves == [("replica-0", "RayActorError")]
+    assert s.moved == [False, True]  # the moved start waits for a restarting replica's actors
+
+
+def test_a_replica_restarting_its_actors_is_left_like_a_dead_one():
+    """ActorsRestarting (refused at once while its actors restart) moves any request, as a dead actor
+    does; the second start is told it was moved (``wait_for_actors``), so it is not refused again."""
+    for lost in (ACTORS_GONE, CACHE_GONE):
+        s = Starts(ActorsRestarting("replica-0 is restarting its decode actor; retry shortly"))
+        assert run(start_with_failover("replica-0", s.start, s.move, lost)) == ("replica-1", "answer from replica-1")
+        assert s.moves == [("replica-0", "ActorsRestarting")] and s.moved == [False, True]
 
 
 def test_a_second_failure_is_the_requests_error():

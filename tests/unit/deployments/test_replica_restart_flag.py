@@ -109,12 +109,20 @@ def test_work_is_refused_at_once_while_the_decode_actor_restarts_if_another_repl
             with pytest.raises(ActorsRestarting):
                 await replica.holds()
         else:
-            replica.refuse_while_restarting()  # one replica: nothing to move to, the work waits
+            waiting = asyncio.ensure_future(replica.admit())  # one replica: nothing to move to, the work waits
+            await asyncio.sleep(0.05)
+            assert not waiting.done()
+        moved = asyncio.ensure_future(replica.admit(wait_for_actors=True))  # a request moved here waits too
+        await asyncio.sleep(0.05)
+        assert not moved.done()
         release.set()
         await replica._restart_task
+        await asyncio.wait_for(moved, 5)
+        if replicas == 1:
+            await asyncio.wait_for(waiting, 5)
         assert not replica.roles_down and replica.incarnation == 2
         assert replica.prefill_actor is prefill and killed == [replica_decode_before]
-        replica.refuse_while_restarting()
+        await replica.admit()
 
     replica = _replica([ActorDiedError()])
     replica_decode_before = replica.decode_actor
@@ -144,7 +152,7 @@ def test_a_dead_prefill_actor_alone_is_replaced_and_session_work_goes_on(monkeyp
         assert replica.roles_down == {"prefill"}
         with pytest.raises(ActorsRestarting):
             await replica.load_session("s", "a document", {"name": "no_press"})
-        replica.refuse_while_restarting(("decode",))  # a session's question or holds(): not refused
+        await replica.admit(("decode",))  # a session's question or holds(): not refused
         assert await replica.holds() == {}
         release.set()
         await replica._restart_task

@@ -37,13 +37,14 @@ class FakeReplica:
         self.reads, self.prefills = [], []
         self.peers: dict[str, FakeReplica] = {}  # replicas of its node whose files it may read
         self.restarting = False  # True: its actors restart (heartbeat says so, holds() refuses)
+        self.live_work = 0  # loads its heartbeat reports in flight (background recoveries avoid it)
         for method in ("heartbeat", "holds", "restore_session", "load_session", "free", "drop_persisted"):
             setattr(self, method, Method(getattr(self, f"_{method}")))
 
     async def _heartbeat(self):
         if self.restarting:
             return {"replica_id": self.name, "node": "node-a", "restarting": True}
-        return {"node": "node-a", "queue_depth": 0, "loads_in_flight": 0, "streams_in_flight": 0,
+        return {"node": "node-a", "queue_depth": self.live_work, "loads_in_flight": self.live_work, "streams_in_flight": 0,
                 "tiers": {"host": {"budget_bytes": 1 << 30, "held_bytes": sum(h["nbytes"] for h in self.held.values())}},
                 "events": [], "holds": dict(self.held),
                 "persisted": {s: {"owner": "anonymous", "press": PRESS} for s in self.persisted}}
@@ -65,7 +66,11 @@ class FakeReplica:
         self.held[session_id] = {"handle": f"h-{session_id}", "tier": "host", "nbytes": 1000}
         return {"stored_bytes": 1000, "load_s": 0.01}
 
-    async def _load_session(self, session_id, context, press, pinned=False, owner=None):
+    async def _load_session(self, session_id, context, press, pinned=False, owner=None, wait_for_actors=False):
+        if self.restarting and not wait_for_actors:
+            raise ActorsRestarting(f"{self.name} is restarting its model actors")
+        while self.restarting:  # the control plane's work waits for the new actors (Replica.admit)
+            await asyncio.sleep(0.02)
         await asyncio.sleep(0.05)
         self.prefills.append(session_id)
         self.held[session_id] = {"handle": f"h2-{session_id}", "tier": "host", "nbytes": 1000}
@@ -226,5 +231,44 @@ def test_sessions_of_a_restarting_replica_are_read_by_its_node_neighbour(monkeyp
         assert sorted(neighbour.reads) == sorted(ids) and not holder.reads
         assert not neighbour.prefills and not holder.prefills  # read, never re-prefilled
         assert set(ids) <= neighbour.persisted  # durable again on the replica that holds them now
+        shell._loop_task.cancel()
+    asyncio.run(scenario())
+
+
+def test_a_background_rebuild_on_a_restarting_replica_waits_for_it_and_is_not_failed(monkeypatch):
+    """Sessions without durable copies lost with replica-0's decode actor, the other replica busy
+    with live work: the background re-prefill can only go to replica-0, which is restarting. The
+    control plane's load waits for the new actors (``wait_for_actors``) instead of being refused
+    until the job gives up and the session is FAILED (lost)."""
+    from control_plane import ControlPlane, ReplicaId, SessionState
+    from deployments.config import AppConfig
+    from deployments.control import shell as shell_module
+
+    async def scenario():
+        store = MemorySessionStore()
+        config = AppConfig.model_validate({"replicas": {"count": 2}, "control": {"store": "memory"},
+                                           "control_tick_s": 0.05, "transfer": {"backend": "fake"}})
+        monkeypatch.setattr(shell_module, "ControlPlane", lambda cfg: ControlPlane(cfg, store=store))
+        holder, busy = FakeReplica("replica-0", set()), FakeReplica("replica-1", set())
+        busy.live_work = 3
+        shell = shell_module.ControlShell(config.model_dump(mode="json"), {"replica-0": holder, "replica-1": busy})
+        await shell.ready()
+        ids = []
+        for i in range(2):
+            record, _ = shell.cp.open_session(model="m", context=SessionContext(text=f"doc {i}"),
+                                              press=PressSpec.model_validate(PRESS), replica=ReplicaId("replica-0"))
+            shell.cp.mark_loaded(record.id, read_tokens=10, kept_tokens=5, stored_bytes=1000)
+            holder.held[record.id] = {"handle": f"h-{record.id}", "tier": "host", "nbytes": 1000}
+            ids.append(record.id)
+        await shell.heartbeat_all()
+        holder.restarting, holder.held = True, {}  # SIGKILL, no durable copies: re-prefill is the only way
+        for session_id in ids:
+            await shell.report_missing(session_id, "anonymous", "replica-0")
+        await asyncio.sleep(1.0)  # many ticks: the rebuilds started and wait for replica-0's actors
+        states = {shell.cp.view.session(s).state for s in ids}
+        assert states == {SessionState.REBUILDING}, states
+        holder.restarting = False
+        where = await asyncio.wait_for(asyncio.gather(*(shell.locate(s, "anonymous") for s in ids)), 20)
+        assert [w["replica"] for w in where] == ["replica-0"] * 2 and sorted(holder.prefills) == sorted(ids)
         shell._loop_task.cancel()
     asyncio.run(scenario())
