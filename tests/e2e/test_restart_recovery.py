@@ -43,6 +43,17 @@ NAME = "restart"
 QUESTION = "What is the secret code of the vault?"
 
 
+def thread_policies(pid: int) -> list[int]:
+    """The scheduling policy of every live thread of process ``pid`` (a thread may end meanwhile)."""
+    policies = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            policies.append(os.sched_getscheduler(int(tid)))
+        except ProcessLookupError:
+            pass
+    return policies
+
+
 def ask(base: str, session_id: str) -> httpx.Response:
     return httpx.post(f"{base}/v1/chat/completions", timeout=300, json={
         "model": MODEL, "session_id": session_id, "temperature": 0, "max_tokens": 12,
@@ -189,6 +200,11 @@ def test_sigkill_of_a_decode_actor_reads_its_sessions_back(loaded):
     # each came back from its durable copy - read by the other replica of this node from the killed replica's
     # files while that one restarts its decode actor, or by the killed replica once back - never re-prefilled
     assert done.get("read", 0) - reads_before >= len(on_victim) and done.get("rebuild", 0) == rebuilds_before, recovery
+    new_pid = httpx.get(f"{base}/admin/stats", timeout=60).json()["replicas"][victim]["pid"]
+    assert new_pid != pid
+    # the new decode actor started under SCHED_IDLE (deployments/serving/start_priority.py) and serves now
+    # with every thread back at the normal policy
+    assert set(thread_policies(new_pid)) == {os.SCHED_OTHER}
     print(f"\nSIGKILL: {len(on_victim)} sessions answered {elapsed_s:.2f} s after the kill; a load took "
           f"{load_during_recovery_s:.2f} s meanwhile vs {loaded.get('idle_after_restart_s', float('nan')):.2f} s idle on "
           f"the same application; recovery {recovery}")
