@@ -106,7 +106,10 @@ class ActorRestarts:
 
     async def actors_ready(self) -> None:
         """Return once every actor answers: a dead one is restarted first (the background task; a
-        cancelled caller does not cancel it). Raises ActorsRestarting if the restart failed."""
+        cancelled caller does not cancel it). Raises ActorsRestarting if the restart failed. (Alive
+        actors start no background task: the heartbeat reports any running one as ``restarting``.)"""
+        if not self.restarting and not self.roles_down and not await self._dead_roles():
+            return
         task = self._restart_in_background()
         try:
             await asyncio.shield(task)

@@ -161,3 +161,17 @@ def test_a_dead_prefill_actor_alone_is_replaced_and_session_work_goes_on(monkeyp
     replica = _replica([True])
     replica.prefill_actor = _Actor([ActorDiedError()])
     asyncio.run(scenario())
+
+
+def test_waiting_for_alive_actors_starts_no_restart_check():
+    """A read-back waits for the actors (``actors_ready``); with both alive it must not start the
+    background check, which the heartbeat would report as ``restarting`` (new loads would avoid
+    the replica that is reading sessions back)."""
+    async def scenario():
+        replica = _replica([True])
+        await replica.actors_ready()
+        assert replica._restart_task is None and not replica.restarting
+        beat = await replica.heartbeat()
+        assert beat["restarting"] is False
+
+    asyncio.run(scenario())
