@@ -33,7 +33,7 @@ from deployments.common.plain_prompt import PlainPromptPlanner
 from deployments.engine.prompt import PromptError
 from deployments.serving.prefill_actor import PrefillActor
 from deployments.serving.response_chains import ResponseChains
-from deployments.serving.start_priority import START_BELOW_LIVE_WORK
+from deployments.serving.start_priority import start_below_live_work
 
 log = logging.getLogger(__name__)
 _START_TIMEOUT_S = 600.0  # a new actor loads the model; a restarted one may start below live work (slower)
@@ -61,8 +61,9 @@ class Replica(ActorRestarts, ResponseChains):
             "num_cpus": cfg.replicas.num_cpus, "num_gpus": cfg.replicas.num_gpus,
             "scheduling_strategy": NodeAffinitySchedulingStrategy(self.node_id, soft=False),
         }
-        if self.incarnation > 0 and cfg.replicas.count > 1:  # a restart while other replicas serve (start_priority.py)
-            options["runtime_env"] = START_BELOW_LIVE_WORK
+        below = start_below_live_work() if self.incarnation > 0 and cfg.replicas.count > 1 else None
+        if below is not None:  # a restart while other replicas serve (start_priority.py)
+            options["runtime_env"] = below
         model = cfg.model.model_dump(mode="json")
         prefix = f"{self.app_name}.{self.replica_id}.{self.incarnation + 1}"
         if "prefill" in roles:
