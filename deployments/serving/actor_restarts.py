@@ -5,8 +5,9 @@ actor leaves the decode actor's KV pool - every session - in place; a dead decod
 pool with it (the control plane recovers those sessions). While the new actor loads the model
 (seconds of CPU on this machine, as much as a prefill), work that needs it would wait there; with
 other replicas in the application it is refused at once instead (``admit``: the ingress moves it,
-deployments/ingress/failover.py; work moved here already, or sent by the control plane, waits) and the heartbeat says ``restarting`` (the
-control plane places new work, and reads the lost sessions' durable copies, elsewhere).
+deployments/ingress/failover.py; work moved here already, or sent by the control plane, waits),
+and the heartbeat says ``restarting`` (the control plane places new work, and reads the lost
+sessions' durable copies, elsewhere). The new actor starts below live work (start_priority.py).
 """
 
 from __future__ import annotations

@@ -85,7 +85,8 @@ def lower() -> None:
 
 
 def lower_if_asked() -> None:
-    """``lower`` in a process started with ``START_BELOW_LIVE_WORK`` (once); a no-op elsewhere."""
+    """``lower`` in a process started with ``start_below_live_work()``'s environment (once); a no-op
+    elsewhere."""
     if os.environ.pop(_ASK, None) == "1":
         lower()
 
@@ -104,6 +105,8 @@ def restore() -> None:
                 os.sched_setscheduler(tid, os.SCHED_OTHER, os.sched_param(0))
             except ProcessLookupError:  # the thread ended meanwhile
                 pass
+            except OSError as exc:  # never fails the actor's start: reported below if it stays lowered
+                log.warning("thread %d: could not return to SCHED_OTHER (%s)", tid, exc)
     left = [tid for tid in _threads() if _policy(tid) == os.SCHED_IDLE]
     if left:
         log.warning("threads %s are still under SCHED_IDLE after the start", left)
