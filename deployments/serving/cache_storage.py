@@ -88,8 +88,10 @@ class CacheStorage:
         dtype = str(self.engine.model.dtype).removeprefix("torch.")
         spec = PressSpec.model_validate(expect["press"]).model_dump(mode="json") if expect.get("press") else None
         checks = {"owner": expect.get("owner"), "press": spec, "model_id": self.engine.model_name, "dtype": dtype}
-        ckv = self.durable.read(session_id, **checks) if from_dir is None else read_persisted(from_dir, session_id,
-                                                                                              **checks)
+        if from_dir is None:
+            ckv = self.durable.read(session_id, **checks)
+        else:
+            ckv = read_persisted(from_dir, session_id, **checks)
         handle, info = self.sessions.store(session_id, ckv, pinned)
         if from_dir is not None:
             self._persist(session_id, ckv, expect.get("owner"), spec)

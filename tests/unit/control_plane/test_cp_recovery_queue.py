@@ -118,27 +118,20 @@ def test_reads_back_where_a_matching_copy_is_else_rebuilds():
     assert "no usable durable copy" in plans["s1"].detail
 
 
-def test_copy_on_a_dead_replica_of_another_node_is_rebuilt_elsewhere():
-    view = view_with(("r1", {}), ("r2", {"node": "n2"}))
+@pytest.mark.parametrize("node, plan_is", [
+    ("n2", ("r1", False, None)),          # another node: its files are out of reach, re-prefill
+    ("node-a", ("r1", True, "r2")),       # the same node: r1 reads r2's files
+])
+def test_copy_on_a_dead_replica_is_read_from_its_node_or_rebuilt_elsewhere(node, plan_is):
+    view = view_with(("r1", {}), ("r2", {"node": node}))
     view.mark_dead(ReplicaId("r2"))
     q, _ = queue()
     (rec,) = lost(view, 1)
     q.add(rec)
     q.note_persisted(ReplicaId("r2"), {"s0": {"owner": "anonymous", "press": PRESS}})
     (plan,) = q.next_plans(view, config(), {}, never_busy)
-    assert (plan.target, plan.read_persisted) == ("r1", False)
-
-
-def test_copy_on_a_dead_replica_of_the_same_node_is_read_by_another_replica_there():
-    view = view_with(("r1", {}), ("r2", {}))
-    view.mark_dead(ReplicaId("r2"))
-    q, _ = queue()
-    (rec,) = lost(view, 1)
-    q.add(rec)
-    q.note_persisted(ReplicaId("r2"), {"s0": {"owner": "anonymous", "press": PRESS}})
-    (plan,) = q.next_plans(view, config(), {}, never_busy)
-    assert (plan.target, plan.read_persisted, plan.read_from) == ("r1", True, "r2")
-    assert "from r1 (same node)" in plan.detail
+    assert (plan.target, plan.read_persisted, plan.read_from) == plan_is
+    assert ("from r1 (same node)" in plan.detail) == plan.read_persisted
 
 
 def test_a_restarting_holder_is_read_by_a_replica_of_its_node_not_waited_for():

@@ -196,36 +196,57 @@ def test_a_copy_on_another_replica_than_recorded_is_kept_and_read_back(monkeypat
     asyncio.run(scenario())
 
 
+def two_replica_shell(monkeypatch, first: FakeReplica, second: FakeReplica):
+    """A control shell over ``first`` and ``second`` (2 replicas, in-memory store, fast ticks)."""
+    from control_plane import ControlPlane
+    from deployments.config import AppConfig
+    from deployments.control import shell as shell_module
+
+    store = MemorySessionStore()
+    config = AppConfig.model_validate({"replicas": {"count": 2}, "control": {"store": "memory"},
+                                       "control_tick_s": 0.05, "transfer": {"backend": "fake"}})
+    monkeypatch.setattr(shell_module, "ControlPlane", lambda cfg: ControlPlane(cfg, store=store))
+    return shell_module.ControlShell(config.model_dump(mode="json"), {first.name: first, second.name: second})
+
+
+async def loaded_on(shell, replica: FakeReplica, sessions: int, persisted: bool) -> list[str]:
+    """``sessions`` READY sessions held by ``replica``'s pool (and on its disk if ``persisted``), listed
+    by a heartbeat; returns their ids."""
+    from control_plane import ReplicaId
+
+    ids = []
+    for i in range(sessions):
+        record, _ = shell.cp.open_session(model="m", context=SessionContext(text=f"doc {i}"),
+                                          press=PressSpec.model_validate(PRESS), replica=ReplicaId(replica.name))
+        shell.cp.mark_loaded(record.id, read_tokens=10, kept_tokens=5, stored_bytes=1000)
+        replica.held[record.id] = {"handle": f"h-{record.id}", "tier": "host", "nbytes": 1000}
+        if persisted:
+            replica.persisted.add(record.id)
+        ids.append(record.id)
+    await shell.heartbeat_all()  # the control plane lists the replica's durable copies
+    return ids
+
+
+async def sigkill(shell, replica: FakeReplica, ids: list[str]) -> None:
+    """``replica``'s decode actor dies (its pool is gone, its files stay; it restarts) and requests
+    for ``ids`` report the lost caches."""
+    replica.restarting, replica.held = True, {}
+    for session_id in ids:
+        await shell.report_missing(session_id, "anonymous", replica.name)
+
+
 def test_sessions_of_a_restarting_replica_are_read_by_its_node_neighbour(monkeypatch):
     """replica-0's decode actor died and its actors restart (seconds of model loading): a request
     finds its session gone (``report_missing``: holds() refuses while restarting, so the control
     plane marks it restarting at once) and replica-1, on the same node, reads the durable copy from
     replica-0's files instead of waiting for it or re-prefilling."""
-    from control_plane import ControlPlane, ReplicaId
-    from deployments.config import AppConfig
-    from deployments.control import shell as shell_module
-
     async def scenario():
-        store = MemorySessionStore()
-        config = AppConfig.model_validate({"replicas": {"count": 2}, "control": {"store": "memory"},
-                                           "control_tick_s": 0.05, "transfer": {"backend": "fake"}})
-        monkeypatch.setattr(shell_module, "ControlPlane", lambda cfg: ControlPlane(cfg, store=store))
         holder, neighbour = FakeReplica("replica-0", set()), FakeReplica("replica-1", set())
         neighbour.peers = {"replica-0": holder}
-        shell = shell_module.ControlShell(config.model_dump(mode="json"), {"replica-0": holder, "replica-1": neighbour})
+        shell = two_replica_shell(monkeypatch, holder, neighbour)
         await shell.ready()
-        ids = []
-        for i in range(3):
-            record, _ = shell.cp.open_session(model="m", context=SessionContext(text=f"doc {i}"),
-                                              press=PressSpec.model_validate(PRESS), replica=ReplicaId("replica-0"))
-            shell.cp.mark_loaded(record.id, read_tokens=10, kept_tokens=5, stored_bytes=1000)
-            holder.held[record.id] = {"handle": f"h-{record.id}", "tier": "host", "nbytes": 1000}
-            holder.persisted.add(record.id)
-            ids.append(record.id)
-        await shell.heartbeat_all()  # the control plane lists replica-0's durable copies
-        holder.restarting, holder.held = True, {}  # SIGKILL: the pool is gone, the files stay
-        for session_id in ids:
-            await shell.report_missing(session_id, "anonymous", "replica-0")
+        ids = await loaded_on(shell, holder, 3, persisted=True)
+        await sigkill(shell, holder, ids)
         where = await asyncio.wait_for(asyncio.gather(*(shell.locate(s, "anonymous") for s in ids)), 20)
         assert [w["replica"] for w in where] == ["replica-1"] * 3
         assert sorted(neighbour.reads) == sorted(ids) and not holder.reads
@@ -240,30 +261,15 @@ def test_a_background_rebuild_on_a_restarting_replica_waits_for_it_and_is_not_fa
     with live work: the background re-prefill can only go to replica-0, which is restarting. The
     control plane's load waits for the new actors (``wait_for_actors``) instead of being refused
     until the job gives up and the session is FAILED (lost)."""
-    from control_plane import ControlPlane, ReplicaId, SessionState
-    from deployments.config import AppConfig
-    from deployments.control import shell as shell_module
+    from control_plane import SessionState
 
     async def scenario():
-        store = MemorySessionStore()
-        config = AppConfig.model_validate({"replicas": {"count": 2}, "control": {"store": "memory"},
-                                           "control_tick_s": 0.05, "transfer": {"backend": "fake"}})
-        monkeypatch.setattr(shell_module, "ControlPlane", lambda cfg: ControlPlane(cfg, store=store))
         holder, busy = FakeReplica("replica-0", set()), FakeReplica("replica-1", set())
         busy.live_work = 3
-        shell = shell_module.ControlShell(config.model_dump(mode="json"), {"replica-0": holder, "replica-1": busy})
+        shell = two_replica_shell(monkeypatch, holder, busy)
         await shell.ready()
-        ids = []
-        for i in range(2):
-            record, _ = shell.cp.open_session(model="m", context=SessionContext(text=f"doc {i}"),
-                                              press=PressSpec.model_validate(PRESS), replica=ReplicaId("replica-0"))
-            shell.cp.mark_loaded(record.id, read_tokens=10, kept_tokens=5, stored_bytes=1000)
-            holder.held[record.id] = {"handle": f"h-{record.id}", "tier": "host", "nbytes": 1000}
-            ids.append(record.id)
-        await shell.heartbeat_all()
-        holder.restarting, holder.held = True, {}  # SIGKILL, no durable copies: re-prefill is the only way
-        for session_id in ids:
-            await shell.report_missing(session_id, "anonymous", "replica-0")
+        ids = await loaded_on(shell, holder, 2, persisted=False)
+        await sigkill(shell, holder, ids)  # no durable copies: re-prefill is the only way
         await asyncio.sleep(1.0)  # many ticks: the rebuilds started and wait for replica-0's actors
         states = {shell.cp.view.session(s).state for s in ids}
         assert states == {SessionState.REBUILDING}, states
