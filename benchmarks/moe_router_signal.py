@@ -25,6 +25,7 @@ import torch
 from kvpress import BasePress
 from transformers import DynamicCache
 
+from deployments.engine.attn_impl import attention_implementation
 from deployments.engine.presses.moe_gate import input_features
 from deployments.engine.presses.moe_router import EXPERTS, expert_scores
 
@@ -117,10 +118,10 @@ def capture(engine, context_ids: list[int], ratios: tuple[float, ...], doc_id: s
     cache = DynamicCache()
     try:
         with engine._lock, torch.inference_mode():
-            with engine._attn("sdpa"), press(model):
+            with attention_implementation(model, "sdpa"), press(model):
                 model.model(input_ids=torch.tensor([context_ids]), past_key_values=cache)
             weights.clear()
-            with engine._attn("eager"):
+            with attention_implementation(model, "eager"):
                 model.model(input_ids=torch.tensor([held]), past_key_values=cache)
     finally:
         for hook in hooks:

@@ -154,7 +154,7 @@ class RecoveryQueue:
             if not self._slot_free(demanded) or busy(session_id):
                 continue
             busy_replicas = set() if demanded else {r for r, n in live_work.items() if n > 0}
-            plan = self._plan(record, view, picker, busy_replicas)
+            plan = self._plan(record, view, picker, busy_replicas, background=not demanded)
             if plan is None:
                 continue
             del self._waiting[session_id]
@@ -168,10 +168,11 @@ class RecoveryQueue:
         return running < (self.config.max_concurrent_demanded if demanded else self.config.max_concurrent)
 
     def _plan(self, record: SessionRecord, view: ClusterView, picker: TargetPicker,
-              busy_replicas: set[ReplicaId]) -> MigrationPlan | None:
+              busy_replicas: set[ReplicaId], background: bool) -> MigrationPlan | None:
         """Read a matching durable copy back where a replica can (``_readers``), else re-prefill on
         the least loaded replica, one restarting its actors only if no other has room.
-        ``busy_replicas``: replicas with live work, which this plan must not use."""
+        ``busy_replicas``: replicas with live work, which this plan must not use; ``background``:
+        no request waits for the session (its re-prefill will yield to live prefills)."""
         allowed = {r.replica_id: r for r in view.accepting_replicas() if r.replica_id not in busy_replicas}
         others = [r.replica_id for r in view.replicas()]
         holders = sorted(r for r, copy in self.persisted_on(record.id).items() if copy_matches(record, copy))
@@ -179,21 +180,22 @@ class RecoveryQueue:
             if picker.pick(record.stored_bytes, exclude=[r for r in others if r != reader]) is not None:
                 own = reader == holder
                 return self._make(record, reader, True, f"read back the durable copy on {holder}"
-                                  + ("" if own else f" from {reader} (same node)"), None if own else holder)
+                                  + ("" if own else f" from {reader} (same node)"), background, None if own else holder)
         for restarting_ok in (False, True):
             usable = {r for r, v in allowed.items() if restarting_ok or not v.restarting}
             target = picker.pick(record.stored_bytes, exclude=[r for r in others if r not in usable])
             if target is not None:
                 why = "no usable durable copy" if not holders else "no replica that can read the durable copy has room"
-                return self._make(record, target.replica_id, False, f"{why}; re-prefill the stored context")
+                return self._make(record, target.replica_id, False, f"{why}; re-prefill the stored context",
+                                  background)
         return None
 
     @staticmethod
-    def _make(record: SessionRecord, target: ReplicaId, read: bool, detail: str,
+    def _make(record: SessionRecord, target: ReplicaId, read: bool, detail: str, background: bool,
               read_from: ReplicaId | None = None) -> MigrationPlan:
         return MigrationPlan(session_id=record.id, source=None, target=target, reason=MigrationReason.COPY_LOST,
                              method=MigrationMethod.REBUILD, stored_bytes=record.stored_bytes,
-                             read_persisted=read, read_from=read_from, detail=detail)
+                             read_persisted=read, read_from=read_from, detail=detail, background=background)
 
     # ---- outcomes and estimates ----------------------------------------------------------------
 

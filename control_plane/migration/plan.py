@@ -34,6 +34,8 @@ class MigrationPlan:
       re-prefilling; the re-prefill stays the fallback (control_plane.recovery_queue).
     - ``read_from``: the replica whose durable copy the target reads, when it is not the target's
       own (another replica on the same node: the copy's files are on the target's disk).
+    - ``background``: no request waits for this session (a background recovery): a re-prefill
+      gives way to the target's live prefills (deployments/engine/preemption.py).
     """
 
     session_id: SessionId
@@ -47,3 +49,4 @@ class MigrationPlan:
     detail: str = ""
     read_persisted: bool = False
     read_from: ReplicaId | None = None
+    background: bool = False

@@ -89,7 +89,8 @@ class MigrationRunner:
                 if read is not None:
                     return read
             stored = await target.load_session.remote(session, record.context.prefill_input(), record.press,
-                                                      record.pinned, record.owner, wait_for_actors=True)
+                                                      record.pinned, record.owner, wait_for_actors=True,
+                                                      background=plan.background)
             self.counters["rebuilds"] += 1
             self.recovered_by[session] = "rebuild"
             return f"rebuilt {stored['stored_bytes']} bytes"

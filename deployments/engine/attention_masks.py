@@ -37,6 +37,7 @@ class AttentionMasks:
     def __init__(self, model: torch.nn.Module):
         base = model.model
         base = base.language_model if hasattr(base, "language_model") else base
+        self.layers: list[torch.nn.Module] = list(base.layers)
         self.modules: list[torch.nn.Module] = [layer.self_attn for layer in base.layers]
 
     def none(self) -> list[tuple | None]:
@@ -54,6 +55,17 @@ class AttentionMasks:
         finally:
             for module in self.modules:
                 module.masked_key_indices = None
+
+    @contextlib.contextmanager
+    def cleared_on_error(self) -> Iterator[None]:
+        """Around a prefill: if it raises, clear the masks its press left on the layers it reached
+        (kvpress's attention patch would otherwise fake keys in the process's next forward)."""
+        try:
+            yield
+        except BaseException:
+            for module in self.modules:
+                module.masked_key_indices = None
+            raise
 
     def take(self, cache: DynamicCache) -> list[torch.Tensor | None]:
         """Collect (and clear) the masks a prefill press left, as ``[heads, T]`` bool tensors

@@ -12,7 +12,8 @@ Contract:
   (deployments/engine/scoring.py).
 - One model is shared by all requests of a process. kvpress keeps per-head masks on the attention
   modules, so every forward runs under ``self._lock`` with the request's own masks installed;
-  concurrent generations interleave token by token.
+  concurrent generations interleave token by token. A ``background`` prefill (a recovery no client
+  waits for) gives way to live prefills at the next decoder layer (deployments/engine/preemption.py).
 """
 
 from __future__ import annotations
@@ -27,8 +28,10 @@ from kvpress import BasePress
 from transformers import DynamicCache
 
 from deployments.engine.attention_masks import AttentionMasks, masked_key_indices
+from deployments.engine.attn_impl import attention_implementation
 from deployments.engine.detokenizer import StreamingDetokenizer
 from deployments.engine.model_loader import LoadedModel
+from deployments.engine.preemption import PrefillPriority
 from deployments.engine.presses import ResolvedPress, resolve
 from deployments.engine.presses.budget import prefill_press
 from deployments.engine.presses.press_stats import load_stats
@@ -71,6 +74,7 @@ class KVEngine:
         self.max_positions = int(getattr(self.model.config, "max_position_embeddings", 1 << 30))
         self.masks = AttentionMasks(self.model)
         self._lock = threading.RLock()
+        self.priority = PrefillPriority(self.masks.layers, self._lock)
         eos = self.model.generation_config.eos_token_id
         self.eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
         self.vocab_size = int(self.model.get_output_embeddings().weight.shape[0])
@@ -87,16 +91,18 @@ class KVEngine:
             frame = self.renderer.chat_frame(list(context))
         return frame, self.renderer.encode(frame.prefix_text)
 
-    def prefill(self, context: Context, spec: PressSpec = NO_PRESS,
-                progress: ProgressCallback | None = None, pool_pressure: float | None = None) -> CompressedKV:
+    def prefill(self, context: Context, spec: PressSpec = NO_PRESS, progress: ProgressCallback | None = None,
+                pool_pressure: float | None = None, background: bool = False) -> CompressedKV:
         """Read ``context`` once under ``spec``'s press; raises PressSpecError, ContextTooLongError.
-        ``pool_pressure``: the replica's KV pool use in [0, 1], for ``cache_aware`` presses."""
+        ``pool_pressure``: the replica's KV pool use in [0, 1], for ``cache_aware`` presses;
+        ``background``: no client waits for it - live prefills go first (preemption.py)."""
         resolved = resolve(spec, pool_pressure)
         frame, token_ids = self.frame_for(context)
-        return self.prefill_ids(token_ids, resolved, frame, progress)
+        return self.prefill_ids(token_ids, resolved, frame, progress, background)
 
     def prefill_ids(self, token_ids: list[int], resolved: ResolvedPress, frame: PromptFrame,
-                    progress: ProgressCallback | None = None) -> CompressedKV:
+                    progress: ProgressCallback | None = None, background: bool = False) -> CompressedKV:
+        """``background``: a prefill no client waits for, which gives way to live ones (preemption.py)."""
         if not token_ids:
             raise PromptError("context must not be empty")
         self.check_ids(token_ids, "context")
@@ -107,11 +113,8 @@ class KVEngine:
         if progress:
             progress("prefill", 0.0)
         ids = torch.tensor([token_ids], device=self.device)
-        cache = DynamicCache()
-        with self._lock, torch.inference_mode(), self._attn(resolved.attn_implementation):
-            with press(self.model) if press is not None else contextlib.nullcontext():
-                self.model.model(input_ids=ids, past_key_values=cache)
-            masks = self.masks.take(cache)
+        cache, masks = self.priority.run(lambda: self._prefill_forward(ids, press, resolved.attn_implementation),
+                                         background)
         if progress:
             progress("prefill", 1.0)
         layers = tuple(layer_from_mask(cache.layers[i].keys, cache.layers[i].values, masks[i])
@@ -291,6 +294,15 @@ class KVEngine:
             out = self.model(input_ids=ids, past_key_values=cache, position_ids=positions, logits_to_keep=1)
         return out.logits[0, -1].float()  # sampling, logprobs and grammar masks work in float32
 
+    def _prefill_forward(self, ids: torch.Tensor, press: Any, attn: str | None) -> tuple[DynamicCache, list]:
+        """One prefill forward under ``press`` (called under the lock); on any exception the model is left as
+        it was found (masks cleared, attention implementation restored, the press's hooks removed)."""
+        cache = DynamicCache()
+        with torch.inference_mode(), attention_implementation(self.model, attn), self.masks.cleared_on_error():
+            with press(self.model) if press is not None else contextlib.nullcontext():
+                self.model.model(input_ids=ids, past_key_values=cache)
+            return cache, self.masks.take(cache)
+
     def _decoding_press(self, ckv: CompressedKV, override: PressSpec | None) -> Any:
         spec = override or PressSpec.model_validate(ckv.meta.press)
         resolved = resolve(spec)
@@ -311,15 +323,3 @@ class KVEngine:
         if press is None:
             return contextlib.nullcontext()
         return BasePress.__call__(press, self.model)
-
-    @contextlib.contextmanager
-    def _attn(self, required: str | None) -> Iterator[None]:
-        current = self.model.config._attn_implementation
-        if required is None or required == current:
-            yield
-            return
-        self.model.set_attn_implementation(required)
-        try:
-            yield
-        finally:
-            self.model.set_attn_implementation(current)

@@ -20,10 +20,13 @@ from kvpool.compressed_kv import CompressedKV
 from kvpool.press_spec import PressSpec
 
 
-@ray.remote(concurrency_groups={"health": 1})
+@ray.remote(concurrency_groups={"health": 1, "background": 1})
 class PrefillActor:
-    """Prefills run one at a time (the default group); ``ready`` has its own thread, so a replica's
-    health check is answered while a long prefill - or a queue of them - runs."""
+    """Live prefills run one at a time (the default group); background prefills (recoveries no
+    client waits for) have their own thread and queue, and give way to a live prefill at the next
+    decoder layer (deployments/engine/preemption.py), so a client's load never waits out a
+    recovery's forward. ``ready`` and ``stats`` have their own thread, so a replica's health check
+    is answered while a long prefill - or a queue of them - runs."""
 
     def __init__(self, model: dict, torch_threads: int, presses: dict | None = None):
         install_press_policy(presses)  # AppConfig.presses: allowlisted custom presses, artifact directory
@@ -34,11 +37,23 @@ class PrefillActor:
     def ready(self) -> bool:
         return True
 
+    @ray.method(concurrency_group="health")
+    def stats(self) -> dict[str, int]:
+        """``preemptions``: background prefills abandoned (and redone) because a live one waited."""
+        return {"preemptions": self.engine.priority.preemptions}
+
     def prefill(self, context: str | list[dict[str, Any]] | list[int], press: dict,
                 pool_pressure: float | None = None) -> CompressedKV:
         """Prefill ``context`` under ``press``; raises PressSpecError, ContextTooLongError, PromptError.
         ``pool_pressure``: the replica's KV pool use in [0, 1], for ``cache_aware`` presses."""
         return self.engine.prefill(context, PressSpec.model_validate(press), pool_pressure=pool_pressure)
+
+    @ray.method(concurrency_group="background")
+    def prefill_background(self, context: str | list[dict[str, Any]] | list[int], press: dict,
+                           pool_pressure: float | None = None) -> CompressedKV:
+        """``prefill`` for work no client waits for: it yields to live prefills (and is redone)."""
+        return self.engine.prefill(context, PressSpec.model_validate(press), pool_pressure=pool_pressure,
+                                   background=True)
 
     def count_tokens(self, context: str | list[dict[str, Any]]) -> int:
         return len(self.engine.frame_for(context)[1])

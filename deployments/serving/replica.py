@@ -106,26 +106,28 @@ class Replica(ActorRestarts, ResponseChains):
 
     # ---- sessions ----------------------------------------------------------------------------
     async def load_session(self, session_id: str, context: Any, press: dict, pinned: bool = False,
-                           owner: str | None = None, wait_for_actors: bool = False) -> dict:
+                           owner: str | None = None, wait_for_actors: bool = False, background: bool = False) -> dict:
         """Prefill ``context`` under ``press`` and store it in this replica's pool (and, behind the
         reply, in its durable store, recording ``owner`` and ``press``).
 
         ``context`` may also be a conversation chain ``{"token_ids": [...], "uncompressed_from": n}``
         (a stored response, deployments/ingress/responses/): the first ``n`` tokens are prefilled
         under ``press``, the rest appended whole - the layout the chain had when it was stored.
-        While an actor restarts: ActorsRestarting at once, or a wait with ``wait_for_actors`` (``admit``)."""
+        While an actor restarts: ActorsRestarting at once, or a wait with ``wait_for_actors`` (``admit``).
+        ``background``: a recovery no client waits for - its prefill gives way to live ones."""
         await self.admit(ROLES, wait_for_actors)
         self.loads_in_flight += 1
         try:
             start = time.perf_counter()
             if isinstance(context, dict):
                 stored = await self._load_chain(session_id, context["token_ids"], context["uncompressed_from"],
-                                                press, pinned)
+                                                press, pinned, background)
             else:
                 pressure = None  # cache_aware presses (moe_router) read the pool's pressure at load time
                 if wants_pool_pressure(press):
                     pressure = pool_pressure_of((await self.decode_actor.stats.remote())["tiers"])
-                ckv_ref = self.prefill_actor.prefill.remote(context, press, pressure)
+                prefill = self.prefill_actor.prefill_background if background else self.prefill_actor.prefill
+                ckv_ref = prefill.remote(context, press, pressure)
                 stored = await self.decode_actor.store.remote(session_id, ckv_ref, pinned, owner, press)
             stored["load_s"] = time.perf_counter() - start
             stored["replica"] = self.replica_id
@@ -273,8 +275,14 @@ class Replica(ActorRestarts, ResponseChains):
                 "tiers": stats["tiers"], "holds": holds, "events": events, "persisted": persisted, "stats": stats}
 
     async def stats(self) -> dict:
-        stats = await self.decode_actor.stats.remote()
-        return {**stats, "actor_ids": self.actor_ids(), "node": self.node_id, "incarnation": self.incarnation}
+        """The decode actor's pool and batch stats, plus the prefill actor's (``prefill``; empty while it restarts)."""
+        stats, prefill = await asyncio.gather(self.decode_actor.stats.remote(), self.prefill_actor.stats.remote(),
+                                              return_exceptions=True)
+        if isinstance(stats, BaseException):
+            raise stats
+        prefill = {} if isinstance(prefill, BaseException) else prefill
+        return {**stats, "prefill": prefill, "actor_ids": self.actor_ids(), "node": self.node_id,
+                "incarnation": self.incarnation}
 
     def actor_ids(self) -> dict[str, dict[str, str]]:
         """Ids and names of this replica's actors (operators kill or inspect them by these)."""

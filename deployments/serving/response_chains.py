@@ -22,12 +22,14 @@ class ResponseChains:
     decode_actor: Any
 
     async def _load_chain(self, session_id: str, token_ids: list[int], uncompressed_from: int, press: dict,
-                          pinned: bool = False) -> dict:
-        """Store ``token_ids[:uncompressed_from]`` prefilled under ``press`` + the rest appended whole."""
+                          pinned: bool = False, background: bool = False) -> dict:
+        """Store ``token_ids[:uncompressed_from]`` prefilled under ``press`` + the rest appended whole
+        (``background``: a recovery no client waits for, whose prefill yields to live ones)."""
+        prefill = self.prefill_actor.prefill_background if background else self.prefill_actor.prefill
         if uncompressed_from <= 0:
-            base = self.prefill_actor.prefill.remote(token_ids, NO_PRESS.model_dump(mode="json"))
+            base = prefill.remote(token_ids, NO_PRESS.model_dump(mode="json"))
             return await self.decode_actor.store_extended.remote(session_id, base, [], pinned)
-        base = self.prefill_actor.prefill.remote(token_ids[:uncompressed_from], press)
+        base = prefill.remote(token_ids[:uncompressed_from], press)
         return await self.decode_actor.store_extended.remote(session_id, base, token_ids[uncompressed_from:], pinned)
 
     async def respond(self, parent: str | None, input_ids: list[int], sampling: dict,

@@ -34,7 +34,7 @@ import pytest
 
 from kvpool.durable_files import file_stem
 from tests.conftest import document
-from tests.e2e.conftest import PORT, START_TIMEOUT_S
+from tests.e2e.conftest import PORT, START_TIMEOUT_S, metric_values
 from tests.serving import MODEL, create_session, serve_app, small_args
 
 pytestmark = pytest.mark.e2e
@@ -162,6 +162,8 @@ def test_restart_reads_sessions_back_with_the_same_answers(loaded):
     recovery = health(base)["recovery"]
     assert recovery["done"].get("read_fallback_corrupt", 0) >= 1, recovery
     assert recovery["done"].get("read", 0) >= SESSIONS - 1 and recovery["done"].get("rebuild", 0) >= 1, recovery
+    preemptions = metric_values(base, "kvfleet_prefill_preemptions")  # each replica's prefill actor reports
+    assert len(preemptions) == len(health(base)["replicas"]) and all(v >= 0 for v in preemptions.values()), preemptions
     print(f"\n{SESSIONS} sessions answered {all_answered_s:.2f} s after /v1/models answered; "
           f"a load took {load_during_recovery_s:.2f} s during recovery (fresh replicas) vs {loaded['idle_load_s']:.2f} s "
           f"on the warm app before (benchmarks/restart_recovery.py compares fresh with fresh); recovery {recovery}")

@@ -1,6 +1,7 @@
 """A busy PrefillActor still answers the replica's health check (its ``ready`` runs on its own
 thread), so a queue of long prefills is never mistaken for a dead actor - which would make the
-replica kill both actors and throw away every session they hold."""
+replica kill both actors and throw away every session they hold. And a client's prefill does not
+wait out a background one (a recovery): that one gives way at the next decoder layer."""
 
 from __future__ import annotations
 
@@ -23,6 +24,19 @@ def prefill_actor():
         actor = PrefillActor.remote({"model_id": MODEL}, 1)
         ray.get(actor.ready.remote(), timeout=600)
         yield actor
+
+
+def test_a_live_prefill_does_not_wait_for_a_background_prefill_running_before_it(prefill_actor):
+    press = {"name": "knorm", "compression_ratio": 0.5}
+    before = ray.get(prefill_actor.stats.remote(), timeout=10)["preemptions"]
+    background = prefill_actor.prefill_background.remote(document(350), press)  # ~6k tokens: seconds
+    time.sleep(1.0)  # its forward runs
+    live = prefill_actor.prefill.remote(document(3), press)
+
+    first, _ = ray.wait([live, background], num_returns=1, timeout=900)
+    assert first == [live], "the live prefill waited for the background one"
+    assert ray.get(prefill_actor.stats.remote(), timeout=10)["preemptions"] == before + 1  # answered while busy
+    assert ray.get(background, timeout=900).meta.original_tokens > 5000  # redone after the live one, whole
 
 
 def test_ready_answers_while_a_long_prefill_runs(prefill_actor):

@@ -41,6 +41,9 @@ class IngressMetrics:
                                   ["replica", "event"], registry=r)
         self.control_counter = Gauge("kvfleet_control_plane", "control-plane counters (migrations, rebuilds ...)",
                                      ["counter"], registry=r)
+        self.prefill_preemptions = Gauge("kvfleet_prefill_preemptions", "background prefills (recoveries no "
+                                         "client waits for) abandoned and redone because a live prefill waited",
+                                         ["replica"], registry=r)
         self.batch = BatchMetricsCollector()
         r.register(self.batch)
         self.press_stats = PressStatsCollector()
@@ -54,6 +57,8 @@ class IngressMetrics:
             self.budget.labels(replica, tier).set(usage.get("budget_bytes", 0))
         for name, value in stats.get("counters", {}).items():
             self.pool_counter.labels(replica, name).set(value)
+        if "preemptions" in stats.get("prefill", {}):
+            self.prefill_preemptions.labels(replica).set(stats["prefill"]["preemptions"])
         self.batch.update(replica, stats.get("batch"))
         self.press_stats.update(replica, stats.get("press_stats"))
 

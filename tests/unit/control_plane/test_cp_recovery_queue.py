@@ -78,6 +78,8 @@ def test_asked_for_recoveries_have_their_own_bound_too():
         q.demand(rec)
     plans = q.next_plans(view, config(), {}, never_busy)
     assert [p.session_id for p in plans] == ["s0", "s1", "s4"]  # 2 asked-for slots (oldest ask first) + 1 background
+    # only the one nobody asked for yields its re-prefill to live prefills on its replica
+    assert [p.background for p in plans] == [False, False, True]
     assert q.next_plans(view, config(), {}, never_busy) == []  # s2, asked for too, waits for a slot of its kind
     q.finished(SessionId("s4"), "read", 0.5)  # a background slot frees: still not s2's
     assert [p.session_id for p in q.next_plans(view, config(), {}, never_busy)] == ["s3"]
@@ -93,10 +95,12 @@ def test_live_work_first_background_waits_for_quiet_replicas():
         q.add(rec)
     busy_everywhere = {ReplicaId("r1"): 2, ReplicaId("r2"): 1}
     assert q.next_plans(view, config(), busy_everywhere, never_busy) == []
-    q.demand(records[0])  # a request waits: it goes anyway
-    assert [p.session_id for p in q.next_plans(view, config(), busy_everywhere, never_busy)] == ["s0"]
+    q.demand(records[0])  # a request waits: it goes anyway, as live work (never preempted)
+    demanded = q.next_plans(view, config(), busy_everywhere, never_busy)
+    assert [(p.session_id, p.background) for p in demanded] == [("s0", False)]
     plans = q.next_plans(view, config(), {ReplicaId("r1"): 1, ReplicaId("r2"): 0}, never_busy)
     assert plans and {p.target for p in plans} == {"r2"}  # only onto the replica without live work
+    assert all(p.background for p in plans)
 
 
 def test_reads_back_where_a_matching_copy_is_else_rebuilds():

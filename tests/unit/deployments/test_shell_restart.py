@@ -35,6 +35,7 @@ class FakeReplica:
         self.name, self.persisted, self.corrupt = name, set(persisted), set(corrupt)
         self.held: dict[str, dict] = {}
         self.reads, self.prefills = [], []
+        self.background_prefills: list[str] = []  # re-prefills sent as background work (they yield to live ones)
         self.peers: dict[str, FakeReplica] = {}  # replicas of its node whose files it may read
         self.restarting = False  # True: its actors restart (heartbeat says so, holds() refuses)
         self.live_work = 0  # loads its heartbeat reports in flight (background recoveries avoid it)
@@ -66,13 +67,16 @@ class FakeReplica:
         self.held[session_id] = {"handle": f"h-{session_id}", "tier": "host", "nbytes": 1000}
         return {"stored_bytes": 1000, "load_s": 0.01}
 
-    async def _load_session(self, session_id, context, press, pinned=False, owner=None, wait_for_actors=False):
+    async def _load_session(self, session_id, context, press, pinned=False, owner=None, wait_for_actors=False,
+                            background=False):
         if self.restarting and not wait_for_actors:
             raise ActorsRestarting(f"{self.name} is restarting its model actors")
         while self.restarting:  # the control plane's work waits for the new actors (Replica.admit)
             await asyncio.sleep(0.02)
         await asyncio.sleep(0.05)
         self.prefills.append(session_id)
+        if background:
+            self.background_prefills.append(session_id)
         self.held[session_id] = {"handle": f"h2-{session_id}", "tier": "host", "nbytes": 1000}
         self.persisted.add(session_id)
         self.corrupt.discard(session_id)
@@ -124,6 +128,20 @@ def test_after_a_restart_every_session_is_read_back_and_a_corrupt_one_rebuilt(mo
         counters = (await shell.cluster())["counters"]
         assert counters["recovered_by_read"] == 5 and counters["recovered_by_rebuild"] == 1, counters
         assert counters["cache_read_fallbacks_corrupt"] == 1, counters
+        shell._loop_task.cancel()
+    asyncio.run(scenario())
+
+
+def test_rebuilds_nobody_asked_for_are_sent_as_background_prefills(monkeypatch):
+    """They give way to live prefills in the prefill actor (deployments/engine/preemption.py)."""
+    async def scenario():
+        shell, replica, ids = restarted_shell(monkeypatch, 3, corrupt=set())
+        replica.persisted.clear()  # nothing on disk: every session is re-prefilled, no request waits
+        for _ in range(400):
+            if len(replica.prefills) == len(ids):
+                break
+            await asyncio.sleep(0.05)
+        assert sorted(replica.prefills) == sorted(ids) and sorted(replica.background_prefills) == sorted(ids)
         shell._loop_task.cancel()
     asyncio.run(scenario())
 

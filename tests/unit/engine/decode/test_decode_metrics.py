@@ -35,3 +35,12 @@ def test_replica_batch_stats_become_prometheus_families():
     assert 'kvfleet_decode_joins_total{replica="replica-0"} 5.0' in text
     assert 'kvfleet_decode_extend_forwards_total{replica="replica-0"} 2.0' in text
     assert "replica-1" not in text.split("kvfleet_decode_batch_size")[1]
+
+
+def test_prefill_preemptions_of_each_replica_become_a_gauge():
+    metrics = IngressMetrics()
+    metrics.update_replica("replica-0", {"prefill": {"preemptions": 3}})
+    metrics.update_replica("replica-1", {"prefill": {}})  # its prefill actor restarting: no figure, no zero
+    text = metrics.render().decode()
+    assert 'kvfleet_prefill_preemptions{replica="replica-0"} 3.0' in text
+    assert 'kvfleet_prefill_preemptions{replica="replica-1"}' not in text
