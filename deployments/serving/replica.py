@@ -119,6 +119,7 @@ class Replica(ActorRestarts, ResponseChains):
         self.loads_in_flight += 1
         try:
             start = time.perf_counter()
+            await self.decode_actor.ready.remote()  # a dead decode actor fails the load now, not after a wasted prefill
             if isinstance(context, dict):
                 stored = await self._load_chain(session_id, context["token_ids"], context["uncompressed_from"],
                                                 press, pinned, background)

@@ -56,6 +56,7 @@ class ResponseChains:
             nonlocal base
             generate = self.decode_actor.generate.options(num_returns="streaming")
             if parent is None:
+                await self.decode_actor.ready.remote()  # dead: fail (and move) now, not after a wasted prefill
                 base = self.prefill_actor.prefill.remote(input_ids[:-1], NO_PRESS.model_dump(mode="json"))
                 return generate.remote(None, fed, sampling, base)
             return generate.remote(parent, fed, sampling)

@@ -175,3 +175,29 @@ def test_waiting_for_alive_actors_starts_no_restart_check():
         assert beat["restarting"] is False
 
     asyncio.run(scenario())
+
+
+def test_a_load_on_a_dead_decode_actor_fails_before_it_prefills(monkeypatch):
+    """Before the heartbeat notices a SIGKILLed decode actor, a load placed here fails at once (and
+    starts the restart) instead of first prefilling a cache nobody can store: the ingress moves it
+    to another replica, where the load then costs one prefill, not two."""
+    monkeypatch.setattr(actor_restarts.ray, "kill", lambda actor, no_restart: None)
+    prefilled = []
+
+    class _Prefill(_Actor):
+        def __init__(self):
+            super().__init__([True])
+            self.prefill = _Method([None])
+            self.prefill.remote = lambda *args, **kwargs: prefilled.append(args)
+
+    async def scenario():
+        replica = _replica([ActorDiedError()])
+        replica.config = AppConfig.model_validate({"replicas": {"count": 2}})
+        replica._start_actors = lambda roles: None
+        replica.prefill_actor = _Prefill()
+        with pytest.raises(ActorDiedError):
+            await replica.load_session("s", "a document", {"name": "no_press"})
+        assert prefilled == [] and replica.loads_in_flight == 0 and replica.restarting
+        await replica._restart_task
+
+    asyncio.run(scenario())
