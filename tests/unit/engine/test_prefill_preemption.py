@@ -27,12 +27,14 @@ PRESSES = {
     "kvzip": {"name": "kvzip", "compression_ratio": 0.5},
     "kvcompose": {"name": "kvcompose", "compression_ratio": 0.5},
     "adakv": {"name": "adakv", "compression_ratio": 0.5, "presses": [{"name": "snapkv"}]},  # per-head masks
+    "moe_router": {"name": "moe_router", "compression_ratio": 0.5},  # per-load router state and statistics
 }
 BACKGROUND_DOC, LIVE_DOC = document(8), document(3)
 
 
 def _same(a, b) -> None:
     assert a.meta.kept_tokens == b.meta.kept_tokens and a.meta.next_position == b.meta.next_position
+    assert a.meta.press_stats == b.meta.press_stats  # an abandoned try leaves nothing in a load's statistics
     for x, y in zip(a.layers, b.layers):
         assert torch.equal(x.keys, y.keys) and torch.equal(x.values, y.values)
         assert x.head_lengths == y.head_lengths  # per-head (ragged) layouts kept the same entries
