@@ -8,6 +8,9 @@ brings it back. The order (docs/durability.md):
    up to ``max_concurrent_demanded`` slots of their own, whatever the live traffic.
 2. The rest, most recently used first, in up to ``max_concurrent`` background slots, and only
    onto replicas with no live work (loads or decodes a client is waiting for): live traffic first.
+   Live work is what the replica's last heartbeat counted plus the client loads placed there and
+   not finished (records in LOADING): a heartbeat comes every ``control_tick_s`` (2 s), a load
+   takes a fraction of that, so the heartbeat alone would hardly ever see one.
 
 How: when a replica lists a durable copy of the session (``note_persisted``) whose owner and
 press match the record, the plan reads it back (``read_persisted``): on that replica if it is
@@ -36,6 +39,7 @@ from control_plane.migration.plan import MigrationMethod, MigrationPlan, Migrati
 from control_plane.migration.targets import TargetPicker
 from control_plane.replica import ReplicaView
 from control_plane.session import SessionRecord
+from control_plane.states import SessionState
 from kvpool.press_spec import PressSpec
 
 READ, REBUILD = "read", "rebuild"
@@ -145,6 +149,7 @@ class RecoveryQueue:
         """
         picker = TargetPicker(view, max_pressure=config.pressure_threshold, allow_spill=True)
         plans: list[MigrationPlan] = []
+        with_live_work: set[ReplicaId] | None = None  # computed once, for the first background session
         for session_id in self.order():
             record = view.find_session(session_id)
             if record is None or not is_orphan(view, record):
@@ -153,8 +158,9 @@ class RecoveryQueue:
             demanded = self._waiting[session_id].demanded_at_s is not None
             if not self._slot_free(demanded) or busy(session_id):
                 continue
-            busy_replicas = set() if demanded else {r for r, n in live_work.items() if n > 0}
-            plan = self._plan(record, view, picker, busy_replicas, background=not demanded)
+            if not demanded and with_live_work is None:
+                with_live_work = _with_live_work(view, live_work)
+            plan = self._plan(record, view, picker, set() if demanded else with_live_work, background=not demanded)
             if plan is None:
                 continue
             del self._waiting[session_id]
@@ -263,3 +269,10 @@ def _readers(holders: list[ReplicaId], view: ClusterView,
 def retry_after_s(estimate_s: float) -> int:
     """Whole seconds for an HTTP ``Retry-After`` header (at least 1)."""
     return max(1, math.ceil(estimate_s))
+
+
+def _with_live_work(view: ClusterView, live_work: Mapping[ReplicaId, int]) -> set[ReplicaId]:
+    """Replicas with live work: loads or decodes their last heartbeat counted (``live_work``), or a
+    client load placed there since and not finished (a record in LOADING; rebuilds are REBUILDING)."""
+    busy = {r for r, n in live_work.items() if n > 0}
+    return busy | {r.replica for r in view.sessions() if r.state is SessionState.LOADING and r.replica is not None}

@@ -166,6 +166,7 @@ class ControlShell(ResponseRecords):
 
     async def mark_loaded(self, session_id: str, stored: dict) -> dict:
         record = self.cp.mark_loaded(SessionId(session_id), **loaded_fields(stored))
+        self.recovery.pump()  # background recovery held back by this load may go on now (recovery_queue)
         return record.model_dump(mode="json")
 
     async def relocate_load(self, session_id: str, failed_replica: str, to: str | None = None) -> str:

@@ -103,6 +103,21 @@ def test_live_work_first_background_waits_for_quiet_replicas():
     assert all(p.background for p in plans)
 
 
+def test_a_client_load_placed_since_the_last_heartbeat_keeps_background_recovery_off_its_replica():
+    """Heartbeats come every 2 s, a load takes a fraction of a second: the heartbeat's counts alone
+    would hardly ever see one. A LOADING record (a client's load, placed by the control plane) does."""
+    view = view_with(("r1", {}), ("r2", {}))
+    q, _ = queue()
+    records = lost(view, 3)
+    for rec in records:
+        q.add(rec)
+    view.put_session(record("client", state=SessionState.LOADING, replica=ReplicaId("r1")))
+    plans = q.next_plans(view, config(), {}, never_busy)  # the heartbeats saw no live work anywhere
+    assert len(plans) == 2 and {p.target for p in plans} == {"r2"}
+    q.demand(records[0])  # a request waits for s0: it may go onto r1 all the same
+    assert [p.session_id for p in q.next_plans(view, config(), {}, never_busy)] == ["s0"]
+
+
 def test_reads_back_where_a_matching_copy_is_else_rebuilds():
     view = view_with(("r1", {}), ("r2", {}))
     q, _ = queue(max_concurrent=10)
