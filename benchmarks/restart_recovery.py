@@ -22,8 +22,9 @@ not the seconds, is the figure to compare across machines). That load competes w
 asked at the same moment, so it is also compared with a load under the same questions on a just
 restarted application whose sessions are all back (``busy_idle_load_s``; ``load_vs_busy_ratio``:
 what the recovery itself adds under that live traffic). And after each measured restart the application is restarted once more
-and a load is timed alone while the recovery runs in the background (no questions), with the
-recovery backlog (sessions waiting or running) seen when it started: ``load_alone_ratio``.
+and three loads are timed one after another, alone, while the recovery runs in the background (no
+questions), with the largest recovery backlog (sessions waiting or running) seen meanwhile:
+``load_alone_ratio`` (their mean).
 Last, replica-0's decode actor is SIGKILLed and three loads are timed one after another at once,
 alone, against three loads on the same application after that recovery (``sigkill``, means).
 
@@ -107,18 +108,23 @@ def _busy_baseline(args: dict, port: int, answers: dict[str, str], load_index: i
         return load.result()
 
 
+ALONE_LOADS = 3  # loads timed one after another during a recovery (no questions): their mean is the figure
+
+
 def _load_alone(args: dict, port: int, durable: bool, load_index: int) -> dict:
-    """Restart, then time one load at once, with no questions asked: recovery in the background only.
-    Records the largest recovery backlog seen while the load ran (0: the recovery was over, or had
-    not started, so that load did not overlap it)."""
+    """Restart, then time ``ALONE_LOADS`` loads one after another at once, with no questions asked:
+    recovery in the background only. Records the largest recovery backlog seen while they ran (0:
+    the recovery was over, or had not started, so those loads did not overlap it)."""
     from tests.e2e.test_restart_recovery import health
 
     base, _ = _restart(args, port, durable)
-    load_s, backlog = _load_watching_recovery(base, load_index)
+    timed = [_load_watching_recovery(base, load_index + 100 * i) for i in range(ALONE_LOADS)]
     start = time.monotonic()
     while _backlog(health(base)["recovery"]) and time.monotonic() - start < 300:
         time.sleep(0.5)  # let the background recovery finish before the next restart
-    return {"load_alone_during_recovery_s": round(load_s, 3), "backlog_during_load": backlog}
+    loads_s = [load_s for load_s, _ in timed]
+    return {"load_alone_during_recovery_s": round(sum(loads_s) / len(loads_s), 3),
+            "loads_alone_s": [round(x, 3) for x in loads_s], "backlog_during_load": max(b for _, b in timed)}
 
 
 def _load_watching_recovery(base: str, load_index: int) -> tuple[float, int]:
@@ -195,7 +201,7 @@ def run(sizes: list[int], port: int, head: dict, kept: list[dict] | None = None)
         # the baseline a load during recovery is compared with: a load on a just-restarted app with
         # nothing to recover (a fresh app's first loads are slower than later ones on a warm one)
         _restart(args, port, True)
-        cold_idle_load_s = _timed_load(base, 0)
+        cold_idle_load_s = sum(_timed_load(base, 100 * i) for i in range(ALONE_LOADS)) / ALONE_LOADS  # as the alone loads
         for size in sizes:
             for i in range(len(answers), size):
                 session = create_session(base, _context(i))
