@@ -12,12 +12,13 @@ RECOMPUTE preemption mode, at layer granularity (a live prefill waits at most on
 A background prefill gives way at most ``max_preemptions`` times, then runs to its end like live
 work: a steady stream of loads cannot starve a recovery that a request may come to wait for.
 
-Its forward also runs below live work on the CPU: its thread is under SCHED_IDLE for the forward
-(thread_policy.py; with ``torch_threads: 1`` the forward's compute runs on that thread), so the
-process's and the machine's live work - other replicas' decodes, this replica's store of a live
-load, the ingress - gets the cores first. A live prefill that arrives raises the background thread
-back to SCHED_OTHER while it finishes its layer (priority inheritance: it holds the lock the live
-prefill waits for). Only where a thread may return from SCHED_IDLE (thread_policy.py).
+The background thread keeps the normal scheduling policy. Putting it under SCHED_IDLE for its
+forward (as a restarted actor's start is, deployments/serving/start_priority.py) was tried and
+measured: it shares the GIL with the live prefills of its process, and a SCHED_IDLE thread that the
+kernel preempts while holding the GIL stalls them - with both cores saturated by other processes, a
+live prefill arriving during a background one took 0.31-0.44 s (idle policy) against 0.30-0.39 s
+(normal policy) and 0.33-0.38 s alone, 8 tries each (an ad-hoc script, on commit 729751e); no gain
+showed in benchmarks/restart_recovery.py.
 """
 
 from __future__ import annotations
@@ -28,8 +29,6 @@ import threading
 from typing import Callable, Iterator, Sequence, TypeVar
 
 import torch
-
-from deployments.engine.thread_policy import can_idle_and_return, set_idle
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -44,19 +43,16 @@ class PrefillPriority:
     """Orders the forwards of one process's prefills: live first, background when none waits.
 
     ``layers``: the model's decoder layers (a forward pre-hook on each is the preemption point);
-    ``lock``: the engine's lock, held by every forward on the model; ``lower_background``: run
-    background forwards under SCHED_IDLE (default: where a thread may return from it).
-    ``preemptions`` counts the background forwards abandoned so far (for metrics)."""
+    ``lock``: the engine's lock, held by every forward on the model. ``preemptions`` counts the
+    background forwards abandoned so far (for metrics)."""
 
     def __init__(self, layers: Sequence[torch.nn.Module], lock: threading.RLock,
-                 max_preemptions: int = MAX_PREEMPTIONS, lower_background: bool | None = None):
+                 max_preemptions: int = MAX_PREEMPTIONS):
         self.layers = list(layers)
         self.lock = lock
         self.max_preemptions = max_preemptions
-        self.lower_background = can_idle_and_return() if lower_background is None else lower_background
         self.preemptions = 0
         self._live = 0
-        self._lowered: int | None = None  # native id of the background thread while it is under SCHED_IDLE
         self._changed = threading.Condition()
 
     @contextlib.contextmanager
@@ -64,8 +60,6 @@ class PrefillPriority:
         """Hold around a live prefill, from before it waits for the engine's lock to its end."""
         with self._changed:
             self._live += 1
-            if self._lowered is not None:  # it holds the lock this prefill waits for: full speed to its next layer
-                set_idle(self._lowered, False)
         try:
             yield
         finally:
@@ -85,7 +79,7 @@ class PrefillPriority:
                 self._changed.wait_for(lambda: self._live == 0)
             stop = _StopForLive(self)
             try:
-                with self.lock, self._below_live_work(), stop.installed():
+                with self.lock, stop.installed():
                     return forward()
             except BaseException:
                 if not stop.fired:
@@ -98,22 +92,6 @@ class PrefillPriority:
 
     def live_waiting(self) -> bool:
         return self._live > 0
-
-    @contextlib.contextmanager
-    def _below_live_work(self) -> Iterator[None]:
-        """The calling (background) thread under SCHED_IDLE for the block, unless a live prefill
-        already waits; back under SCHED_OTHER after it, however it ends."""
-        tid = threading.get_native_id()
-        with self._changed:
-            if self.lower_background and self._live == 0 and set_idle(tid, True):
-                self._lowered = tid
-        try:
-            yield
-        finally:
-            with self._changed:
-                if self._lowered == tid:
-                    self._lowered = None
-                    set_idle(tid, False)
 
 
 class _StopForLive:

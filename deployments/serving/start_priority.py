@@ -26,8 +26,7 @@ import os
 import shlex
 import shutil
 import sys
-
-from deployments.engine.thread_policy import can_idle_and_return
+import threading
 
 log = logging.getLogger(__name__)
 _ASK = "KVFLEET_START_BELOW_LIVE_WORK"  # in a restarted actor's environment: ``lower_if_asked`` lowers
@@ -37,7 +36,7 @@ _MARK = "KVFLEET_STARTED_BELOW_LIVE_WORK"  # set in a process that ``lower`` mov
 def start_below_live_work() -> dict | None:
     """The runtime_env a restarted actor is created with (deployments/serving/replica.py), or None
     where a process could not return from SCHED_IDLE."""
-    if not can_idle_and_return():
+    if not _can_return():
         return None
     import ray  # here, not at the top: this module is imported first in every actor process
 
@@ -49,12 +48,31 @@ def start_below_live_work() -> dict | None:
     return runtime_env
 
 
+def _can_return() -> bool:
+    """Whether a thread of this process may go to SCHED_IDLE and back (tried on a throwaway thread)."""
+    if not hasattr(os, "SCHED_IDLE"):
+        return False
+    result: list[bool] = []
+
+    def attempt() -> None:
+        try:
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+            result.append(True)
+        except OSError:
+            result.append(False)
+    thread = threading.Thread(target=attempt, name="kv-priority-probe")
+    thread.start()
+    thread.join()
+    return result == [True]
+
+
 def lower() -> None:
     """Run the calling thread - the worker's main thread, which imports and starts the actor - and
     every thread it starts later under SCHED_IDLE (already so when launched by ``chrt --idle``), if
     it may return; a no-op otherwise. (Without ``chrt``, Ray's threads started before keep their
     policy: they only move messages.)"""
-    if not can_idle_and_return():
+    if not _can_return():
         if os.sched_getscheduler(0) == os.SCHED_IDLE:
             log.warning("started under SCHED_IDLE but may not return to SCHED_OTHER: serving below live work")
         return

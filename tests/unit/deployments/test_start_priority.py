@@ -34,7 +34,7 @@ waiting.start(); parked.wait(10)
 start_priority.restore()
 after = sorted({os.sched_getscheduler(int(t)) for t in os.listdir("/proc/self/task")})
 go.set(); waiting.join()
-print(json.dumps({"at_start": at_start, "moved": moved, "child_policy": seen[0], "after": after, "can": start_priority.can_idle_and_return(),
+print(json.dumps({"at_start": at_start, "moved": moved, "child_policy": seen[0], "after": after, "can": start_priority._can_return(),
                   "idle": os.SCHED_IDLE, "other": os.SCHED_OTHER}))
 """
 

@@ -10,14 +10,12 @@ the model must be left as it was (no hook, no mask, the same attention implement
 
 from __future__ import annotations
 
-import os
 import threading
 
 import pytest
 import torch
 
 from deployments.engine.preemption import PrefillPriority
-from deployments.engine.thread_policy import can_idle_and_return
 from kvpool import PressSpec
 from tests.conftest import document
 
@@ -90,32 +88,6 @@ def test_a_live_prefill_preempts_a_background_one_and_both_equal_a_prefill_alone
     _same(background, alone_background)
     _same(arrives.live_results[0], alone_live)
     _model_left_clean(engine, attn_before)
-
-
-@pytest.mark.skipif(not can_idle_and_return(), reason="this process may not return from SCHED_IDLE (CAP_SYS_NICE)")
-def test_a_background_forward_runs_under_sched_idle_and_is_raised_while_a_live_prefill_waits(engine):
-    spec = PressSpec.model_validate(PRESSES["compactor"])
-    me, policies = threading.get_ident(), {3: [], 5: []}
-
-    def record(layer: int):
-        def hook(_module, _args):
-            if threading.get_ident() == me:
-                policies[layer].append(os.sched_getscheduler(0))
-        return hook
-
-    before = engine.masks.layers[3].register_forward_pre_hook(record(3))
-    arrives = LiveArrives(engine, layer=5, spec=spec)
-    after_arrival = engine.masks.layers[5].register_forward_pre_hook(record(5))  # runs after LiveArrives' hook
-    try:
-        engine.prefill(BACKGROUND_DOC, spec, background=True)
-        assert os.sched_getscheduler(0) == os.SCHED_OTHER  # the thread serves at normal priority after it
-        engine.prefill(LIVE_DOC, spec)  # a live prefill on the same thread is never lowered
-    finally:
-        arrives.finish()
-        before.remove()
-        after_arrival.remove()
-    assert policies[3] == [os.SCHED_IDLE, os.SCHED_IDLE, os.SCHED_OTHER]  # first try, redo (below live work), live
-    assert policies[5][0] == os.SCHED_OTHER  # raised while the live prefill waited for its lock
 
 
 def test_a_background_prefill_gives_way_at_most_max_preemptions_times_then_finishes(engine):
