@@ -1,9 +1,9 @@
 """Live prefills before background ones: a background prefill gives way at the next decoder layer.
 
 A process runs one forward at a time (the engine's lock, which ``run`` takes: kvpress keeps per-head
-masks and hooks on the shared model). A background prefill - the control plane re-prefilling a lost session nobody is
-asking for yet (deployments/control/recovery_runner.py) - would otherwise hold that lock for its
-whole forward while a client's load waits behind it. Here a live prefill announces itself before it
+masks and hooks on the shared model). A background prefill - the control plane re-prefilling a lost
+session nobody is asking for yet (deployments/control/recovery_runner.py) - would otherwise hold that
+lock for its whole forward while a client's load waits behind it. Here a live prefill announces itself before it
 waits for the lock (``live``); a background prefill checks for one before every decoder layer
 (``run``) and, when one waits, abandons its forward (``Preempted``): its partial cache is
 dropped and the prefill starts again from the first token once no live prefill waits - vLLM's
