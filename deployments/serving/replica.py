@@ -276,9 +276,11 @@ class Replica(ActorRestarts, ResponseChains):
                 "tiers": stats["tiers"], "holds": holds, "events": events, "persisted": persisted, "stats": stats}
 
     async def stats(self) -> dict:
-        """The decode actor's pool and batch stats, plus the prefill actor's (``prefill``; empty while it restarts)."""
-        stats, prefill = await asyncio.gather(self.decode_actor.stats.remote(), self.prefill_actor.stats.remote(),
-                                              return_exceptions=True)
+        """The decode actor's pool and batch stats, plus the prefill actor's (``prefill``: {} while it restarts,
+        is dead, or does not answer within 2 s - a new actor answers only once it has loaded the model)."""
+        prefill = asyncio.sleep(0, {}) if "prefill" in self.roles_down else asyncio.wait_for(
+            self.prefill_actor.stats.remote(), 2.0)
+        stats, prefill = await asyncio.gather(self.decode_actor.stats.remote(), prefill, return_exceptions=True)
         if isinstance(stats, BaseException):
             raise stats
         prefill = {} if isinstance(prefill, BaseException) else prefill

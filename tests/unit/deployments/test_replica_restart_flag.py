@@ -201,3 +201,22 @@ def test_a_load_on_a_dead_decode_actor_fails_before_it_prefills(monkeypatch):
         await replica._restart_task
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("restarting", [True, False])
+def test_stats_never_wait_for_a_prefill_actor_that_is_starting(restarting):
+    """Regression (full suite, tests/integration/test_fleet_control.py): while a new prefill actor loads
+    its model it answers nothing, and ``/admin/stats`` lost the replica's entry (its 30 s timeout) when
+    ``Replica.stats`` waited for it. Now: {} at once while it restarts, or after 2 s if it does not answer."""
+    async def hang():
+        await asyncio.sleep(60)
+
+    async def scenario():
+        replica = _replica([True])
+        replica.actor_ids = lambda: {"prefill": {}, "decode": {}}
+        replica.prefill_actor.stats.remote = lambda: hang()
+        replica.roles_down = frozenset({"prefill"}) if restarting else frozenset()
+        stats = await asyncio.wait_for(replica.stats(), 5)
+        assert stats["prefill"] == {} and stats["tiers"] == {} and "actor_ids" in stats
+
+    asyncio.run(scenario())
