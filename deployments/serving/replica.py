@@ -127,8 +127,7 @@ class Replica(ActorRestarts, ResponseChains):
                 pressure = None  # cache_aware presses (moe_router) read the pool's pressure at load time
                 if wants_pool_pressure(press):
                     pressure = pool_pressure_of((await self.decode_actor.stats.remote())["tiers"])
-                prefill = self.prefill_actor.prefill_background if background else self.prefill_actor.prefill
-                ckv_ref = prefill.remote(context, press, pressure)
+                ckv_ref = self._prefill_method(background).remote(context, press, pressure)
                 stored = await self.decode_actor.store.remote(session_id, ckv_ref, pinned, owner, press)
             stored["load_s"] = time.perf_counter() - start
             stored["replica"] = self.replica_id

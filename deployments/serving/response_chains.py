@@ -21,11 +21,16 @@ class ResponseChains:
     prefill_actor: Any
     decode_actor: Any
 
+    def _prefill_method(self, background: bool) -> Any:
+        """The prefill actor's method for a prefill: ``prefill_background`` (yields to live prefills)
+        for a recovery no client waits for, else ``prefill``."""
+        return self.prefill_actor.prefill_background if background else self.prefill_actor.prefill
+
     async def _load_chain(self, session_id: str, token_ids: list[int], uncompressed_from: int, press: dict,
                           pinned: bool = False, background: bool = False) -> dict:
         """Store ``token_ids[:uncompressed_from]`` prefilled under ``press`` + the rest appended whole
         (``background``: a recovery no client waits for, whose prefill yields to live ones)."""
-        prefill = self.prefill_actor.prefill_background if background else self.prefill_actor.prefill
+        prefill = self._prefill_method(background)
         if uncompressed_from <= 0:
             base = prefill.remote(token_ids, NO_PRESS.model_dump(mode="json"))
             return await self.decode_actor.store_extended.remote(session_id, base, [], pinned)
