@@ -263,8 +263,7 @@ def merge(parts: list[Path], out: Path) -> None:
             if key not in keys:
                 keys.add(key)
                 result["jobs"].append(job)
-        result["parts"].append({"path": str(path), "config": part.get("config"), "runs": part.get("runs"),
-                                **({"parts": part["parts"]} if part.get("parts") else {})})  # a merged part's own
+        result["parts"] += [p for p in _provenance_of(path, part) if p not in result["parts"]]
         result["cost_runs"] = result.get("cost_runs", []) + [
             c for c in part.get("cost_runs", []) if c not in result.get("cost_runs", [])]
         if part.get("short_contexts"):
@@ -280,6 +279,16 @@ def merge(parts: list[Path], out: Path) -> None:
     if chosen and chosen[0] is not result["short_contexts"]:
         result["short_contexts"] = chosen[0]
         finish(result, out)
+
+
+def _provenance_of(path: Path, part: dict[str, Any]) -> list[dict[str, Any]]:
+    """``{path, config, runs}`` of ``part`` and, for a merged part, of the parts it was merged from:
+    one flat list, so merging a merged result again does not nest (the file grew to 2 MB that way)."""
+    nested = part.get("parts") or []
+    flat = [{"path": str(path), "config": part.get("config"), "runs": part.get("runs")}] if part.get("runs") or not nested else []
+    for inner in nested:
+        flat.extend(_provenance_of(Path(inner["path"]), inner))
+    return flat
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -78,3 +78,19 @@ def test_merge_unites_part_runs_and_keeps_the_first_copy_of_a_job(tmp_path):
     assert row["relative"] == 0.5 and row["kept_probes"] == 2
     assert len(merged["cost_runs"]) == 2  # a part that copies another's cost rows does not repeat them
     assert merged["default"]["press"] == "knorm" and merged["short_contexts"]["press"] == "knorm"  # the chosen one's
+
+
+def test_merging_a_merged_result_again_keeps_one_flat_list_of_part_runs(tmp_path):
+    docs = [{"doc_id": "d0", "family": "ruler", "task": "niah_single", "seed": 0, "target_tokens": 1024, "probes": []}]
+    run = {"config": {"seeds": [0]}, "started_unix_s": 1.0}
+    a = {"documents": docs, "jobs": [_job("none", 0.0, "d0", True)], "config": {"seeds": [0]}, "runs": [run]}
+    b = {"documents": docs, "jobs": [_job("knorm", 0.5, "d0", True)], "config": {"seeds": [0]},
+         "runs": [{**run, "started_unix_s": 2.0}]}
+    for name, part in (("a", a), ("b", b)):
+        (tmp_path / f"{name}.json").write_text(json.dumps(part))
+    once, twice = tmp_path / "once.json", tmp_path / "twice.json"
+    merge([tmp_path / "a.json", tmp_path / "b.json"], once)
+    merge([once, tmp_path / "b.json"], twice)
+    parts = json.loads(twice.read_text())["parts"]
+    assert [p["runs"][0]["started_unix_s"] for p in parts] == [1.0, 2.0]  # b once, nothing nested
+    assert all("parts" not in p for p in parts)
