@@ -12,8 +12,10 @@ prefilled ONCE per (press, ratio) with ``KVEngine.prefill`` (load time = that wa
 memory = growth of the process's peak RSS during it, reset before each load), and every probe
 is answered greedily from that one stored cache by the engine's batched decode loop
 (``DecodeLoop``: each answer decodes from its own copy; the stored cache is never mutated).
-Uncompressed (``none``) runs first; only probes it answers count (``ruler_stats``), and
-documents where it answers nothing are not run under the presses at all.
+Uncompressed (``none``) runs first; a press is scored by its accuracy over uncompressed on the
+same probes (``ruler_stats``), and runs on every document of each (task, length) cell where
+uncompressed answers at least one probe (a cell it never answers, such as variable tracking on
+this model, cannot show a loss and is not run under the presses).
 
 Compute is scarce, so the run is resumable and mergeable: jobs are keyed by (press, ratio,
 document); a run skips keys already in ``--out`` and saves after every document; a run with more
@@ -223,8 +225,9 @@ def sweep(args, result: dict[str, Any], docs: list[SuiteDocument], engine, loop,
     done = {(j["press"], j["compression_ratio"], j["doc_id"]) for j in result["jobs"]}
     last_save = time.monotonic()
     for label, ratio in configurations(args.presses, args.ratios, _agnostic):
-        kept = ruler_stats.kept_probes(result["jobs"])
-        todo = [d for d in docs if (label, ratio, d.doc_id) not in done and (label == "none" or kept.get(d.doc_id))]
+        cells = ruler_stats.scored_cells(result["jobs"], result["documents"])
+        todo = [d for d in docs if (label, ratio, d.doc_id) not in done
+                and (label == "none" or (d.task, d.target_tokens) in cells)]
         started = time.perf_counter()
         for doc in todo:
             if deadline and time.monotonic() > deadline:

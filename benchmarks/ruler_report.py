@@ -14,20 +14,28 @@ def _ci(cell: dict[str, Any] | None) -> str:
 
 
 def quality_table(result: dict[str, Any], split: str = "all") -> str:
-    """Per press and ratio: ratio to uncompressed [95% CI], pooled, per family and per length."""
+    """Per press and ratio: accuracy relative to uncompressed [95% CI], pooled (with the probes
+    uncompressed answers, and how many of those the press kept / lost / newly answered), per
+    family and per length."""
     rows = [r for r in result["summary"] if r["split"] == split]
     lengths = sorted({int(k) for r in rows for k in r["by_length"]})
-    head = ["press", "ratio", "all (kept probes)", "RULER", "document", "chat", *[f"RULER {n // 1024}k" for n in lengths],
-            "KV bytes vs none"]
+    head = ["press", "ratio", "all (uncompressed answers)", "retained / lost / gained", "RULER", "document", "chat",
+            *[f"RULER {n // 1024}k" for n in lengths], "KV bytes vs none"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in sorted(rows, key=lambda r: (not r.get("query_agnostic", True), r["compression_ratio"],
                                          -(r["relative"] or 0))):
         name = r["press"] + ("" if r.get("query_agnostic", True) else " (query-aware)")
-        cells = [name, str(r["compression_ratio"]), f"{_ci(r)} ({r['kept_probes']})",
+        cells = [name, str(r["compression_ratio"]), f"{_ci(r)} ({r['kept_probes']})", _flips(r),
                  *[_ci(r["by_family"].get(f)) for f in ("ruler", "document", "chat")],
                  *[_ci(r["by_length"].get(str(n))) for n in lengths], f"{r.get('bytes_vs_none', float('nan')):.2f}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _flips(row: dict[str, Any]) -> str:
+    if row.get("retained") is None:
+        return "-"
+    return f"{row['retained']:.2f} / {row['lost']} / {row['gained']}"
 
 
 def load_table(result: dict[str, Any], ratio: float = 0.5) -> str:
@@ -54,7 +62,7 @@ def default_text(result: dict[str, Any]) -> str:
         return "no default chosen (no query-agnostic press measured)"
     held = d.get("held_back") or {}
     held_text = (f"held-back half {held['relative']:.2f} of uncompressed, 95% CI [{held['ci95'][0]:.2f}, "
-                 f"{held['ci95'][1]:.2f}] on {held['kept_probes']} kept probes") if held.get("relative") is not None \
+                 f"{held['ci95'][1]:.2f}] ({held['kept_probes']} probes answered uncompressed)") if held.get("relative") is not None \
         else "held-back half not measured"
     return (f"default: {d['press']} at {d['compression_ratio']} (min_tokens {d.get('min_tokens', '?')}); chosen on the "
             f"even seeds at {d['choose_relative']:.2f} (meets the 0.95 bar: {d['meets_bar']}); {held_text}")
@@ -63,7 +71,7 @@ def default_text(result: dict[str, Any]) -> str:
 def markdown(result: dict[str, Any]) -> str:
     kept = result.get("kept", {})
     kept_line = ", ".join(f"{k} {v['kept']}/{v['probes']}" for k, v in kept.get("task", {}).items())
-    return "\n\n".join([default_text(result), f"kept probes (answered uncompressed) by task: {kept_line}",
+    return "\n\n".join([default_text(result), f"probes answered uncompressed by task: {kept_line}",
                         "choose half (even seeds):", quality_table(result, "choose"),
                         "held-back half (odd seeds):", quality_table(result, "report"),
                         *[f"load at ratio {r}:\n\n{load_table(result, r)}" for r in _cost_ratios(result)]])

@@ -2,16 +2,29 @@
 
 Pure functions (no torch). A job row is one (press, ratio, document): its probes' answers, each
 ``correct`` or not, plus load time, peak memory growth and bytes. The uncompressed rows (press
-``none``) decide which probes count: only probes the model answers uncompressed are **kept**
-(the embedded model is weak; RULER reports the same model's uncompressed score as the ceiling).
-On kept probes uncompressed scores 1 by construction, so a press's score there IS its ratio to
-uncompressed.
+``none``) are the ceiling (the embedded model is weak; RULER reports the same model's
+uncompressed score beside every method's).
+
+**The score** (``relative``) is the press's accuracy over the uncompressed accuracy on the same
+probes: ``sum(press correct) / sum(uncompressed correct)`` over every probe of the documents the
+press was run on (the issue's own measure: "24 of 90 questions where the uncompressed cache
+answers 30"; KVzip's and kvpress's RULER tables compare accuracies the same way). Documents are
+run in every (task, length) cell where uncompressed answers at least one probe
+(``scored_cells``): a cell it never answers cannot show a loss.
+
+Until 2026-12-07 the score was the share of the probes uncompressed answers that the press still
+answers (now ``retained``). That conditions on the uncompressed answer being right, and a weak
+model's greedy answers near its limit flip both ways under any perturbation: compactor at 0.1
+lost 14 such probes and answered 15 that uncompressed missed on 174 documents, so the old score
+read 0.96-0.97 for a press that answers as many questions as uncompressed (regression to the
+mean: selecting on one noisy outcome makes the other look worse). ``lost`` / ``gained`` count
+those flips; ``retained`` is still reported.
 
 Interval: 95% paired bootstrap over documents (Efron & Tibshirani 1993, ch. 13; documents are
 the resampled unit because the probes of one document share one compressed cache, so they are
-not independent). Each resample draws documents with replacement and recomputes
-``sum(press correct on kept probes) / sum(kept probes)``; both cached and uncompressed are read
-on the same resampled documents (paired). Percentile interval, fixed seed.
+not independent). Each resample draws documents with replacement and recomputes the ratio of
+sums with the press and uncompressed read on the same resampled documents (paired). Percentile
+interval, fixed seed.
 """
 
 from __future__ import annotations
@@ -29,25 +42,47 @@ def kept_probes(jobs: Iterable[dict[str, Any]]) -> dict[str, set[int]]:
     return {j["doc_id"]: {a["probe"] for a in j["answers"] if a["correct"]} for j in jobs if j["press"] == "none"}
 
 
+def scored_cells(jobs: Iterable[dict[str, Any]], documents: Iterable[dict[str, Any]]) -> set[tuple[str, int]]:
+    """``{(task, target_tokens)}`` where the uncompressed cache answers at least one probe: the
+    cells a press is run on (every document of them, whatever uncompressed answered on it)."""
+    docs = {d["doc_id"]: d for d in documents}
+    return {(docs[j["doc_id"]]["task"], docs[j["doc_id"]]["target_tokens"]) for j in jobs
+            if j["press"] == "none" and j["doc_id"] in docs and any(a["correct"] for a in j.get("answers", ()))}
+
+
 def doc_counts(job: dict[str, Any], kept: dict[str, set[int]]) -> tuple[int, int]:
-    """(correct, kept) over the kept probes of one job row."""
+    """(correct, kept) over the kept probes of one job row: the pair behind ``retained``."""
     keep = kept.get(job["doc_id"], set())
     return sum(1 for a in job["answers"] if a["probe"] in keep and a["correct"]), len(keep)
 
 
+def accuracy_pair(job: dict[str, Any], kept: dict[str, set[int]]) -> tuple[int, int]:
+    """(press correct, uncompressed correct) over every probe of one job row: the pair behind
+    ``relative``."""
+    return sum(1 for a in job["answers"] if a["correct"]), len(kept.get(job["doc_id"], ()))
+
+
+def flips(job: dict[str, Any], kept: dict[str, set[int]]) -> tuple[int, int]:
+    """(lost, gained): probes uncompressed answers that the press misses, and the reverse."""
+    keep = kept.get(job["doc_id"], set())
+    right = {a["probe"] for a in job["answers"] if a["correct"]}
+    return len(keep - right), len(right - keep)
+
+
 def paired_bootstrap(pairs: list[tuple[int, int]], resamples: int = BOOTSTRAP_RESAMPLES,
                      seed: int = 0) -> tuple[float | None, float | None, float | None]:
-    """(ratio, low, high) of ``sum(correct) / sum(kept)`` over documents ``pairs = [(correct,
-    kept), ...]``, with the 95% percentile interval; Nones when nothing is kept."""
-    pairs = [p for p in pairs if p[1] > 0]
-    if not pairs:
+    """(ratio, low, high) of ``sum(press) / sum(uncompressed)`` over documents ``pairs = [(press
+    correct, uncompressed correct), ...]``, with the 95% percentile interval; Nones when the
+    uncompressed side is 0. A resample whose uncompressed side is 0 counts as ratio 0."""
+    if not sum(k for _, k in pairs):
         return None, None, None
     point = sum(c for c, _ in pairs) / sum(k for _, k in pairs)
     rng = random.Random(seed)
     stats = []
     for _ in range(resamples):
         draw = [pairs[rng.randrange(len(pairs))] for _ in pairs]
-        stats.append(sum(c for c, _ in draw) / sum(k for _, k in draw))
+        base = sum(k for _, k in draw)
+        stats.append(sum(c for c, _ in draw) / base if base else 0.0)
     stats.sort()
     return round(point, 4), round(stats[int(0.025 * resamples)], 4), round(stats[int(0.975 * resamples) - 1], 4)
 
@@ -62,8 +97,10 @@ def _group(jobs: list[dict], docs: dict[str, dict], key) -> dict[tuple, list[dic
 
 def summarize(jobs: list[dict[str, Any]], documents: list[dict[str, Any]], splits: dict[int, str],
               families: tuple[str, ...] = ("ruler", "document", "chat")) -> list[dict[str, Any]]:
-    """One row per (press, ratio, split): the ratio to uncompressed with its interval over all
-    ``families`` pooled, per family and per RULER length; kept probes; mean bytes vs none.
+    """One row per (press, ratio, split): the ratio to uncompressed (``relative``) with its
+    interval over all ``families`` pooled, per family and per RULER length; ``kept_probes`` (the
+    probes uncompressed answers: the ratio's denominator), ``probes`` (all scored), ``retained``
+    with its interval, ``lost`` / ``gained`` flips; mean bytes vs none.
     ``splits``: seed -> split name (benchmarks.ruler.split_of), plus ``all``."""
     docs = {d["doc_id"]: d for d in documents}
     kept = kept_probes(jobs)
@@ -76,18 +113,22 @@ def summarize(jobs: list[dict[str, Any]], documents: list[dict[str, Any]], split
             group = [j for j in group if in_split(docs[j["doc_id"]]) and docs[j["doc_id"]]["family"] in families]
             if not group:
                 continue
-            pairs = [doc_counts(j, kept) for j in group]
+            pairs = [accuracy_pair(j, kept) for j in group]
             ratio_, low, high = paired_bootstrap(pairs)
+            retained = paired_bootstrap([doc_counts(j, kept) for j in group])
+            lost, gained = (sum(f) for f in zip(*(flips(j, kept) for j in group)))
             row = {"press": press, "compression_ratio": ratio, "split": split, "relative": ratio_,
-                   "ci95": [low, high], "kept_probes": sum(k for _, k in pairs), "documents": len(group),
+                   "ci95": [low, high], "kept_probes": sum(k for _, k in pairs),
+                   "probes": sum(len(j["answers"]) for j in group), "documents": len(group),
+                   "retained": retained[0], "retained_ci95": list(retained[1:]), "lost": lost, "gained": gained,
                    "by_family": {}, "by_length": {}}
             for family in families:
-                sub = [doc_counts(j, kept) for j in group if docs[j["doc_id"]]["family"] == family]
+                sub = [accuracy_pair(j, kept) for j in group if docs[j["doc_id"]]["family"] == family]
                 r, lo, hi = paired_bootstrap(sub)
                 row["by_family"][family] = {"relative": r, "ci95": [lo, hi], "kept_probes": sum(k for _, k in sub)}
             for length in sorted({docs[j["doc_id"]]["target_tokens"] for j in group
                                   if docs[j["doc_id"]]["family"] == "ruler"}):
-                sub = [doc_counts(j, kept) for j in group if docs[j["doc_id"]]["family"] == "ruler"
+                sub = [accuracy_pair(j, kept) for j in group if docs[j["doc_id"]]["family"] == "ruler"
                        and docs[j["doc_id"]]["target_tokens"] == length]
                 r, lo, hi = paired_bootstrap(sub)
                 row["by_length"][str(length)] = {"relative": r, "ci95": [lo, hi], "kept_probes": sum(k for _, k in sub)}

@@ -4,7 +4,7 @@ choose / report split, and the default rule (highest ratio that clears the bar o
 from __future__ import annotations
 
 from benchmarks.default_choice import choose_default, held_back, near_lossless
-from benchmarks.ruler_stats import kept_probes, load_costs, paired_bootstrap, summarize
+from benchmarks.ruler_stats import kept_probes, load_costs, paired_bootstrap, scored_cells, summarize
 
 
 def _job(press, ratio, doc, correct, load_s=1.0):
@@ -18,11 +18,20 @@ DOCS = [{"doc_id": f"d{s}", "family": "ruler", "task": "niah_single", "seed": s,
 SPLITS = {0: "choose", 1: "report", 2: "choose", 3: "report"}
 
 
-def test_only_probes_uncompressed_answers_count():
-    jobs = [_job("none", 0.0, "d0", [True, False]), _job("p", 0.5, "d0", [False, True])]
-    assert kept_probes(jobs) == {"d0": {0}}
+def test_the_score_is_accuracy_over_uncompressed_so_answers_flipping_both_ways_cost_nothing():
+    # regression: the score was the share of uncompressed's right answers still right (0.0 here), which
+    # reads noise that flips a weak model's answers both ways as loss (compactor at 0.1 read 0.96)
+    jobs = [_job("none", 0.0, "d0", [True, False, True]), _job("p", 0.5, "d0", [False, True, True])]
+    assert kept_probes(jobs) == {"d0": {0, 2}}
     row = next(r for r in summarize(jobs, DOCS[:1], {0: "choose"}) if r["split"] == "all")
-    assert row["relative"] == 0.0 and row["kept_probes"] == 1  # right on a probe none missed: not counted
+    assert row["relative"] == 1.0 and row["kept_probes"] == 2 and row["probes"] == 3
+    assert (row["retained"], row["lost"], row["gained"]) == (0.5, 1, 1)
+
+
+def test_presses_run_on_every_document_of_a_cell_uncompressed_answers_at_all():
+    docs = [*DOCS, {"doc_id": "v0", "family": "ruler", "task": "variable_tracking", "seed": 0, "target_tokens": 1024}]
+    jobs = [_job("none", 0.0, "d0", [False]), _job("none", 0.0, "d1", [True]), _job("none", 0.0, "v0", [False])]
+    assert scored_cells(jobs, docs) == {("niah_single", 1024)}  # d0 is run (its cell is), v0 is not
 
 
 def test_paired_bootstrap_interval_brackets_the_point_and_narrows_with_more_documents():
