@@ -15,8 +15,8 @@ run in every (task, length) cell where uncompressed answers at least one probe
 Until 2026-12-07 the score was the share of the probes uncompressed answers that the press still
 answers (now ``retained``). That conditions on the uncompressed answer being right, and a weak
 model's greedy answers near its limit flip both ways under any perturbation: compactor at 0.1
-lost 14 such probes and answered 15 that uncompressed missed on 174 documents, so the old score
-read 0.96-0.97 for a press that answers as many questions as uncompressed (regression to the
+lost 15 such probes and answered 19 that uncompressed missed on 220 documents, so the old score
+read 0.97 for a press that answers as many questions as uncompressed (regression to the
 mean: selecting on one noisy outcome makes the other look worse). ``lost`` / ``gained`` count
 those flips; ``retained`` is still reported.
 

@@ -44,7 +44,7 @@ class PlainRequestConfig(ClosedModel):
     compression_threshold_tokens: int = Field(default=1024, ge=1,
                                               description="prompts at least this long are compressed")
     press: PressSpec = Field(
-        default=PressSpec(name="compactor", compression_ratio=0.25),
+        default=PressSpec(name="kvzip", compression_ratio=0.25),
         description="press of long plain prompts: the quality benchmark's choice, as for sessions "
                     "(benchmarks/results/ruler_quality.json; min_tokens is compression_threshold_tokens)")
     block_tokens: int = Field(default=16, ge=1, description="block size of the compressed-prefix index")
@@ -123,7 +123,7 @@ class AppConfig(ClosedModel):
     name: str = "kvfleet"
     model: ModelConfig = ModelConfig()
     default_press: PressSpec = Field(
-        default=PressSpec(name="compactor", compression_ratio=0.25, min_tokens=284),
+        default=PressSpec(name="kvzip", compression_ratio=0.25, min_tokens=283),
         description="press of sessions that give none: the quality benchmark's choice, made on half its seeds "
                     "(benchmarks/results/ruler_quality.json, docs/presses.md); contexts under min_tokens are "
                     "stored uncompressed")

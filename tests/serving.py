@@ -27,7 +27,7 @@ MODEL = "embedded:smollm2-135m-instruct"
 def small_args(**overrides: Any) -> dict:
     """App args for tests: 2 replicas, 1 torch thread, a fresh SQLite file and durable-cache directory,
     fast control ticks, knorm at 0.5 as the default press (cheaper to prefill than the app
-    default, compactor at 0.25, which tests/e2e/test_readme_defaults.py exercises), and the model in float32 whatever ``auto``
+    default, kvzip at 0.25, which tests/e2e/test_readme_defaults.py exercises), and the model in float32 whatever ``auto``
     picks on the machine, as the in-process reference engine (tests/conftest.py ``engine``) that
     answers are compared with (the bfloat16 app: tests/e2e/test_serving_bfloat16.py)."""
     scratch = Path(tempfile.mkdtemp(prefix="kvfleet-test-"))

@@ -1,7 +1,7 @@
 """The README's curl example, run as written against an app with the DEFAULT press, answers 7341.
 
 Issue 16: with knorm at 0.5 by default the vault example answered "7778 ..." and repeated itself.
-The default is the quality benchmark's choice (compactor at 0.25, docs/presses.md) with ``min_tokens`` below
+The default is the quality benchmark's choice (kvzip at 0.25, docs/presses.md) with ``min_tokens`` below
 which a context is stored uncompressed; this 43-token context is one of those, and the session
 view says so. One extra app (one replica) on the shared cluster, only for this module.
 """

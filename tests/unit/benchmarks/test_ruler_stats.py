@@ -20,7 +20,7 @@ SPLITS = {0: "choose", 1: "report", 2: "choose", 3: "report"}
 
 def test_the_score_is_accuracy_over_uncompressed_so_answers_flipping_both_ways_cost_nothing():
     # regression: the score was the share of uncompressed's right answers still right (0.0 here), which
-    # reads noise that flips a weak model's answers both ways as loss (compactor at 0.1 read 0.96)
+    # reads noise that flips a weak model's answers both ways as loss (compactor at 0.1 read 0.97)
     jobs = [_job("none", 0.0, "d0", [True, False, True]), _job("p", 0.5, "d0", [False, True, True])]
     assert kept_probes(jobs) == {"d0": {0, 2}}
     row = next(r for r in summarize(jobs, DOCS[:1], {0: "choose"}) if r["split"] == "all")

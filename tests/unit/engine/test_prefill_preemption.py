@@ -21,7 +21,7 @@ from tests.conftest import document
 
 PRESSES = {
     "none": {},
-    "compactor": {"name": "compactor", "compression_ratio": 0.25},  # the default press
+    "compactor": {"name": "compactor", "compression_ratio": 0.25},
     "kvzip": {"name": "kvzip", "compression_ratio": 0.5},
     "kvcompose": {"name": "kvcompose", "compression_ratio": 0.5},
     "adakv": {"name": "adakv", "compression_ratio": 0.5, "presses": [{"name": "snapkv"}]},  # per-head masks
