@@ -55,7 +55,7 @@ def recomputed(result) -> tuple[list[dict], list[dict], dict]:
     for row in summary:
         spec = PressSpec(name=row["press"], compression_ratio=row["compression_ratio"])
         row["query_agnostic"] = resolve(spec).query_agnostic
-    costs = result.get("cost_runs") or load_costs(result["jobs"], docs)  # as ruler_quality.tie_break_costs
+    costs = result.get("cost_runs") or load_costs(result["jobs"], docs)  # as ruler_result.tie_break_costs
     return summary, costs, choose_default(summary, costs)
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.ruler_quality import configurations, merge
+from benchmarks.ruler_quality import configurations
+from benchmarks.ruler_result import merge
 
 ROOT = Path(__file__).resolve().parents[3]
 
